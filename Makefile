@@ -1,0 +1,154 @@
+# shmkeeper - POSIX shared memory that cannot leak.
+#
+#   make            library (shared + static) and tools
+#   make check      install missing Debian build deps, build, run the tests
+#   make asan       the tests under AddressSanitizer + UBSan
+#   make bench      benchmarks, as ratios to the bare syscalls
+#   make install    PREFIX=/usr/local DESTDIR= honoured; make uninstall
+#
+# Libraries are built twice: the release objects (no failpoints: libfiu's
+# macros compile to nothing) and the test objects (-DFIU_ENABLE), which only
+# the test programs link.
+
+VERSION   := 0.1.0
+SOMAJOR   := 0
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+LIBDIR    ?= $(PREFIX)/lib
+INCDIR    ?= $(PREFIX)/include
+MANDIR    ?= $(PREFIX)/share/man
+PCDIR     ?= $(LIBDIR)/pkgconfig
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+
+CC        ?= cc
+OPT       ?= -O2 -g
+WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation
+CFLAGS    ?= $(OPT)
+ALL_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread $(CFLAGS)
+LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Ilib
+LIB_LIBS   = -lcjson -lbsd -pthread
+
+B         := build
+LIB_SRC   := $(wildcard lib/*.c)
+LIB_HDR   := $(wildcard lib/*.h)
+LIB_OBJ   := $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
+FIU_OBJ   := $(LIB_SRC:lib/%.c=$(B)/fiu/%.o)
+ASAN_OBJ  := $(LIB_SRC:lib/%.c=$(B)/asan/%.o)
+SO        := $(B)/libshmkeeper.so.$(VERSION)
+SONAME    := libshmkeeper.so.$(SOMAJOR)
+AR_LIB    := $(B)/libshmkeeper.a
+FIU_LIB   := $(B)/libshmkeeper-fiu.a
+ASAN_LIB  := $(B)/libshmkeeper-asan.a
+
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_HLP  := tests/helpers.c
+TEST_BIN  := $(B)/shmk-tests
+ASAN_TEST := $(B)/shmk-tests-asan
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+TEST_JOBS ?= 4
+# Criterion runs each test in its own process; --jobs runs them in parallel.
+CRITERION_ARGS ?= --jobs=$(TEST_JOBS) --timeout=120
+
+DEB_DEPS  := libcjson-dev libbsd-dev libcriterion-dev libfiu-dev pkg-config
+
+.PHONY: all lib check test asan bench deps install uninstall clean
+
+all: lib
+
+lib: $(SO) $(AR_LIB) $(B)/shmkeeper.pc
+
+$(B)/lib/%.o: lib/%.c $(LIB_HDR) | $(B)/lib
+	$(CC) $(LIB_CFLAGS) -c -o $@ $<
+$(B)/fiu/%.o: lib/%.c $(LIB_HDR) | $(B)/fiu
+	$(CC) $(LIB_CFLAGS) -DFIU_ENABLE -c -o $@ $<
+$(B)/asan/%.o: lib/%.c $(LIB_HDR) | $(B)/asan
+	$(CC) $(LIB_CFLAGS) $(ASAN_FLAGS) -DFIU_ENABLE -c -o $@ $<
+
+$(SO): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LIB_LIBS)
+	ln -sf libshmkeeper.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $(B)/libshmkeeper.so
+$(AR_LIB): $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(FIU_LIB): $(FIU_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(ASAN_LIB): $(ASAN_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/shmkeeper.pc: Makefile | $(B)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+	  'Name: shmkeeper' 'Description: POSIX shared memory that cannot leak' \
+	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lshmkeeper' \
+	  'Libs.private: -lcjson -lbsd -pthread' 'Requires.private: libcjson libbsd' \
+	  'Cflags: -I$${includedir}' > $@
+
+$(B) $(B)/lib $(B)/fiu $(B)/asan $(B)/bench:
+	mkdir -p $@
+
+# ---- tests -----------------------------------------------------------------
+TEST_CFLAGS = $(ALL_CFLAGS) -Ilib -Itests -DFIU_ENABLE -DSHMK_SRCDIR='"$(CURDIR)"'
+TEST_LIBS   = -lcriterion -lfiu -lcjson -lbsd -pthread
+
+$(TEST_BIN): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(FIU_LIB) | $(B)
+	$(CC) $(TEST_CFLAGS) -o $@ $(TEST_SRC) $(TEST_HLP) $(FIU_LIB) $(TEST_LIBS)
+$(ASAN_TEST): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(ASAN_LIB) | $(B)
+	$(CC) $(TEST_CFLAGS) $(ASAN_FLAGS) -o $@ $(TEST_SRC) $(TEST_HLP) $(ASAN_LIB) $(TEST_LIBS)
+
+deps:
+	@missing=""; \
+	if command -v dpkg >/dev/null 2>&1; then \
+	  for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	else echo "deps: not a Debian system; assuming $(DEB_DEPS) or equivalents are installed"; fi; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	  else \
+	    echo "deps: missing$$missing; run as root:"; \
+	    echo "  apt-get update && apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+test: $(TEST_BIN)
+	$(TEST_BIN) $(CRITERION_ARGS)
+
+check: deps
+	$(MAKE) lib $(TEST_BIN)
+	$(TEST_BIN) $(CRITERION_ARGS)
+
+asan: deps
+	$(MAKE) $(ASAN_TEST)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(ASAN_TEST) $(CRITERION_ARGS)
+
+# ---- benchmarks ---------------------------------------------------------------
+$(B)/bench/%: tests/bench/%.c tests/bench/bench.h $(AR_LIB) | $(B)/bench
+	$(CC) $(ALL_CFLAGS) -O2 -Ilib -Itests/bench -o $@ $< $(AR_LIB) $(LIB_LIBS) -lm
+
+bench: deps
+	$(MAKE) $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+# ---- install ----------------------------------------------------------------
+install: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)
+	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libshmkeeper.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libshmkeeper.so
+	install -m 0644 $(AR_LIB) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 lib/shmkeeper.h $(DESTDIR)$(INCDIR)/
+	install -m 0644 $(B)/shmkeeper.pc $(DESTDIR)$(PCDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man3
+	install -m 0644 docs/shmkeeper.3 $(DESTDIR)$(MANDIR)/man3/
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libshmkeeper.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	  $(DESTDIR)$(LIBDIR)/libshmkeeper.so $(DESTDIR)$(LIBDIR)/libshmkeeper.a \
+	  $(DESTDIR)$(INCDIR)/shmkeeper.h $(DESTDIR)$(PCDIR)/shmkeeper.pc \
+	  $(DESTDIR)$(MANDIR)/man3/shmkeeper.3
+
+clean:
+	rm -rf $(B)

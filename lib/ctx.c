@@ -1,0 +1,107 @@
+/* ctx.c - opening and closing a namespace. */
+#include "ctx.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
+{
+	shmk_ctx *c;
+	int rc;
+
+	if (!out)
+		return shmk__err(-EINVAL, "shmk_open: out is NULL");
+	*out = NULL;
+	if (!opt)
+		return shmk__err(-EINVAL, "shmk_open: options are NULL");
+	if ((rc = shmk_ns_check(opt->ns)) < 0)
+		return rc;
+	if (!shmk__role_ok(opt->role))
+		return shmk__err(-EINVAL,
+				 "role \"%.64s\": invalid: at most %d of "
+				 "[A-Za-z0-9_.:@/+ -]",
+				 opt->role, SHMK_ROLE_MAX);
+	if (opt->durability > SHMK_DURABLE_ON)
+		return shmk__err(-EINVAL, "shmk_open: unknown durability %d",
+				 (int)opt->durability);
+	if (!(c = calloc(1, sizeof *c)))
+		return shmk__err(-ENOMEM, "shmk_open: out of memory");
+	c->root_fd = c->ns_fd = c->shm_fd = -1;
+	c->own.lock_fd = c->own.rec_fd = -1;
+	pthread_mutex_init(&c->mu, NULL);
+	snprintf(c->ns, sizeof c->ns, "%s", opt->ns);
+	snprintf(c->role, sizeof c->role, "%s", opt->role ? opt->role : "");
+	c->budget = opt->budget_bytes;
+
+	if ((rc = shmk__dir_resolve(opt->dir, c->dir, sizeof c->dir)) < 0 ||
+	    (rc = shmk__dir_open_secure(AT_FDCWD, c->dir, true, c->dir,
+					&c->root_fd)) < 0)
+		goto fail;
+	snprintf(c->ns_path, sizeof c->ns_path, "%s/%s", c->dir, c->ns);
+	if ((rc = shmk__dir_open_secure(c->root_fd, c->ns, true, c->ns_path,
+					&c->ns_fd)) < 0)
+		goto fail;
+	snprintf(c->shm_path, sizeof c->shm_path, "%s",
+		 opt->shm_dir ? opt->shm_dir : SHMK_DEFAULT_SHM_DIR);
+	c->shm_fd = open(c->shm_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->shm_fd < 0) {
+		rc = shmk__err(-errno, "shared memory directory %s: %s",
+			       c->shm_path, strerror(errno));
+		goto fail;
+	}
+	c->durable = opt->durability == SHMK_DURABLE_ON ||
+		     (opt->durability == SHMK_DURABLE_AUTO &&
+		      !shmk__fd_is_volatile(c->ns_fd));
+
+	/* A restarted service finds no garbage from its previous life.  What
+	 * the reap could not handle (a quarantined record, say) is for
+	 * shmclean to report; it does not stop the service. */
+	if (!(opt->flags & SHMK_OPEN_NO_REAP)) {
+		struct shmk_reap_report rep = {0};
+		(void)shmk__reap_ns(c->root_fd, c->dir, c->ns, c->shm_fd,
+				    SHMK_REAP_NO_STRAYS, 0, &rep);
+		free(rep.items);
+	}
+	*out = c;
+	return 0;
+fail:
+	shmk__close(&c->shm_fd);
+	shmk__close(&c->ns_fd);
+	shmk__close(&c->root_fd);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	return rc;
+}
+
+int shmk_close(shmk_ctx *c)
+{
+	int rc;
+
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	rc = shmk__owner_close(c);
+	pthread_mutex_unlock(&c->mu);
+	shmk__close(&c->shm_fd);
+	shmk__close(&c->ns_fd);
+	shmk__close(&c->root_fd);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	return rc;
+}
+
+const char *shmk_dir(const shmk_ctx *c) { return c->dir; }
+const char *shmk_ns(const shmk_ctx *c) { return c->ns; }
+
+size_t shmk_owned_count(shmk_ctx *c)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->mu);
+	n = c->own.pid == getpid() ? c->own.segs.used : 0;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}

@@ -1,0 +1,56 @@
+/* ctx.h - the shmk_ctx and owner structures, shared by ctx.c, segment.c. */
+#ifndef SHMK_CTX_H
+#define SHMK_CTX_H
+
+#include "internal.h"
+
+#include <pthread.h>
+
+/* This process's stake in a namespace: its lock file, its record and the
+ * segments it owns.  Created at the first shmk_segment_create(). */
+struct shmk_owner {
+	pid_t pid; /* process the owner belongs to; 0 = no owner yet */
+	char id[SHMK_ID_MAX];
+	char lock_name[SHMK_ID_MAX + 8];
+	char rec_name[SHMK_ID_MAX + 8];
+	char rec_path[PATH_MAX];
+	int lock_fd; /* holds our fcntl lock: opened exactly once, see owner.c */
+	int rec_fd;  /* O_APPEND fd of the current record version */
+	struct shmk_ident ident;
+	int64_t created;
+	struct shmk_table segs; /* name -> struct shmk_rec_seg (owned) */
+	size_t ops;             /* journal lines since the last snapshot */
+	bool must_rewrite;      /* an append failed: file may end torn */
+};
+
+struct shmk_ctx {
+	pthread_mutex_t mu;
+	char dir[PATH_MAX];
+	char ns_path[PATH_MAX];
+	char ns[SHMK_NS_MAX + 1];
+	char role[SHMK_ROLE_MAX + 1];
+	char shm_path[PATH_MAX];
+	int root_fd;
+	int ns_fd;
+	int shm_fd;
+	bool durable;
+	uint64_t budget;
+	struct shmk_owner own;
+};
+
+struct shmk_segment {
+	shmk_ctx *ctx;
+	void *addr;
+	size_t size;
+	pid_t owner_pid; /* pid that created it; 0 if attached */
+	char name[SHMK_SHM_NAME_MAX];
+};
+
+/* owner.c */
+int shmk__owner_ensure(shmk_ctx *c);
+void shmk__owner_forget(struct shmk_owner *o);
+int shmk__owner_log(shmk_ctx *c, const char *line, size_t len);
+int shmk__owner_snapshot(shmk_ctx *c);
+int shmk__owner_close(shmk_ctx *c);
+
+#endif

@@ -1,0 +1,34 @@
+/* error.c - the thread's last error sentence. */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static __thread char last_error[512];
+
+const char *shmk_last_error(void) { return last_error; }
+
+const char *shmk_version(void) { return SHMK_VERSION_STRING; }
+
+int shmk__err(int rc, const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof last_error, fmt, ap);
+	va_end(ap);
+	errno = saved;
+	return rc;
+}
+
+void shmk__close(int *fd)
+{
+	int saved = errno;
+
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	errno = saved;
+}

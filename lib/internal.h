@@ -1,0 +1,177 @@
+/*
+ * internal.h - what the modules of libshmkeeper share.  Nothing here is
+ * exported (the library is built with -fvisibility=hidden).
+ */
+#ifndef SHMK_INTERNAL_H
+#define SHMK_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "shmkeeper.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* libfiu failpoints: the macros compile to nothing unless FIU_ENABLE is
+ * defined (the test build), so release builds carry no cost. */
+#include <fiu.h>
+
+#define SHMK_FORMAT "shmkeeper-record"
+#define SHMK_FORMAT_VERSION 1
+#define SHMK_RECORD_MAX (32u << 20) /* refuse records larger than 32 MiB */
+#define SHMK_JSON_DEPTH_MAX 8       /* our documents nest 3 deep */
+#define SHMK_ID_MAX 64
+#define SHMK_SHM_NAME_MAX 256 /* "/<ns>.<name>" + NUL */
+#define SHMK_QUARANTINE "quarantine"
+#define SHMK_DEFAULT_SHM_DIR "/dev/shm"
+#define SHMK_DEFAULT_STRAY_AGE 60
+
+/* ---- error.c ----------------------------------------------------------- */
+/* Sets the thread's error sentence and returns rc (a negative errno). */
+int shmk__err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Close without clobbering errno; sets *fd to -1. */
+void shmk__close(int *fd);
+
+/* ---- names.c ----------------------------------------------------------- */
+bool shmk__ns_ok(const char *ns);
+bool shmk__segname_ok(const char *name);
+/* Is full ("/<ns>.<name>" or "<ns>.<name>") a segment name of ns? */
+bool shmk__fullname_in_ns(const char *full, const char *ns);
+bool shmk__owner_id_ok(const char *id);
+bool shmk__role_ok(const char *role);
+
+/* ---- dir.c ------------------------------------------------------------- */
+/* Resolves the registry directory path (argument > env > default). */
+int shmk__dir_resolve(const char *arg, char *out, size_t outsz);
+/* Opens (creating 0700 if create) directory name relative to atfd and
+ * refuses it unless it is a real directory owned by us and not
+ * group/world writable.  what/path name it in errors. */
+int shmk__dir_open_secure(int atfd, const char *name, bool create,
+			  const char *path_for_msg, int *out);
+/* Filesystem of fd is tmpfs or ramfs (no point in fsync). */
+bool shmk__fd_is_volatile(int fd);
+
+/* ---- atomic.c: the crash-safety protocol -------------------------------- */
+/*
+ * Replaces dirfd/name with exactly buf[0..len) so that at every instant the
+ * name holds either the complete old content or the complete new one:
+ * tmp file (O_EXCL|O_NOFOLLOW, 0600) in the same directory, full write,
+ * fsync if durable, rename over name, fsync the directory if durable.
+ * Any failure before the rename removes the tmp file and leaves name as it
+ * was.  If keep_fd is not NULL the written file stays open (O_APPEND) and
+ * is returned there, for appending to the new version.
+ */
+int shmk__replace(int dirfd, const char *dirpath, const char *name,
+		  const void *buf, size_t len, bool durable, int *keep_fd);
+/*
+ * Appends one complete line to an O_APPEND fd.  On failure the file may end
+ * with a torn line: the caller must rewrite the file with shmk__replace()
+ * before appending again (readers ignore a torn last line, which is the
+ * "old version" of the document).
+ */
+int shmk__append(int fd, const char *path, const char *line, size_t len,
+		 bool durable);
+/* write(2) until done; failpoint names the step. */
+int shmk__write_all(int fd, const void *buf, size_t len, const char *fp);
+
+/* ---- proc.c: owner identity -------------------------------------------- */
+struct shmk_ident {
+	pid_t pid;
+	unsigned long long start_time; /* clock ticks after boot (stat #22) */
+	char boot_id[40];
+	uid_t uid;
+};
+/* Identity of this process (cached per pid). */
+int shmk__self_ident(struct shmk_ident *out);
+/* Start time of pid: 0, -ENOENT if there is no such process, or -errno. */
+int shmk__proc_start_time(pid_t pid, unsigned long long *out);
+/* Is the process described by ident alive right now (same boot, pid, start
+ * time)?  1 alive, 0 not. */
+int shmk__ident_alive(const struct shmk_ident *id);
+int64_t shmk__now(void);
+
+/* ---- table.c: name -> pointer hash table ------------------------------- */
+struct shmk_table {
+	size_t cap, used, tomb;
+	struct shmk_slot {
+		const char *key; /* NULL empty, SHMK_TOMB deleted */
+		void *val;
+	} *slots;
+};
+int shmk__table_init(struct shmk_table *t, size_t hint);
+void shmk__table_free(struct shmk_table *t);
+void *shmk__table_get(const struct shmk_table *t, const char *key);
+/* key must stay valid while stored (it usually lives inside val). */
+int shmk__table_put(struct shmk_table *t, const char *key, void *val);
+void *shmk__table_del(struct shmk_table *t, const char *key);
+/* Iterate: for (size_t i = 0; (v = shmk__table_next(t, &i)); ) */
+void *shmk__table_next(const struct shmk_table *t, size_t *it);
+
+/* ---- record.c: format v1 ----------------------------------------------- */
+enum shmk_seg_state { SHMK_SEG_INTENT = 1, SHMK_SEG_LIVE = 2 };
+
+struct shmk_rec_seg {
+	char name[SHMK_SHM_NAME_MAX]; /* "/<ns>.<name>" */
+	uint64_t size;
+	int64_t created;
+	uint64_t ino; /* 0 while in intent */
+	enum shmk_seg_state state;
+};
+
+struct shmk_record {
+	int version;
+	char ns[SHMK_NS_MAX + 1];
+	char id[SHMK_ID_MAX];
+	struct shmk_ident owner;
+	char role[SHMK_ROLE_MAX + 1];
+	int64_t created;
+	size_t n_segs;
+	struct shmk_rec_seg **segs; /* owned */
+	struct shmk_table index;    /* name -> seg */
+	size_t n_ops;               /* journal lines after the header */
+	bool torn;                  /* a torn last line was ignored */
+};
+
+/* Parses a whole record file.  On failure returns -EINVAL (or -ENOMEM)
+ * and writes the reason to why.  rec is to be freed with
+ * shmk__record_free() in both cases. */
+int shmk__record_parse(const char *buf, size_t len, const char *expect_ns,
+		       struct shmk_record *rec, char *why, size_t whylen);
+void shmk__record_free(struct shmk_record *rec);
+/* Reads dirfd/name (O_NOFOLLOW, size-capped, must be a regular file owned
+ * by us) and parses it.  -ENOENT if missing; -EINVAL/-EPERM/-EFBIG/-ELOOP
+ * with why set when it must be quarantined. */
+int shmk__record_load(int dirfd, const char *name, const char *expect_ns,
+		      struct shmk_record *rec, char *why, size_t whylen);
+
+/* Serialisers; return the length written or -ENOBUFS/-ENOMEM. */
+int shmk__fmt_header_open(char *buf, size_t sz, const char *ns,
+			  const char *id, const struct shmk_ident *owner,
+			  const char *role, int64_t created);
+int shmk__fmt_seg(char *buf, size_t sz, const struct shmk_rec_seg *s);
+int shmk__fmt_op_intent(char *buf, size_t sz, const char *name, uint64_t size,
+			int64_t created);
+int shmk__fmt_op_live(char *buf, size_t sz, const char *name, uint64_t ino);
+int shmk__fmt_op_drop(char *buf, size_t sz, const char *name);
+
+/* Moves dirfd/name into dirfd/quarantine/ (never deletes).  Writes the new
+ * name to out if not NULL. */
+int shmk__quarantine(int dirfd, const char *dirpath, const char *name,
+		     char *out, size_t outsz);
+
+/* ---- owner file names ---------------------------------------------------- */
+#define SHMK_LOCK_SUFFIX ".lock"
+#define SHMK_REC_SUFFIX ".jsonl"
+
+/* ---- reap.c -------------------------------------------------------------- */
+/* Reap one namespace directory; appends to report.  self: skip owners that
+ * are this process. */
+int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
+		  int shmfd, unsigned flags, unsigned min_age,
+		  struct shmk_reap_report *rep);
+
+#endif

@@ -1,0 +1,216 @@
+/* owner.c - this process's lock file and record in a namespace.
+ *
+ * Liveness protocol (DESIGN.md, "owner liveness"):
+ *  - The owner holds a POSIX (fcntl F_SETLK) write lock on <id>.lock for its
+ *    whole life.  The kernel drops it when the process dies, however it
+ *    dies, so "a reaper can take the lock" means "the owner is dead".
+ *  - POSIX locks are per process and are all lost when the process closes
+ *    ANY descriptor of the file.  So the owner opens its lock file exactly
+ *    once (lock_fd) and nothing in this process ever opens it again: the
+ *    reaper skips owners whose id names this very process (reap.c).
+ *  - The lock file is created under a temporary name, locked, and only then
+ *    renamed into place: a reaper never sees an unlocked lock file of a
+ *    live owner.
+ *  - POSIX locks are not inherited across fork, so a fork child never
+ *    passes for the parent; it builds an owner of its own when it first
+ *    creates a segment (shmk__owner_ensure() sees the pid changed).
+ */
+#include "ctx.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define COMPACT_SLACK 64 /* rewrite when ops > 64 + 2 * live segments */
+
+void shmk__owner_forget(struct shmk_owner *o)
+{
+	void *v;
+
+	shmk__close(&o->rec_fd);
+	shmk__close(&o->lock_fd);
+	for (size_t it = 0; (v = shmk__table_next(&o->segs, &it));)
+		free(v);
+	shmk__table_free(&o->segs);
+	o->pid = 0;
+	o->ops = 0;
+	o->must_rewrite = false;
+}
+
+static int lock_create(shmk_ctx *c, struct shmk_owner *o)
+{
+	char tmp[SHMK_ID_MAX + 16];
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int rc;
+
+	snprintf(tmp, sizeof tmp, ".%s.tmp", o->lock_name);
+	fiu_return_on("shmk/lock/open",
+		      shmk__err(-EMFILE, "%s/%s: cannot create lock file: "
+					 "injected fault",
+				c->ns_path, o->lock_name));
+	o->lock_fd = openat(c->ns_fd, tmp,
+			    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    0600);
+	if (o->lock_fd < 0)
+		return shmk__err(-errno, "%s/%s: cannot create lock file: %s",
+				 c->ns_path, tmp, strerror(errno));
+	fiu_do_on("shmk/lock/fcntl", { errno = ENOLCK; goto fail; });
+	if (fcntl(o->lock_fd, F_SETLK, &fl) < 0)
+		goto fail;
+	fiu_do_on("shmk/lock/rename", { errno = EIO; goto fail; });
+	if (renameat(c->ns_fd, tmp, c->ns_fd, o->lock_name) < 0)
+		goto fail;
+	return 0;
+fail:
+	rc = -errno;
+	unlinkat(c->ns_fd, tmp, 0);
+	shmk__close(&o->lock_fd);
+	return shmk__err(rc, "%s/%s: cannot lock and install lock file: %s",
+			 c->ns_path, o->lock_name, strerror(-rc));
+}
+
+int shmk__owner_ensure(shmk_ctx *c)
+{
+	struct shmk_owner *o = &c->own;
+	pid_t pid = getpid();
+	uint32_t rnd = 0;
+	int rc;
+
+	if (o->pid == pid)
+		return 0;
+	if (o->pid != 0) /* inherited across fork: the parent's, not ours */
+		shmk__owner_forget(o);
+
+	if ((rc = shmk__self_ident(&o->ident)) < 0)
+		return rc;
+	if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
+		rnd = (uint32_t)random();
+	snprintf(o->id, sizeof o->id, "p%d-%llu-%08x", (int)pid,
+		 o->ident.start_time, rnd);
+	snprintf(o->lock_name, sizeof o->lock_name, "%s" SHMK_LOCK_SUFFIX,
+		 o->id);
+	snprintf(o->rec_name, sizeof o->rec_name, "%s" SHMK_REC_SUFFIX, o->id);
+	snprintf(o->rec_path, sizeof o->rec_path, "%s/%s", c->ns_path,
+		 o->rec_name);
+	o->created = shmk__now();
+	o->rec_fd = o->lock_fd = -1;
+	if ((rc = shmk__table_init(&o->segs, 16)) < 0)
+		return shmk__err(rc, "out of memory");
+
+	if ((rc = lock_create(c, o)) < 0)
+		goto fail;
+	o->pid = pid; /* shmk__owner_snapshot() writes an empty record */
+	if ((rc = shmk__owner_snapshot(c)) < 0)
+		goto fail_unlock;
+	return 0;
+
+fail_unlock:
+	unlinkat(c->ns_fd, o->lock_name, 0);
+fail:
+	shmk__owner_forget(o);
+	return rc;
+}
+
+int shmk__owner_snapshot(shmk_ctx *c)
+{
+	struct shmk_owner *o = &c->own;
+	size_t cap = 1024 + o->segs.used * (SHMK_SHM_NAME_MAX + 128), len;
+	char *buf = malloc(cap);
+	void *v;
+	int n, fd, rc;
+
+	if (!buf)
+		return shmk__err(-ENOMEM, "%s: out of memory for snapshot",
+				 o->rec_path);
+	n = shmk__fmt_header_open(buf, cap, c->ns, o->id, &o->ident, c->role,
+				  o->created);
+	if (n < 0)
+		goto nobuf;
+	len = (size_t)n;
+	for (size_t it = 0; (v = shmk__table_next(&o->segs, &it));) {
+		if (buf[len - 1] != '[')
+			buf[len++] = ',';
+		if ((n = shmk__fmt_seg(buf + len, cap - len, v)) < 0)
+			goto nobuf;
+		len += (size_t)n;
+	}
+	if (cap - len < 4)
+		goto nobuf;
+	memcpy(buf + len, "]}\n", 3);
+	len += 3;
+	rc = shmk__replace(c->ns_fd, c->ns_path, o->rec_name, buf, len,
+			   c->durable, &fd);
+	free(buf);
+	if (rc < 0)
+		return rc;
+	shmk__close(&o->rec_fd);
+	o->rec_fd = fd;
+	o->ops = 0;
+	o->must_rewrite = false;
+	return 0;
+nobuf:
+	free(buf);
+	return shmk__err(-ENOBUFS, "%s: snapshot does not fit", o->rec_path);
+}
+
+int shmk__owner_log(shmk_ctx *c, const char *line, size_t len)
+{
+	struct shmk_owner *o = &c->own;
+	int rc;
+
+	if (o->must_rewrite && (rc = shmk__owner_snapshot(c)) < 0)
+		return rc;
+	if ((rc = shmk__append(o->rec_fd, o->rec_path, line, len,
+			       c->durable)) < 0) {
+		o->must_rewrite = true;
+		return rc;
+	}
+	/* Fold the journal into a new snapshot once it outgrows the live set:
+	 * the rewrite costs O(live) and comes every O(live) operations, so
+	 * each operation costs O(1) amortised whatever the owner holds.  A
+	 * failed rewrite leaves the old, complete file: try again later. */
+	if (++o->ops > COMPACT_SLACK + 2 * o->segs.used)
+		(void)shmk__owner_snapshot(c);
+	return 0;
+}
+
+int shmk__owner_close(shmk_ctx *c)
+{
+	struct shmk_owner *o = &c->own;
+	struct shmk_rec_seg *s;
+	int first = 0;
+
+	if (o->pid == 0)
+		return 0;
+	if (o->pid != getpid()) { /* a fork child: the parent's, hands off */
+		shmk__owner_forget(o);
+		return 0;
+	}
+	/* Invariant 2: a segment leaves the record only after it is gone. */
+	for (size_t it = 0; (s = shmk__table_next(&o->segs, &it));) {
+		if (unlinkat(c->shm_fd, s->name + 1, 0) == 0 || errno == ENOENT) {
+			free(shmk__table_del(&o->segs, s->name));
+		} else if (!first) {
+			first = shmk__err(-errno, "segment %s: cannot unlink: %s",
+					  s->name, strerror(errno));
+		}
+	}
+	if (first == 0) {
+		/* Record before lock file: a record without its lock file is
+		 * judged by identity, and we are still alive. */
+		if (unlinkat(c->ns_fd, o->rec_name, 0) < 0 && errno != ENOENT)
+			first = shmk__err(-errno, "%s: cannot remove: %s",
+					  o->rec_path, strerror(errno));
+		else if (unlinkat(c->ns_fd, o->lock_name, 0) < 0 &&
+			 errno != ENOENT)
+			first = shmk__err(-errno, "%s/%s: cannot remove: %s",
+					  c->ns_path, o->lock_name,
+					  strerror(errno));
+	}
+	/* Whatever is left is released with the lock: a reaper finishes it. */
+	shmk__owner_forget(o);
+	return first;
+}

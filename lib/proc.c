@@ -1,0 +1,115 @@
+/* proc.c - who a process is: pid, start time and boot id.
+ *
+ * Liveness is decided by the owner's lock (see owner.c); identity is the
+ * cross-check and what shmls shows.  A pid alone proves nothing (pids are
+ * reused); pid + start time + boot id names one process for ever. */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t shmk__now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static int read_small(const char *path, char *buf, size_t sz)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sz - 1);
+	if (n < 0) {
+		int rc = -errno;
+		shmk__close(&fd);
+		return rc;
+	}
+	close(fd);
+	buf[n] = '\0';
+	return (int)n;
+}
+
+int shmk__proc_start_time(pid_t pid, unsigned long long *out)
+{
+	char path[64], buf[1024];
+	const char *p;
+	int n, field;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if ((n = read_small(path, buf, sizeof buf)) < 0)
+		return n == -ESRCH ? -ENOENT : n;
+	/* comm (field 2) may hold spaces and ')': fields resume after the
+	 * last ')'.  Field 3 follows it; start time is field 22. */
+	if (!(p = strrchr(buf, ')')))
+		return -EINVAL;
+	p++;
+	for (field = 2; field < 22 && *p; p++)
+		if (*p == ' ')
+			field++;
+	if (field != 22)
+		return -EINVAL;
+	*out = strtoull(p, NULL, 10);
+	return 0;
+}
+
+static struct shmk_ident self;
+static pid_t self_pid; /* self is valid for this pid */
+
+static void read_boot_id(char out[40])
+{
+	char buf[64];
+	int n = read_small("/proc/sys/kernel/random/boot_id", buf, sizeof buf);
+
+	out[0] = '\0';
+	if (n >= 36) {
+		memcpy(out, buf, 36);
+		out[36] = '\0';
+	}
+}
+
+int shmk__self_ident(struct shmk_ident *out)
+{
+	pid_t pid = getpid();
+
+	/* Cached per pid: a fork child computes its own.  Racing threads
+	 * compute the same values, so the unlocked cache is benign. */
+	if (__atomic_load_n(&self_pid, __ATOMIC_ACQUIRE) != pid) {
+		struct shmk_ident id = {.pid = pid, .uid = geteuid()};
+		int rc = shmk__proc_start_time(pid, &id.start_time);
+
+		if (rc < 0)
+			return shmk__err(rc, "/proc/%d/stat: cannot read own "
+					     "start time: %s",
+					 (int)pid, strerror(-rc));
+		read_boot_id(id.boot_id);
+		self = id;
+		__atomic_store_n(&self_pid, pid, __ATOMIC_RELEASE);
+	}
+	*out = self;
+	out->pid = pid;
+	return 0;
+}
+
+int shmk__ident_alive(const struct shmk_ident *id)
+{
+	struct shmk_ident me;
+	unsigned long long st;
+
+	if (id->pid <= 0)
+		return 0;
+	if (shmk__self_ident(&me) == 0 && id->boot_id[0] && me.boot_id[0] &&
+	    strcmp(id->boot_id, me.boot_id) != 0)
+		return 0; /* recorded in an earlier boot */
+	if (shmk__proc_start_time(id->pid, &st) < 0)
+		return 0;
+	return st == id->start_time;
+}

@@ -1,0 +1,612 @@
+/* record.c - the on-disk record, format v1 (registry/schema.json).
+ *
+ * A record file "<owner-id>.jsonl" is JSON Lines:
+ *   line 1    the snapshot: format, version, namespace, owner identity and
+ *             the segments as they were when the file was last rewritten;
+ *   lines 2.. one operation each ("intent", "live", "drop"), appended as
+ *             they happen and folded into a new snapshot by an atomic
+ *             rewrite once they outnumber the live segments.
+ * Only '\n'-terminated lines count: a torn last line is the old document.
+ * Parsing is strict: unknown keys, duplicate keys, wrong types, names
+ * outside the namespace, nesting deeper than our own documents, NUL bytes
+ * and oversize files are all refused, with the reason.
+ */
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_SAFE_INT 9007199254740991.0 /* 2^53 - 1: exact in a double */
+
+/* ---- formatting ---------------------------------------------------------- */
+
+static int fmt_done(int n, size_t sz)
+{
+	return (n < 0 || (size_t)n >= sz) ? -ENOBUFS : n;
+}
+
+int shmk__fmt_header_open(char *buf, size_t sz, const char *ns,
+			  const char *id, const struct shmk_ident *o,
+			  const char *role, int64_t created)
+{
+	return fmt_done(
+		snprintf(buf, sz,
+			 "{\"format\":\"" SHMK_FORMAT "\",\"version\":%d,"
+			 "\"namespace\":\"%s\",\"owner\":{\"id\":\"%s\","
+			 "\"pid\":%d,\"start_time\":%llu,\"boot_id\":\"%s\","
+			 "\"uid\":%u,\"role\":\"%s\",\"created\":%" PRId64
+			 "},\"segments\":[",
+			 SHMK_FORMAT_VERSION, ns, id, (int)o->pid,
+			 o->start_time, o->boot_id, (unsigned)o->uid,
+			 role ? role : "", created),
+		sz);
+}
+
+int shmk__fmt_seg(char *buf, size_t sz, const struct shmk_rec_seg *s)
+{
+	if (s->state == SHMK_SEG_LIVE)
+		return fmt_done(snprintf(buf, sz,
+					 "{\"name\":\"%s\",\"size\":%" PRIu64
+					 ",\"state\":\"live\",\"created\":%" PRId64
+					 ",\"ino\":%" PRIu64 "}",
+					 s->name, s->size, s->created, s->ino),
+				sz);
+	return fmt_done(snprintf(buf, sz,
+				 "{\"name\":\"%s\",\"size\":%" PRIu64
+				 ",\"state\":\"intent\",\"created\":%" PRId64 "}",
+				 s->name, s->size, s->created),
+			sz);
+}
+
+int shmk__fmt_op_intent(char *buf, size_t sz, const char *name, uint64_t size,
+			int64_t created)
+{
+	return fmt_done(snprintf(buf, sz,
+				 "{\"op\":\"intent\",\"name\":\"%s\",\"size\":%" PRIu64
+				 ",\"created\":%" PRId64 "}\n",
+				 name, size, created),
+			sz);
+}
+
+int shmk__fmt_op_live(char *buf, size_t sz, const char *name, uint64_t ino)
+{
+	return fmt_done(snprintf(buf, sz,
+				 "{\"op\":\"live\",\"name\":\"%s\",\"ino\":%" PRIu64
+				 "}\n",
+				 name, ino),
+			sz);
+}
+
+int shmk__fmt_op_drop(char *buf, size_t sz, const char *name)
+{
+	return fmt_done(snprintf(buf, sz, "{\"op\":\"drop\",\"name\":\"%s\"}\n",
+				 name),
+			sz);
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+struct pctx {
+	char *why;
+	size_t whylen;
+	size_t line;
+};
+
+static int bad(struct pctx *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int bad(struct pctx *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(p->why, p->whylen, "line %zu: ", p->line);
+
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < p->whylen)
+		vsnprintf(p->why + n, p->whylen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* Every key of o is in allowed (NULL-terminated) and appears once. */
+static int check_keys(struct pctx *p, const cJSON *o, const char *what,
+		      const char *const *allowed)
+{
+	const cJSON *c, *d;
+
+	if (!cJSON_IsObject(o))
+		return bad(p, "%s is not an object", what);
+	for (c = o->child; c; c = c->next) {
+		const char *const *a;
+		for (a = allowed; *a && strcmp(*a, c->string); a++)
+			;
+		if (!*a)
+			return bad(p, "%s has unknown key \"%.40s\"", what,
+				    c->string);
+		for (d = o->child; d != c; d = d->next)
+			if (strcmp(d->string, c->string) == 0)
+				return bad(p, "%s has key \"%s\" twice", what,
+					   c->string);
+	}
+	return 0;
+}
+
+static int get_uint(struct pctx *p, const cJSON *o, const char *what,
+		    const char *key, double max, uint64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	double d;
+
+	if (!v)
+		return bad(p, "%s lacks \"%s\"", what, key);
+	if (!cJSON_IsNumber(v))
+		return bad(p, "%s.%s is not a number", what, key);
+	d = v->valuedouble;
+	if (d < 0 || d > max || d != (double)(uint64_t)d)
+		return bad(p, "%s.%s = %g is out of range", what, key, d);
+	*out = (uint64_t)d;
+	return 0;
+}
+
+static int get_str(struct pctx *p, const cJSON *o, const char *what,
+		   const char *key, char *out, size_t outsz,
+		   bool (*valid)(const char *))
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!v)
+		return bad(p, "%s lacks \"%s\"", what, key);
+	if (!cJSON_IsString(v))
+		return bad(p, "%s.%s is not a string", what, key);
+	if (strlen(v->valuestring) >= outsz ||
+	    (valid && !valid(v->valuestring)))
+		return bad(p, "%s.%s \"%.64s\" is not valid", what, key,
+			   v->valuestring);
+	memcpy(out, v->valuestring, strlen(v->valuestring) + 1);
+	return 0;
+}
+
+static bool boot_id_ok(const char *s)
+{
+	size_t n;
+
+	for (n = 0; s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') ||
+		      (s[n] >= 'a' && s[n] <= 'f') || s[n] == '-'))
+			return false;
+	return n == 0 || n == 36;
+}
+
+static __thread const char *tl_ns;
+static bool seg_name_ok(const char *s)
+{
+	return s[0] == '/' && shmk__fullname_in_ns(s, tl_ns);
+}
+
+/* Nesting depth of a JSON text, counted outside strings, so that a hostile
+ * "[[[[...]]]]" is refused before cJSON recurses into it. */
+static int depth_of(const char *s, size_t n)
+{
+	int d = 0, max = 0;
+	bool in_str = false;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+		} else if (c == '"') {
+			in_str = true;
+		} else if (c == '[' || c == '{') {
+			if (++d > max)
+				max = d;
+		} else if (c == ']' || c == '}') {
+			d--;
+		}
+	}
+	return max;
+}
+
+static cJSON *parse_line(struct pctx *p, const char *s, size_t n, int *rc)
+{
+	cJSON *j;
+	int d = depth_of(s, n);
+
+	*rc = 0;
+	if (d > SHMK_JSON_DEPTH_MAX) {
+		*rc = bad(p, "JSON nested %d deep (limit %d)", d,
+			  SHMK_JSON_DEPTH_MAX);
+		return NULL;
+	}
+	j = cJSON_ParseWithLength(s, n);
+	if (!j) {
+		const char *e = cJSON_GetErrorPtr();
+		size_t off = (e && e >= s && e <= s + n) ? (size_t)(e - s) : 0;
+		*rc = bad(p, "invalid JSON near byte %zu", off);
+	}
+	return j;
+}
+
+static int add_seg(struct shmk_record *r, struct shmk_rec_seg *tmpl,
+		   struct pctx *p)
+{
+	struct shmk_rec_seg *s = shmk__table_get(&r->index, tmpl->name);
+
+	if (s) { /* re-stated: the newer statement wins */
+		*s = *tmpl;
+		return 0;
+	}
+	if (!(s = malloc(sizeof *s)))
+		return -ENOMEM;
+	*s = *tmpl;
+	if (shmk__table_put(&r->index, s->name, s) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	(void)p;
+	return 0;
+}
+
+static int parse_seg(struct pctx *p, const cJSON *o, struct shmk_rec_seg *s)
+{
+	static const char *const keys[] = {"name", "size", "state", "created",
+					   "ino", NULL};
+	const cJSON *st;
+	uint64_t u;
+	int rc;
+
+	memset(s, 0, sizeof *s);
+	if ((rc = check_keys(p, o, "segment", keys)) < 0 ||
+	    (rc = get_str(p, o, "segment", "name", s->name, sizeof s->name,
+			  seg_name_ok)) < 0 ||
+	    (rc = get_uint(p, o, "segment", "size", MAX_SAFE_INT, &s->size)) < 0 ||
+	    (rc = get_uint(p, o, "segment", "created", MAX_SAFE_INT, &u)) < 0)
+		return rc;
+	s->created = (int64_t)u;
+	if (s->size == 0)
+		return bad(p, "segment %s has size 0", s->name);
+	st = cJSON_GetObjectItemCaseSensitive(o, "state");
+	if (!cJSON_IsString(st))
+		return bad(p, "segment %s lacks a string \"state\"", s->name);
+	if (strcmp(st->valuestring, "live") == 0) {
+		s->state = SHMK_SEG_LIVE;
+		if ((rc = get_uint(p, o, "segment", "ino", MAX_SAFE_INT,
+				   &s->ino)) < 0)
+			return rc;
+	} else if (strcmp(st->valuestring, "intent") == 0) {
+		s->state = SHMK_SEG_INTENT;
+		if (cJSON_GetObjectItemCaseSensitive(o, "ino"))
+			return bad(p, "segment %s in intent has an ino",
+				   s->name);
+	} else {
+		return bad(p, "segment %s has unknown state \"%.20s\"",
+			   s->name, st->valuestring);
+	}
+	return 0;
+}
+
+static int parse_header(struct pctx *p, const cJSON *j, const char *expect_ns,
+			struct shmk_record *r)
+{
+	static const char *const keys[] = {"format", "version", "namespace",
+					   "owner", "segments", NULL};
+	static const char *const okeys[] = {"id",  "pid",  "start_time",
+					    "boot_id", "uid", "role",
+					    "created", NULL};
+	const cJSON *f, *v, *o, *segs, *e;
+	uint64_t u;
+	int rc;
+
+	if (!cJSON_IsObject(j))
+		return bad(p, "not a JSON object");
+	f = cJSON_GetObjectItemCaseSensitive(j, "format");
+	if (!cJSON_IsString(f) || strcmp(f->valuestring, SHMK_FORMAT) != 0)
+		return bad(p, "not a shmkeeper record (\"format\" is not "
+			      "\"" SHMK_FORMAT "\")");
+	v = cJSON_GetObjectItemCaseSensitive(j, "version");
+	if (!cJSON_IsNumber(v) || v->valuedouble < 1 ||
+	    v->valuedouble != (double)(int)v->valuedouble)
+		return bad(p, "\"version\" is not a positive integer");
+	r->version = (int)v->valuedouble;
+	if (r->version > SHMK_FORMAT_VERSION) {
+		bad(p, "future format version %d (this library reads version "
+		       "%d)",
+		    r->version, SHMK_FORMAT_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if ((rc = check_keys(p, j, "record", keys)) < 0 ||
+	    (rc = get_str(p, j, "record", "namespace", r->ns, sizeof r->ns,
+			  shmk__ns_ok)) < 0)
+		return rc;
+	if (expect_ns && strcmp(r->ns, expect_ns) != 0)
+		return bad(p, "record of namespace \"%s\" found in namespace "
+			      "\"%s\"",
+			   r->ns, expect_ns);
+	o = cJSON_GetObjectItemCaseSensitive(j, "owner");
+	if ((rc = check_keys(p, o, "owner", okeys)) < 0 ||
+	    (rc = get_str(p, o, "owner", "id", r->id, sizeof r->id,
+			  shmk__owner_id_ok)) < 0 ||
+	    (rc = get_uint(p, o, "owner", "pid", 4194304, &u)) < 0)
+		return rc;
+	r->owner.pid = (pid_t)u;
+	if (r->owner.pid <= 0)
+		return bad(p, "owner.pid is 0");
+	if ((rc = get_uint(p, o, "owner", "start_time", MAX_SAFE_INT, &u)) < 0)
+		return rc;
+	r->owner.start_time = u;
+	if ((rc = get_str(p, o, "owner", "boot_id", r->owner.boot_id,
+			  sizeof r->owner.boot_id, boot_id_ok)) < 0 ||
+	    (rc = get_uint(p, o, "owner", "uid", 4294967294.0, &u)) < 0)
+		return rc;
+	r->owner.uid = (uid_t)u;
+	if ((rc = get_str(p, o, "owner", "role", r->role, sizeof r->role,
+			  shmk__role_ok)) < 0 ||
+	    (rc = get_uint(p, o, "owner", "created", MAX_SAFE_INT, &u)) < 0)
+		return rc;
+	r->created = (int64_t)u;
+
+	segs = cJSON_GetObjectItemCaseSensitive(j, "segments");
+	if (!cJSON_IsArray(segs))
+		return bad(p, "\"segments\" is not an array");
+	tl_ns = r->ns;
+	cJSON_ArrayForEach(e, segs)
+	{
+		struct shmk_rec_seg s;
+		if ((rc = parse_seg(p, e, &s)) < 0)
+			return rc;
+		if (shmk__table_get(&r->index, s.name))
+			return bad(p, "segment %s listed twice", s.name);
+		if ((rc = add_seg(r, &s, p)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_op(struct pctx *p, const cJSON *j, struct shmk_record *r)
+{
+	static const char *const ikeys[] = {"op", "name", "size", "created",
+					    NULL};
+	static const char *const lkeys[] = {"op", "name", "ino", NULL};
+	static const char *const dkeys[] = {"op", "name", NULL};
+	const cJSON *op = cJSON_GetObjectItemCaseSensitive(j, "op");
+	struct shmk_rec_seg s, *cur;
+	uint64_t u;
+	int rc;
+
+	if (!cJSON_IsObject(j))
+		return bad(p, "operation is not a JSON object");
+	if (!cJSON_IsString(op))
+		return bad(p, "operation lacks a string \"op\"");
+	memset(&s, 0, sizeof s);
+	tl_ns = r->ns;
+	if (strcmp(op->valuestring, "intent") == 0) {
+		if ((rc = check_keys(p, j, "intent", ikeys)) < 0 ||
+		    (rc = get_str(p, j, "intent", "name", s.name,
+				  sizeof s.name, seg_name_ok)) < 0 ||
+		    (rc = get_uint(p, j, "intent", "size", MAX_SAFE_INT,
+				   &s.size)) < 0 ||
+		    (rc = get_uint(p, j, "intent", "created", MAX_SAFE_INT,
+				   &u)) < 0)
+			return rc;
+		if (s.size == 0)
+			return bad(p, "intent for %s has size 0", s.name);
+		s.created = (int64_t)u;
+		s.state = SHMK_SEG_INTENT;
+		return add_seg(r, &s, p);
+	}
+	if (strcmp(op->valuestring, "live") == 0) {
+		if ((rc = check_keys(p, j, "live", lkeys)) < 0 ||
+		    (rc = get_str(p, j, "live", "name", s.name, sizeof s.name,
+				  seg_name_ok)) < 0 ||
+		    (rc = get_uint(p, j, "live", "ino", MAX_SAFE_INT, &u)) < 0)
+			return rc;
+		/* A "live" for a name not in intent changes nothing: the
+		 * record may only ever name more than exists, never less. */
+		if ((cur = shmk__table_get(&r->index, s.name))) {
+			cur->state = SHMK_SEG_LIVE;
+			cur->ino = u;
+		}
+		return 0;
+	}
+	if (strcmp(op->valuestring, "drop") == 0) {
+		if ((rc = check_keys(p, j, "drop", dkeys)) < 0 ||
+		    (rc = get_str(p, j, "drop", "name", s.name, sizeof s.name,
+				  seg_name_ok)) < 0)
+			return rc;
+		free(shmk__table_del(&r->index, s.name));
+		return 0;
+	}
+	return bad(p, "unknown operation \"%.20s\"", op->valuestring);
+}
+
+static int cmp_seg(const void *a, const void *b)
+{
+	const struct shmk_rec_seg *x = *(struct shmk_rec_seg *const *)a;
+	const struct shmk_rec_seg *y = *(struct shmk_rec_seg *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+int shmk__record_parse(const char *buf, size_t len, const char *expect_ns,
+		       struct shmk_record *r, char *why, size_t whylen)
+{
+	struct pctx p = {.why = why, .whylen = whylen, .line = 1};
+	const char *s = buf, *end = buf + len, *nl;
+	size_t i = 0;
+	void *v;
+	int rc;
+
+	memset(r, 0, sizeof *r);
+	if (whylen)
+		why[0] = '\0';
+	if (shmk__table_init(&r->index, 16) < 0)
+		return -ENOMEM;
+	if (len == 0)
+		return bad(&p, "empty file");
+	if ((nl = memchr(buf, '\0', len)))
+		return bad(&p, "NUL byte at offset %zu", (size_t)(nl - buf));
+
+	for (; s < end; s = nl + 1, p.line++) {
+		cJSON *j;
+
+		if (!(nl = memchr(s, '\n', (size_t)(end - s)))) {
+			if (p.line == 1)
+				return bad(&p, "truncated: the snapshot line "
+					       "is incomplete");
+			r->torn = true; /* a crash tore the last append */
+			break;
+		}
+		if (!(j = parse_line(&p, s, (size_t)(nl - s), &rc)))
+			return rc;
+		if (p.line == 1)
+			rc = parse_header(&p, j, expect_ns, r);
+		else
+			rc = parse_op(&p, j, r), r->n_ops++;
+		cJSON_Delete(j);
+		if (rc < 0)
+			return rc;
+	}
+
+	r->segs = calloc(r->index.used ? r->index.used : 1, sizeof *r->segs);
+	if (!r->segs)
+		return -ENOMEM;
+	for (size_t it = 0; (v = shmk__table_next(&r->index, &it));)
+		r->segs[i++] = v;
+	r->n_segs = i;
+	qsort(r->segs, r->n_segs, sizeof *r->segs, cmp_seg);
+	return 0;
+}
+
+void shmk__record_free(struct shmk_record *r)
+{
+	void *v;
+
+	if (!r)
+		return;
+	for (size_t it = 0; (v = shmk__table_next(&r->index, &it));)
+		free(v);
+	shmk__table_free(&r->index);
+	free(r->segs);
+	r->segs = NULL;
+	r->n_segs = 0;
+}
+
+int shmk__record_load(int dirfd, const char *name, const char *expect_ns,
+		      struct shmk_record *r, char *why, size_t whylen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd, rc;
+
+	memset(r, 0, sizeof *r);
+	why[0] = '\0';
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		if (rc == -ELOOP)
+			snprintf(why, whylen, "is a symlink");
+		else
+			snprintf(why, whylen, "cannot open: %s", strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot stat: %s", strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		snprintf(why, whylen, "not a regular file");
+		goto out;
+	}
+	if (st.st_uid != geteuid()) {
+		rc = -EPERM;
+		snprintf(why, whylen, "owned by uid %u, not by us (uid %u)",
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+		goto out;
+	}
+	if ((uint64_t)st.st_size > SHMK_RECORD_MAX) {
+		rc = -EFBIG;
+		snprintf(why, whylen, "too large: %lld bytes (limit %u)",
+			 (long long)st.st_size, SHMK_RECORD_MAX);
+		goto out;
+	}
+	/* The owner may be appending while we read: read to EOF, capped. */
+	size_t cap = (size_t)st.st_size + 4096;
+	if (!(buf = malloc(cap + 1))) {
+		rc = -ENOMEM;
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + got, cap - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			snprintf(why, whylen, "cannot read: %s", strerror(-rc));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got == cap) {
+			if (cap >= SHMK_RECORD_MAX) {
+				rc = -EFBIG;
+				snprintf(why, whylen, "too large (limit %u)",
+					 SHMK_RECORD_MAX);
+				goto out;
+			}
+			char *nb = realloc(buf, cap * 2 + 1);
+			if (!nb) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	rc = shmk__record_parse(buf, got, expect_ns, r, why, whylen);
+out:
+	free(buf);
+	shmk__close(&fd);
+	return rc;
+}
+
+int shmk__quarantine(int dirfd, const char *dirpath, const char *name,
+		     char *out, size_t outsz)
+{
+	char path[PATH_MAX], dst[NAME_MAX + 1];
+	int qfd, rc;
+
+	snprintf(path, sizeof path, "%s/" SHMK_QUARANTINE, dirpath);
+	if ((rc = shmk__dir_open_secure(dirfd, SHMK_QUARANTINE, true, path,
+					&qfd)) < 0)
+		return rc;
+	/* Never overwrite an earlier quarantined file: add a counter. */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(dst, sizeof dst, "%.200s.%lld.%d", name,
+			 (long long)shmk__now(), i);
+		if (renameat2(dirfd, name, qfd, dst, RENAME_NOREPLACE) == 0) {
+			if (out)
+				snprintf(out, outsz, "%s/%s", path, dst);
+			shmk__close(&qfd);
+			return 0;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	rc = -errno;
+	shmk__close(&qfd);
+	return shmk__err(rc, "%s/%s: cannot move to quarantine: %s", dirpath,
+			 name, strerror(-rc));
+}

@@ -1,0 +1,249 @@
+/*
+ * shmkeeper.h - POSIX shared memory that cannot leak.
+ *
+ * Contract in brief
+ *  - Every function returns 0 (or a count) on success and a negative errno
+ *    value on failure.  The library never exits and never prints.
+ *  - After a failure, shmk_last_error() returns a sentence, private to the
+ *    calling thread, that names the object (file, segment, directory) and the
+ *    cause.  It stays valid until the thread's next shmk_* call.
+ *  - Every _create/_open has a _destroy/_close; passing NULL to those is a
+ *    no-op.  Ownership of every returned pointer is stated next to the
+ *    function.
+ *  - Thread safety: one shmk_ctx may be used by many threads at once.
+ *
+ * Crash safety (see docs/DESIGN.md): the intent to create a segment is
+ * recorded in the owner's registry record before the segment exists, a
+ * record entry is dropped only after its segment is unlinked, and every
+ * registry file is replaced atomically.  Each owning process holds an fcntl
+ * lock on its own lock file for its whole life, so a reaper knows for sure
+ * when an owner is dead.
+ */
+#ifndef SHMKEEPER_H
+#define SHMKEEPER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SHMK_API __attribute__((visibility("default")))
+#else
+#define SHMK_API
+#endif
+
+#define SHMK_VERSION_MAJOR 0
+#define SHMK_VERSION_MINOR 1
+#define SHMK_VERSION_PATCH 0
+#define SHMK_VERSION_STRING "0.1.0"
+
+/* Limits of names (see shmk_name_check()). */
+#define SHMK_NS_MAX 32       /* namespace: [A-Za-z0-9_-]{1,32}               */
+#define SHMK_SEGNAME_MAX 200 /* segment name after "<ns>.": [A-Za-z0-9_.-]  */
+#define SHMK_ROLE_MAX 64     /* owner role label: [A-Za-z0-9 _.:@/+-]{0,64}  */
+
+/* Version string of the library actually linked. */
+SHMK_API const char *shmk_version(void);
+
+/*
+ * The sentence describing the calling thread's last failure, e.g.
+ * "registry directory /run/x: refused: group or world writable (mode 0777)".
+ * Never NULL; "" when nothing failed yet.  Owned by the library.
+ */
+SHMK_API const char *shmk_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Names                                                                     */
+
+/* 0 if ns is a valid namespace, else -EINVAL with shmk_last_error() set. */
+SHMK_API int shmk_ns_check(const char *ns);
+/* 0 if name is a valid segment name (the part after "<ns>."), else -EINVAL
+ * or -ENAMETOOLONG.  Rejects "/", ".", "..", a leading '.', empty names and
+ * any byte outside [A-Za-z0-9_.-]. */
+SHMK_API int shmk_name_check(const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Opening a namespace                                                       */
+
+typedef struct shmk_ctx shmk_ctx;
+
+enum shmk_durability {
+	SHMK_DURABLE_AUTO = 0, /* fsync unless the registry is on tmpfs/ramfs */
+	SHMK_DURABLE_OFF = 1,  /* never fsync (right for tmpfs)               */
+	SHMK_DURABLE_ON = 2,   /* fsync files and the directory on each change */
+};
+
+/* shmk_options.flags */
+#define SHMK_OPEN_NO_REAP 0x1u /* do not reap dead owners at open */
+
+struct shmk_options {
+	/* Registry directory.  NULL: $SHMKEEPER_DIR, else /run/shmkeeper for
+	 * root, else $XDG_RUNTIME_DIR/shmkeeper, else /tmp/shmkeeper-<uid>.
+	 * Created 0700 if missing; refused if it is a symlink, not owned by the
+	 * caller, or group/world writable. */
+	const char *dir;
+	/* Namespace, required: every segment is named /<ns>.<name>. */
+	const char *ns;
+	/* Directory holding POSIX shm objects.  NULL: /dev/shm.  Only for
+	 * tests and unusual hosts; every process of a namespace must agree. */
+	const char *shm_dir;
+	/* Role label shown by shmls (optional). */
+	const char *role;
+	enum shmk_durability durability;
+	/* Namespace byte budget (0: none): a create that would take the sum of
+	 * sizes of the namespace's segments above it fails with -EDQUOT before
+	 * anything is allocated.  Costs a scan of the namespace's segments. */
+	uint64_t budget_bytes;
+	unsigned flags; /* SHMK_OPEN_* */
+};
+
+/*
+ * Opens (creating if needed) the registry directory and the namespace, and
+ * unless SHMK_OPEN_NO_REAP reaps segments of dead owners of the namespace.
+ * Files of this process's own record are created lazily, at the first
+ * segment it creates.  On success *out is owned by the caller: free with
+ * shmk_close().
+ */
+SHMK_API int shmk_open(const struct shmk_options *opt, shmk_ctx **out);
+
+/*
+ * Destroys every segment this process still owns in ctx (unlink, then drop
+ * the record), removes the process's record and lock file, and frees ctx.
+ * Handles of segments from ctx must not be used afterwards (detach them
+ * first if mapped).  In a fork child that inherited ctx, only the child's own
+ * segments are destroyed; the parent's are left alone.  NULL is a no-op.
+ * Returns 0 or the first error met (the rest is still done).
+ */
+SHMK_API int shmk_close(shmk_ctx *ctx);
+
+/* Path of the registry directory and of the namespace directory in use.
+ * Owned by ctx. */
+SHMK_API const char *shmk_dir(const shmk_ctx *ctx);
+SHMK_API const char *shmk_ns(const shmk_ctx *ctx);
+
+/* Number of segments this process currently owns in ctx. */
+SHMK_API size_t shmk_owned_count(shmk_ctx *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Segments                                                                  */
+
+typedef struct shmk_segment shmk_segment;
+
+/*
+ * Creates segment /<ns>.<name> of size bytes (> 0), reserves its memory
+ * (a full /dev/shm fails here with -ENOSPC, never later with SIGBUS) and maps
+ * it read-write.  The memory is zero-filled.  Fails with -EEXIST if the name
+ * exists (never adopts a pre-created object), -EDQUOT over the budget.
+ * On success *out is owned by the caller; release with
+ * shmk_segment_destroy() or shmk_segment_detach().
+ */
+SHMK_API int shmk_segment_create(shmk_ctx *ctx, const char *name, size_t size,
+				 shmk_segment **out);
+
+/*
+ * Maps an existing segment /<ns>.<name> (created by any process of the same
+ * user) read-write.  The handle does not own the segment: destroying it
+ * fails with -EPERM.  *out is owned by the caller: release with
+ * shmk_segment_detach().
+ */
+SHMK_API int shmk_segment_attach(shmk_ctx *ctx, const char *name,
+				 shmk_segment **out);
+
+/* Unmaps and frees the handle; the segment itself lives on (an owned one is
+ * still destroyed by shmk_close()).  NULL is a no-op. */
+SHMK_API void shmk_segment_detach(shmk_segment *seg);
+
+/*
+ * Unlinks the segment, then drops it from the record, then unmaps and frees
+ * the handle (always freed, even on error).  Only the process that created
+ * it may destroy it (-EPERM otherwise, e.g. in a fork child).  NULL: no-op.
+ */
+SHMK_API int shmk_segment_destroy(shmk_segment *seg);
+
+/* Destroys the owned segment <name> by name (for owners that dropped the
+ * handle with shmk_segment_detach()). -ENOENT if this process owns none. */
+SHMK_API int shmk_segment_destroy_name(shmk_ctx *ctx, const char *name);
+
+SHMK_API void *shmk_segment_addr(const shmk_segment *seg);
+SHMK_API size_t shmk_segment_size(const shmk_segment *seg);
+/* The POSIX name, "/<ns>.<name>".  Owned by seg. */
+SHMK_API const char *shmk_segment_name(const shmk_segment *seg);
+
+/* ------------------------------------------------------------------------ */
+/* Reaping                                                                   */
+
+enum shmk_reap_action {
+	SHMK_REAP_OWNER_DEAD = 1,    /* owner dead: its segments were reaped  */
+	SHMK_REAP_OWNER_ALIVE,       /* owner alive: left alone               */
+	SHMK_REAP_SEGMENT_REAPED,    /* segment of a dead owner unlinked      */
+	SHMK_REAP_SEGMENT_GONE,      /* segment of a dead owner already gone  */
+	SHMK_REAP_SEGMENT_LIVE,      /* segment of a live owner, untouched    */
+	SHMK_REAP_STRAY_KEPT,        /* prefix match with no record: reported */
+	SHMK_REAP_STRAY_REMOVED,     /* stray unlinked on request             */
+	SHMK_REAP_RECORD_QUARANTINED,/* bad record moved to quarantine/       */
+	SHMK_REAP_ERROR,             /* could not act; see reason             */
+};
+
+/* shmk_reap_options.flags */
+#define SHMK_REAP_DRY_RUN 0x1u     /* report what would be done, change nothing */
+#define SHMK_REAP_STRAYS 0x2u      /* unlink strays (old enough, ours)          */
+#define SHMK_REAP_NO_STRAYS 0x4u   /* do not even scan for strays               */
+
+struct shmk_reap_options {
+	const char *dir;     /* as in shmk_options; NULL: default resolution */
+	const char *ns;      /* NULL: every namespace under dir              */
+	const char *shm_dir; /* NULL: /dev/shm                               */
+	unsigned flags;      /* SHMK_REAP_*                                  */
+	/* A stray younger than this (seconds, by ctime) is never unlinked.
+	 * 0 means the default of 60. */
+	unsigned stray_min_age;
+};
+
+struct shmk_reap_item {
+	enum shmk_reap_action action;
+	char ns[SHMK_NS_MAX + 1];
+	char owner[64];    /* owner id ("" for strays)                     */
+	pid_t pid;         /* owner pid from the record (0 if unknown)     */
+	char object[256];  /* segment name or registry file                */
+	uint64_t bytes;    /* segment size (0 if unknown)                  */
+	int error;         /* negative errno for ERROR/QUARANTINED, else 0 */
+	char reason[256];  /* why, in words                                */
+};
+
+struct shmk_reap_report {
+	size_t n_items;
+	struct shmk_reap_item *items;
+	/* Totals. */
+	size_t owners_dead, owners_alive;
+	size_t segments_reaped, segments_gone, segments_live;
+	size_t strays_kept, strays_removed;
+	size_t quarantined, errors;
+	uint64_t bytes_reaped, bytes_live, bytes_strays;
+};
+
+/*
+ * Reaps dead owners' segments of one namespace (opt->ns) or of every
+ * namespace under the registry directory.  Live owners are skipped without
+ * blocking.  Safe to run concurrently with itself and with live services.
+ * A bad record is quarantined (renamed into <ns>/quarantine/) and never used
+ * as grounds to unlink anything.
+ * Returns 0 when everything found was handled, -EIO when some record was
+ * quarantined or some object could not be handled (the report says which),
+ * or another negative errno when the reap could not run at all.
+ * If report is not NULL, *report receives a report owned by the caller (free
+ * it with shmk_reap_report_free()), also on -EIO.
+ */
+SHMK_API int shmk_reap(const struct shmk_reap_options *opt,
+		       struct shmk_reap_report **report);
+SHMK_API void shmk_reap_report_free(struct shmk_reap_report *report);
+/* "reaped", "owner-alive", ... (static string). */
+SHMK_API const char *shmk_reap_action_name(enum shmk_reap_action a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHMKEEPER_H */
