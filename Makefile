@@ -44,6 +44,10 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_HLP  := tests/helpers.c
 TEST_BIN  := $(B)/shmk-tests
 ASAN_TEST := $(B)/shmk-tests-asan
+TOOLS     := $(basename $(notdir $(filter-out tools/common.c,$(wildcard tools/*.c))))
+TOOL_BIN  := $(TOOLS:%=$(B)/tools/%)
+TOOL_COMMON := $(wildcard tools/common.c)
+MAN1      := $(wildcard docs/*.1)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
@@ -54,11 +58,17 @@ CRITERION_ARGS ?= --jobs=$(TEST_JOBS) --timeout=120
 
 DEB_DEPS  := libcjson-dev libbsd-dev libcriterion-dev libfiu-dev pkg-config
 
-.PHONY: all lib check test asan bench deps install uninstall clean
+.PHONY: all lib tools check test asan bench deps install uninstall clean
 
-all: lib
+all: lib tools
 
 lib: $(SO) $(AR_LIB) $(B)/shmkeeper.pc
+
+tools: $(TOOL_BIN)
+
+# Tools link the static library: they run before any install.
+$(B)/tools/%: tools/%.c $(TOOL_COMMON) $(wildcard tools/*.h) $(AR_LIB) | $(B)/tools
+	$(CC) $(ALL_CFLAGS) -Ilib -Itools -DSHMK_TOOL_VERSION='"$(VERSION)"' -o $@ $< $(TOOL_COMMON) $(AR_LIB) $(LIB_LIBS) -lm
 
 $(B)/lib/%.o: lib/%.c $(LIB_HDR) | $(B)/lib
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<
@@ -85,11 +95,11 @@ $(B)/shmkeeper.pc: Makefile | $(B)
 	  'Libs.private: -lcjson -lbsd -pthread' 'Requires.private: libcjson libbsd' \
 	  'Cflags: -I$${includedir}' > $@
 
-$(B) $(B)/lib $(B)/fiu $(B)/asan $(B)/bench:
+$(B) $(B)/lib $(B)/fiu $(B)/asan $(B)/bench $(B)/tools:
 	mkdir -p $@
 
 # ---- tests -----------------------------------------------------------------
-TEST_CFLAGS = $(ALL_CFLAGS) -Ilib -Itests -DFIU_ENABLE -DSHMK_SRCDIR='"$(CURDIR)"'
+TEST_CFLAGS = $(ALL_CFLAGS) -Ilib -Itests -DFIU_ENABLE -DSHMK_SRCDIR='"$(CURDIR)"' -DSHMK_BUILDDIR='"$(CURDIR)/$(B)"'
 TEST_LIBS   = -lcriterion -lfiu -lcjson -lbsd -pthread
 
 $(TEST_BIN): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(FIU_LIB) | $(B)
@@ -116,11 +126,11 @@ test: $(TEST_BIN)
 	$(TEST_BIN) $(CRITERION_ARGS)
 
 check: deps
-	$(MAKE) lib $(TEST_BIN)
+	$(MAKE) lib tools $(TEST_BIN)
 	$(TEST_BIN) $(CRITERION_ARGS)
 
 asan: deps
-	$(MAKE) $(ASAN_TEST)
+	$(MAKE) tools $(ASAN_TEST)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(ASAN_TEST) $(CRITERION_ARGS)
 
@@ -133,8 +143,12 @@ bench: deps
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
 
 # ---- install ----------------------------------------------------------------
-install: lib
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)
+install: lib tools
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(TOOL_BIN) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man1
+	$(if $(MAN1),install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
+	$(if $(wildcard tools/*.service),install -d $(DESTDIR)$(UNITDIR) && install -m 0644 tools/*.service $(DESTDIR)$(UNITDIR)/)
 	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/
 	ln -sf libshmkeeper.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libshmkeeper.so
@@ -148,7 +162,9 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libshmkeeper.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	  $(DESTDIR)$(LIBDIR)/libshmkeeper.so $(DESTDIR)$(LIBDIR)/libshmkeeper.a \
 	  $(DESTDIR)$(INCDIR)/shmkeeper.h $(DESTDIR)$(PCDIR)/shmkeeper.pc \
-	  $(DESTDIR)$(MANDIR)/man3/shmkeeper.3
+	  $(DESTDIR)$(MANDIR)/man3/shmkeeper.3 \
+	  $(TOOLS:%=$(DESTDIR)$(BINDIR)/%) $(MAN1:docs/%=$(DESTDIR)$(MANDIR)/man1/%) \
+	  $(patsubst tools/%,$(DESTDIR)$(UNITDIR)/%,$(wildcard tools/*.service))
 
 clean:
 	rm -rf $(B)

@@ -79,11 +79,13 @@ int shmk__replace(int dirfd, const char *dirpath, const char *name,
 	if (fd < 0)
 		goto fail;
 
+	SHMK_CRASHPOINT("replace/after_open");
 	step = "write temporary file";
 	if ((rc = shmk__write_all(fd, buf, len, "shmk/replace/write")) < 0) {
 		errno = -rc;
 		goto fail_unlink;
 	}
+	SHMK_CRASHPOINT("replace/after_write");
 	step = "fsync temporary file";
 	if (durable) {
 		fiu_do_on("shmk/replace/fsync", { errno = EIO; goto fail_unlink; });
@@ -95,6 +97,7 @@ int shmk__replace(int dirfd, const char *dirpath, const char *name,
 	if (renameat(dirfd, tmp, dirfd, name) < 0)
 		goto fail_unlink;
 
+	SHMK_CRASHPOINT("replace/after_rename");
 	/* The new version is in place.  A failing directory fsync can no
 	 * longer bring the old one back; report it all the same, since the
 	 * change may not survive a power cut. */
@@ -130,7 +133,17 @@ fail:
 int shmk__append(int fd, const char *path, const char *line, size_t len,
 		 bool durable)
 {
-	int rc = shmk__write_all(fd, line, len, "shmk/append/write");
+	int rc;
+
+	/* Tests only: write half the line, then a test's callback on
+	 * "shmk/crash/append/after_half" kills us - readers must go on seeing
+	 * the old document. */
+	if (fiu_fail("shmk/test/append/half") && len > 1) {
+		if (write(fd, line, len / 2) < 0)
+			return -errno;
+		SHMK_CRASHPOINT("append/after_half");
+	}
+	rc = shmk__write_all(fd, line, len, "shmk/append/write");
 
 	if (rc < 0)
 		return shmk__err(rc, "%s: cannot append: %s", path,

@@ -20,6 +20,12 @@
  * defined (the test build), so release builds carry no cost. */
 #include <fiu.h>
 
+/* A crash point: a failpoint whose only use is for a test to act there
+ * (fiu_enable_external() with a callback that SIGKILLs the process), so
+ * that crash tests can stop the protocol between any two steps.  Nothing
+ * in release builds.  The names are listed in docs/DESIGN.md. */
+#define SHMK_CRASHPOINT(name) ((void)fiu_fail("shmk/crash/" name))
+
 #define SHMK_FORMAT "shmkeeper-record"
 #define SHMK_FORMAT_VERSION 1
 #define SHMK_RECORD_MAX (32u << 20) /* refuse records larger than 32 MiB */

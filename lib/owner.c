@@ -60,6 +60,7 @@ static int lock_create(shmk_ctx *c, struct shmk_owner *o)
 	fiu_do_on("shmk/lock/fcntl", { errno = ENOLCK; goto fail; });
 	if (fcntl(o->lock_fd, F_SETLK, &fl) < 0)
 		goto fail;
+	SHMK_CRASHPOINT("lock/after_lock");
 	fiu_do_on("shmk/lock/rename", { errno = EIO; goto fail; });
 	if (renameat(c->ns_fd, tmp, c->ns_fd, o->lock_name) < 0)
 		goto fail;
@@ -102,6 +103,7 @@ int shmk__owner_ensure(shmk_ctx *c)
 
 	if ((rc = lock_create(c, o)) < 0)
 		goto fail;
+	SHMK_CRASHPOINT("owner/after_lock_file");
 	o->pid = pid; /* shmk__owner_snapshot() writes an empty record */
 	if ((rc = shmk__owner_snapshot(c)) < 0)
 		goto fail_unlock;
@@ -201,10 +203,12 @@ int shmk__owner_close(shmk_ctx *c)
 	if (first == 0) {
 		/* Record before lock file: a record without its lock file is
 		 * judged by identity, and we are still alive. */
+		SHMK_CRASHPOINT("close/after_segments");
 		if (unlinkat(c->ns_fd, o->rec_name, 0) < 0 && errno != ENOENT)
 			first = shmk__err(-errno, "%s: cannot remove: %s",
 					  o->rec_path, strerror(errno));
-		else if (unlinkat(c->ns_fd, o->lock_name, 0) < 0 &&
+		else if (SHMK_CRASHPOINT("close/after_record"),
+			 unlinkat(c->ns_fd, o->lock_name, 0) < 0 &&
 			 errno != ENOENT)
 			first = shmk__err(-errno, "%s/%s: cannot remove: %s",
 					  c->ns_path, o->lock_name,

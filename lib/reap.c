@@ -341,6 +341,7 @@ static void reap_segment(struct reap *r, struct owner_ent *o,
 			     strerror(errno ? errno : EIO));
 		return;
 	}
+	SHMK_CRASHPOINT("reap/after_segment");
 	item(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name,
 	     (uint64_t)st.st_size, 0, "unlinked");
 }
@@ -371,6 +372,7 @@ static void reap_owner(struct reap *r, struct owner_ent *o)
 					   ".%s" SHMK_LOCK_SUFFIX ".tmp",
 					   "%s" SHMK_LOCK_SUFFIX};
 	for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
+		SHMK_CRASHPOINT("reap/before_file_unlink");
 		snprintf(name, sizeof name, fmts[i], o->id);
 		if (fiu_fail("shmk/reap/unlink_record") ||
 		    (unlinkat(r->nsfd, name, 0) < 0 && errno != ENOENT)) {

@@ -134,12 +134,14 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 		goto out;
 	}
 
+	SHMK_CRASHPOINT("create/after_intent");
 	/* 2. The object: exclusive, never adopting a pre-created name. */
 	fiu_do_on("shmk/segment/shm_open", { errno = EMFILE; goto undo; });
 	fd = openat(c->shm_fd, e->name + 1,
 		    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto undo;
+	SHMK_CRASHPOINT("create/after_shm_open");
 	/* 3. Reserve the memory now: a full tmpfs says ENOSPC here rather
 	 *    than SIGBUS at first touch. */
 	step = "reserve memory for";
@@ -154,6 +156,7 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 	if (addr == MAP_FAILED || fstat(fd, &st) < 0)
 		goto unlink;
 	shmk__close(&fd);
+	SHMK_CRASHPOINT("create/after_mmap");
 
 	/* 4. Live.  If this line is lost the record still says "intent",
 	 *    which is enough to reap the segment: succeed all the same. */
@@ -161,6 +164,7 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 	e->ino = (uint64_t)st.st_ino;
 	(void)log_op(c, shmk__fmt_op_live(line, sizeof line, e->name, e->ino),
 		     line);
+	SHMK_CRASHPOINT("create/after_live");
 	pthread_mutex_unlock(&c->mu);
 
 	seg->ctx = c;
@@ -207,10 +211,12 @@ static int destroy_locked(shmk_ctx *c, struct shmk_rec_seg *e)
 	fiu_do_on("shmk/segment/unlink", { errno = EBUSY; goto fail; });
 	if (unlinkat(c->shm_fd, e->name + 1, 0) < 0 && errno != ENOENT)
 		goto fail;
+	SHMK_CRASHPOINT("destroy/after_unlink");
 	shmk__table_del(&c->own.segs, e->name);
 	/* A lost drop leaves a record naming a gone segment: harmless, and
 	 * the owner rewrites the file before its next append. */
 	(void)log_op(c, shmk__fmt_op_drop(line, sizeof line, e->name), line);
+	SHMK_CRASHPOINT("destroy/after_drop");
 	free(e);
 	return 0;
 fail:

@@ -1,0 +1,61 @@
+/* helpers.h - what every test needs: its own registry directory and
+ * namespace, and a check that it left nothing in the shm directory. */
+#ifndef SHMK_TEST_HELPERS_H
+#define SHMK_TEST_HELPERS_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "shmkeeper.h"
+
+struct tenv {
+	char dir[PATH_MAX];  /* registry directory (mkdtemp, 0700)        */
+	char ns[40];         /* unique namespace "t<pid>x<rand>"          */
+	char ns_dir[PATH_MAX];
+	char shm_dir[PATH_MAX]; /* "/dev/shm" unless a test changed it   */
+};
+
+/* The current test's environment (set up by tenv_setup). */
+extern struct tenv T;
+
+/* Criterion .init/.fini: use as TestSuite(x, .init = tenv_setup,
+ * .fini = tenv_teardown, .timeout = 30). teardown fails the test if any
+ * "<ns>." object is left in T.shm_dir, then removes leftovers and dir. */
+void tenv_setup(void);
+void tenv_teardown(void);
+
+/* shmk_open() with T.dir, T.ns, T.shm_dir, durability off. */
+shmk_ctx *topen(void);
+shmk_ctx *topen_flags(unsigned flags);
+struct shmk_options topts(void);
+
+/* Number of "<ns>." objects in T.shm_dir. */
+size_t shm_count(void);
+/* Does "<T.ns>.<name>" exist in T.shm_dir? */
+bool shm_exists(const char *name);
+/* Files in T.ns_dir whose name ends with suffix (NULL: all but "." ".."
+ * and the quarantine directory). */
+size_t ns_files(const char *suffix);
+/* Files in T.ns_dir/quarantine. */
+size_t quarantined_files(void);
+/* Whole content of a file (malloc'd, NUL-terminated) or NULL. */
+char *slurp(const char *path, size_t *len);
+/* Writes content to T.ns_dir/name (mode 0600). */
+void put_file(const char *name, const char *content, size_t len);
+/* Path of a file in the source tree (e.g. "registry/valid"). */
+const char *srcpath(const char *rel);
+/* Fork a child that runs fn(arg) and _exit(fn's return). */
+pid_t spawn(int (*fn)(void *), void *arg);
+/* waitpid, retrying EINTR; returns the status. */
+int reap_child(pid_t pid);
+/* Reap everything dead in T.ns (strays not scanned); returns report
+ * (caller frees) and the rc via *rc. */
+struct shmk_reap_report *treap(unsigned flags, int *rc);
+
+#endif
