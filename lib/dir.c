@@ -63,6 +63,11 @@ int shmk__dir_open_secure(int atfd, const char *name, bool create,
 				 "registry directory %s: refused: it is a "
 				 "symlink",
 				 path);
+	if (!S_ISDIR(st.st_mode))
+		return shmk__err(-ENOTDIR,
+				 "registry directory %s: refused: not a "
+				 "directory",
+				 path);
 	fd = openat(atfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return shmk__err(-errno,
