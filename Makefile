@@ -132,6 +132,7 @@ check: deps
 asan: deps
 	$(MAKE) tools $(ASAN_TEST)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  $(ASAN_TEST) $(CRITERION_ARGS)
 
 # ---- benchmarks ---------------------------------------------------------------

@@ -38,7 +38,8 @@ static int read_small(const char *path, char *buf, size_t sz)
 	return (int)n;
 }
 
-int shmk__proc_start_time(pid_t pid, unsigned long long *out)
+/* Start time and state letter (R, S, D, Z, X, ...) of pid. */
+static int proc_stat(pid_t pid, unsigned long long *start, char *state)
 {
 	char path[64], buf[1024];
 	const char *p;
@@ -49,16 +50,24 @@ int shmk__proc_start_time(pid_t pid, unsigned long long *out)
 		return n == -ESRCH ? -ENOENT : n;
 	/* comm (field 2) may hold spaces and ')': fields resume after the
 	 * last ')'.  Field 3 follows it; start time is field 22. */
-	if (!(p = strrchr(buf, ')')))
+	if (!(p = strrchr(buf, ')')) || p[1] != ' ' || !p[2])
 		return -EINVAL;
+	*state = p[2];
 	p++;
 	for (field = 2; field < 22 && *p; p++)
 		if (*p == ' ')
 			field++;
 	if (field != 22)
 		return -EINVAL;
-	*out = strtoull(p, NULL, 10);
+	*start = strtoull(p, NULL, 10);
 	return 0;
+}
+
+int shmk__proc_start_time(pid_t pid, unsigned long long *out)
+{
+	char state;
+
+	return proc_stat(pid, out, &state);
 }
 
 static struct shmk_ident self;
@@ -103,13 +112,15 @@ int shmk__ident_alive(const struct shmk_ident *id)
 {
 	struct shmk_ident me;
 	unsigned long long st;
+	char state;
 
 	if (id->pid <= 0)
 		return 0;
 	if (shmk__self_ident(&me) == 0 && id->boot_id[0] && me.boot_id[0] &&
 	    strcmp(id->boot_id, me.boot_id) != 0)
 		return 0; /* recorded in an earlier boot */
-	if (shmk__proc_start_time(id->pid, &st) < 0)
+	if (proc_stat(id->pid, &st, &state) < 0)
 		return 0;
-	return st == id->start_time;
+	/* A zombie is dead: it has released its files, locks included. */
+	return st == id->start_time && state != 'Z' && state != 'X';
 }

@@ -39,6 +39,7 @@ struct owner_ent {
 	char id[SHMK_ID_MAX];
 	bool has_lock, has_tmp_lock, has_rec;
 	bool self, dead, busy, loaded;
+	bool lost_lock; /* lock free, process running: exiting, or a bug */
 	int lock_fd;
 	struct shmk_record rec;
 };
@@ -257,7 +258,10 @@ static void load(struct reap *r, struct owner_ent *o)
 	char name[SHMK_ID_MAX + 16], why[256], qname[PATH_MAX];
 	int rc;
 
-	if (o->loaded || !o->has_rec)
+	/* Not trusting has_rec from the directory scan: the owner may have
+	 * written its record after the scan and before it died.  Once we hold
+	 * a dead owner's lock nothing changes any more, so read it now. */
+	if (o->loaded)
 		return;
 	snprintf(name, sizeof name, "%s" SHMK_REC_SUFFIX, o->id);
 	rc = shmk__record_load(r->nsfd, name, r->ns, &o->rec, why, sizeof why);
@@ -275,6 +279,7 @@ static void load(struct reap *r, struct owner_ent *o)
 	o->has_rec = false;
 	if (rc == -ENOENT)
 		return;
+	o->has_rec = true;
 	/* A live owner's file is never pulled from under it; a dead owner's
 	 * bad file is moved aside, and its segments become strays. */
 	if (!o->dead || (r->flags & SHMK_REAP_DRY_RUN)) {
@@ -505,12 +510,8 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 			/* The lock was free, but is the process gone?  A live
 			 * owner that lost its lock must not lose its memory. */
 			if (o->loaded && shmk__ident_alive(&o->rec.owner)) {
-				item(&r, SHMK_REAP_ERROR, o->id,
-				     o->rec.owner.pid, o->id, 0, -EBUSY,
-				     "lock file unlocked but process %d is "
-				     "alive: left alone",
-				     (int)o->rec.owner.pid);
 				o->dead = false;
+				o->lost_lock = true;
 				shmk__close(&o->lock_fd);
 			}
 		} else if (!o->busy && !o->has_lock && !o->has_tmp_lock &&
@@ -550,9 +551,12 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 		pid_t pid = o->loaded ? o->rec.owner.pid : 0;
 		item(&r, SHMK_REAP_OWNER_ALIVE, o->id, pid, o->id, 0, 0, "%s",
 		     o->self ? "this process"
-			     : o->loaded && !shmk__ident_alive(&o->rec.owner)
-				       ? "lock held (another reaper at work?)"
-				       : "owner alive");
+		     : o->lost_lock
+			     ? "lock file unlocked but the process is still "
+			       "running (exiting?): left alone"
+		     : o->loaded && !shmk__ident_alive(&o->rec.owner)
+			     ? "lock held (another reaper at work?)"
+			     : "owner alive");
 		for (size_t i = 0; o->loaded && i < o->rec.n_segs; i++)
 			item(&r, SHMK_REAP_SEGMENT_LIVE, o->id, pid,
 			     o->rec.segs[i]->name, o->rec.segs[i]->size, 0,
