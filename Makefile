@@ -58,7 +58,7 @@ CRITERION_ARGS ?= --jobs=$(TEST_JOBS) --timeout=120
 
 DEB_DEPS  := libcjson-dev libbsd-dev libcriterion-dev libfiu-dev pkg-config
 
-.PHONY: all lib tools check test asan bench deps install uninstall clean
+.PHONY: all lib tools installcheck check test asan bench deps install uninstall clean
 
 all: lib tools
 
@@ -88,12 +88,15 @@ $(FIU_LIB): $(FIU_OBJ)
 $(ASAN_LIB): $(ASAN_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/shmkeeper.pc: Makefile | $(B)
-	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+# The .pc file names the install paths, so it is written at install time
+# (and into build/ for inspection).
+PC_TEXT = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
 	  'Name: shmkeeper' 'Description: POSIX shared memory that cannot leak' \
 	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lshmkeeper' \
 	  'Libs.private: -lcjson -lbsd -pthread' 'Requires.private: libcjson libbsd' \
-	  'Cflags: -I$${includedir}' > $@
+	  'Cflags: -I$${includedir}'
+$(B)/shmkeeper.pc: Makefile | $(B)
+	$(PC_TEXT) > $@
 
 $(B) $(B)/lib $(B)/fiu $(B)/asan $(B)/bench $(B)/tools:
 	mkdir -p $@
@@ -128,6 +131,26 @@ test: $(TEST_BIN)
 check: deps
 	$(MAKE) lib tools $(TEST_BIN)
 	$(TEST_BIN) $(CRITERION_ARGS)
+	$(MAKE) installcheck
+
+# Install into a staging DESTDIR and into a real PREFIX; build a program
+# with pkg-config against the latter and run it; uninstall both and check
+# nothing is left.
+IC := $(CURDIR)/$(B)/installcheck
+installcheck: lib tools
+	rm -rf $(IC) && mkdir -p $(IC)
+	$(MAKE) --no-print-directory install DESTDIR=$(IC)/stage PREFIX=/usr/local >/dev/null
+	test -f $(IC)/stage/usr/local/include/shmkeeper.h && test -L $(IC)/stage/usr/local/lib/libshmkeeper.so
+	$(MAKE) --no-print-directory install PREFIX=$(IC)/pfx >/dev/null
+	PKG_CONFIG_PATH=$(IC)/pfx/lib/pkgconfig \
+	  sh -c '$(CC) -o $(IC)/prog tests/installcheck.c $$(pkg-config --cflags --libs shmkeeper)'
+	LD_LIBRARY_PATH=$(IC)/pfx/lib $(IC)/prog $(IC)/registry
+	$(MAKE) --no-print-directory uninstall DESTDIR=$(IC)/stage PREFIX=/usr/local >/dev/null
+	$(MAKE) --no-print-directory uninstall PREFIX=$(IC)/pfx >/dev/null
+	@left=$$(find $(IC)/stage $(IC)/pfx -type f -o -type l); \
+	if [ -n "$$left" ]; then echo "installcheck: uninstall left: $$left"; exit 1; fi
+	@echo "installcheck: install, pkg-config build, run and uninstall OK"
+
 
 asan: deps
 	$(MAKE) tools $(ASAN_TEST)
@@ -155,7 +178,7 @@ install: lib tools
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libshmkeeper.so
 	install -m 0644 $(AR_LIB) $(DESTDIR)$(LIBDIR)/
 	install -m 0644 lib/shmkeeper.h $(DESTDIR)$(INCDIR)/
-	install -m 0644 $(B)/shmkeeper.pc $(DESTDIR)$(PCDIR)/
+	$(PC_TEXT) > $(DESTDIR)$(PCDIR)/shmkeeper.pc
 	install -d $(DESTDIR)$(MANDIR)/man3
 	install -m 0644 docs/shmkeeper.3 $(DESTDIR)$(MANDIR)/man3/
 
