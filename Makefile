@@ -26,7 +26,7 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-tr
 CFLAGS    ?= $(OPT)
 ALL_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread $(CFLAGS)
 LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Ilib
-LIB_LIBS   = -lcjson -lbsd -pthread
+LIB_LIBS   = -lcjson -lbsd -lm -pthread
 
 B         := build
 LIB_SRC   := $(wildcard lib/*.c)
@@ -93,7 +93,7 @@ $(ASAN_LIB): $(ASAN_OBJ)
 PC_TEXT = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
 	  'Name: shmkeeper' 'Description: POSIX shared memory that cannot leak' \
 	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lshmkeeper' \
-	  'Libs.private: -lcjson -lbsd -pthread' 'Requires.private: libcjson libbsd' \
+	  'Libs.private: -lcjson -lbsd -lm -pthread' 'Requires.private: libcjson libbsd' \
 	  'Cflags: -I$${includedir}'
 $(B)/shmkeeper.pc: Makefile | $(B)
 	$(PC_TEXT) > $@
@@ -103,7 +103,7 @@ $(B) $(B)/lib $(B)/fiu $(B)/asan $(B)/bench $(B)/tools:
 
 # ---- tests -----------------------------------------------------------------
 TEST_CFLAGS = $(ALL_CFLAGS) -Ilib -Itests -DFIU_ENABLE -DSHMK_SRCDIR='"$(CURDIR)"' -DSHMK_BUILDDIR='"$(CURDIR)/$(B)"'
-TEST_LIBS   = -lcriterion -lfiu -lcjson -lbsd -pthread
+TEST_LIBS   = -lcriterion -lfiu -lcjson -lbsd -lm -pthread
 
 $(TEST_BIN): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(FIU_LIB) | $(B)
 	$(CC) $(TEST_CFLAGS) -o $@ $(TEST_SRC) $(TEST_HLP) $(FIU_LIB) $(TEST_LIBS)

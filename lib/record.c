@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,7 +149,7 @@ static int get_uint(struct pctx *p, const cJSON *o, const char *what,
 		return bad(p, "%s.%s is not a number", what, key);
 	d = v->valuedouble;
 	if (d < 0 || d > max || d != (double)(uint64_t)d)
-		return bad(p, "%s.%s = %g is out of range", what, key, d);
+		return bad(p, "%s.%s = %.17g is out of range", what, key, d);
 	*out = (uint64_t)d;
 	return 0;
 }
@@ -189,16 +190,22 @@ static bool seg_name_ok(const char *s)
 }
 
 /* Nesting depth of a JSON text, counted outside strings, so that a hostile
- * "[[[[...]]]]" is refused before cJSON recurses into it. */
-static int depth_of(const char *s, size_t n)
+ * "[[[[...]]]]" is refused before cJSON recurses into it.  Sets *nul_esc if
+ * a string holds "\u0000": cJSON would decode it into a NUL that silently
+ * cuts every C-string check short ("/ns.a\u0000/../x" reads as "/ns.a"). */
+static int depth_of(const char *s, size_t n, bool *nul_esc)
 {
 	int d = 0, max = 0;
 	bool in_str = false;
 	size_t i;
 
+	*nul_esc = false;
 	for (i = 0; i < n; i++) {
 		char c = s[i];
 		if (in_str) {
+			if (c == '\\' && i + 5 < n && s[i + 1] == 'u' &&
+			    strncmp(s + i + 2, "0000", 4) == 0)
+				*nul_esc = true;
 			if (c == '\\')
 				i++;
 			else if (c == '"')
@@ -217,8 +224,10 @@ static int depth_of(const char *s, size_t n)
 
 static cJSON *parse_line(struct pctx *p, const char *s, size_t n, int *rc)
 {
+	const char *end = NULL;
+	bool nul_esc;
 	cJSON *j;
-	int d = depth_of(s, n);
+	int d = depth_of(s, n, &nul_esc);
 
 	*rc = 0;
 	if (d > SHMK_JSON_DEPTH_MAX) {
@@ -226,11 +235,26 @@ static cJSON *parse_line(struct pctx *p, const char *s, size_t n, int *rc)
 			  SHMK_JSON_DEPTH_MAX);
 		return NULL;
 	}
-	j = cJSON_ParseWithLength(s, n);
+	if (nul_esc) {
+		*rc = bad(p, "a string holds an escaped NUL (\\u0000)");
+		return NULL;
+	}
+	j = cJSON_ParseWithLengthOpts(s, n, &end, false);
 	if (!j) {
 		const char *e = cJSON_GetErrorPtr();
 		size_t off = (e && e >= s && e <= s + n) ? (size_t)(e - s) : 0;
 		*rc = bad(p, "invalid JSON near byte %zu", off);
+		return NULL;
+	}
+	/* One value per line: anything after it but blanks is refused, or a
+	 * second operation glued to the first would be silently dropped. */
+	while (end && end < s + n && (*end == ' ' || *end == '\t' || *end == '\r'))
+		end++;
+	if (!end || end != s + n) {
+		*rc = bad(p, "trailing data after the JSON value near byte %zu",
+			  end ? (size_t)(end - s) : 0);
+		cJSON_Delete(j);
+		return NULL;
 	}
 	return j;
 }
@@ -312,16 +336,17 @@ static int parse_header(struct pctx *p, const cJSON *j, const char *expect_ns,
 		return bad(p, "not a shmkeeper record (\"format\" is not "
 			      "\"" SHMK_FORMAT "\")");
 	v = cJSON_GetObjectItemCaseSensitive(j, "version");
-	if (!cJSON_IsNumber(v) || v->valuedouble < 1 ||
-	    v->valuedouble != (double)(int)v->valuedouble)
+	/* Judge the double before any cast: (int)4294967297.0 is undefined. */
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1) ||
+	    v->valuedouble != floor(v->valuedouble))
 		return bad(p, "\"version\" is not a positive integer");
-	r->version = (int)v->valuedouble;
-	if (r->version > SHMK_FORMAT_VERSION) {
-		bad(p, "future format version %d (this library reads version "
-		       "%d)",
-		    r->version, SHMK_FORMAT_VERSION);
+	if (v->valuedouble > SHMK_FORMAT_VERSION) {
+		bad(p, "future format version %.17g (this library reads "
+		       "version %d)",
+		    v->valuedouble, SHMK_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
+	r->version = (int)v->valuedouble;
 	if ((rc = check_keys(p, j, "record", keys)) < 0 ||
 	    (rc = get_str(p, j, "record", "namespace", r->ns, sizeof r->ns,
 			  shmk__ns_ok)) < 0)
@@ -451,8 +476,11 @@ int shmk__record_parse(const char *buf, size_t len, const char *expect_ns,
 		return -ENOMEM;
 	if (len == 0)
 		return bad(&p, "empty file");
-	if ((nl = memchr(buf, '\0', len)))
+	if ((nl = memchr(buf, '\0', len))) {
+		for (const char *q = buf; q < nl; q++)
+			p.line += *q == '\n';
 		return bad(&p, "NUL byte at offset %zu", (size_t)(nl - buf));
+	}
 
 	for (; s < end; s = nl + 1, p.line++) {
 		cJSON *j;
