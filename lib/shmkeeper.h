@@ -243,6 +243,141 @@ SHMK_API void shmk_reap_report_free(struct shmk_reap_report *report);
 /* "reaped", "owner-alive", ... (static string). */
 SHMK_API const char *shmk_reap_action_name(enum shmk_reap_action a);
 
+
+/* ------------------------------------------------------------------------ */
+/* Worker pool                                                               */
+/*
+ * Model (see docs/DESIGN.md, "Worker pool"): shmk_pool_create() forks one
+ * single-threaded supervisor process, which forks the workers and replaces
+ * them; workers are therefore always forked from a process with one thread
+ * and nothing locked.  Each worker serves one slot: a shared-memory segment
+ * created through the registry (owned by the calling process, so a crash of
+ * the whole service leaves records the next open reaps).  A caller leases a
+ * slot, writes input into its memory, runs the job and reads the result from
+ * the same memory.  The job path is caller <-> worker through the slot's
+ * memory and futexes; the supervisor is not on it.  Deaths are seen by the
+ * supervisor through pidfds (events, not polling), classified, written to
+ * the slot's death report, and the waiting caller is woken at once.
+ */
+
+typedef struct shmk_pool shmk_pool;
+
+/* Runs in a worker for each job: mem/size is the slot's memory; the return
+ * value is handed to the caller as the job's result. */
+typedef int (*shmk_job_fn)(void *mem, size_t size, void *arg);
+
+enum shmk_lease_policy {
+	SHMK_LEASE_DEFAULT = 0,  /* the pool's policy (in options: FAIL)     */
+	SHMK_LEASE_FAIL,         /* no free slot: -EAGAIN at once            */
+	SHMK_LEASE_WAIT,         /* wait as long as it takes (backpressure)  */
+	SHMK_LEASE_DEADLINE,     /* wait up to timeout_ms, then -ETIMEDOUT   */
+};
+
+enum shmk_reinit {
+	SHMK_REINIT_ZERO = 0, /* zero the slot's memory after a death (default) */
+	SHMK_REINIT_KEEP,     /* leave it as the dead worker left it           */
+	SHMK_REINIT_RECREATE, /* give the pages back and reserve fresh ones    */
+};
+
+struct shmk_pool_options {
+	unsigned workers;          /* default 3                               */
+	size_t slot_size;          /* bytes of each slot (default 1 MiB)      */
+	shmk_job_fn fn;            /* required                                */
+	void *arg;                 /* passed to fn                            */
+	enum shmk_lease_policy lease_policy; /* default SHMK_LEASE_FAIL       */
+	unsigned lease_timeout_ms; /* for SHMK_LEASE_DEADLINE (default 1000)  */
+	enum shmk_reinit reinit;
+	unsigned backoff_min_ms;   /* first restart delay (default 10)        */
+	unsigned backoff_max_ms;   /* ceiling (default 2000)                  */
+	unsigned quarantine_deaths;/* K deaths ...  (default 5)               */
+	unsigned quarantine_window_ms; /* ... within this window (10000)      */
+	unsigned shutdown_grace_ms;/* running jobs / SIGTERM grace (2000)     */
+	const char *title;         /* process titles "<title>: worker 3"      */
+};
+
+enum shmk_death_kind {
+	SHMK_DEATH_NONE = 0,
+	SHMK_DEATH_EXIT_CLEAN,  /* exit(0)                                 */
+	SHMK_DEATH_EXIT_CODE,   /* exit(n), n != 0                          */
+	SHMK_DEATH_SIGNAL,      /* killed by a signal other than SIGKILL    */
+	SHMK_DEATH_SIGKILL,     /* SIGKILL, and no OOM kill was counted     */
+	SHMK_DEATH_OOM,         /* SIGKILL and the cgroup's oom_kill rose   */
+};
+
+struct shmk_death {
+	enum shmk_death_kind kind;
+	unsigned slot;
+	pid_t pid;
+	int exit_code;           /* for EXIT_*                               */
+	int signal;              /* for SIGNAL, SIGKILL, OOM                 */
+	int core_dumped;
+	uint64_t peak_rss;       /* bytes, from wait4() rusage               */
+	uint64_t mem_limit;      /* bytes in force (cgroup or RLIMIT_AS), 0 none */
+	const char *limit_source;/* "cgroup2 memory.max", "cgroup1 ...", "RLIMIT_AS", "" */
+	uint64_t suggested_limit;/* 150 % of the limit when peak >= 95 %, else 0 */
+	uint64_t oom_kills;      /* oom_kill counter rise seen at this death */
+	const char *oom_source;  /* "cgroup2", "cgroup1", or "" if unavailable */
+	unsigned deaths_in_window;
+	int quarantined;         /* this death quarantined the slot          */
+	int64_t when;            /* unix seconds                             */
+};
+
+/*
+ * Creates the slots (segments /<ns>.pool-<n>... through ctx), forks the
+ * supervisor and the workers, and returns when every worker is ready.
+ * ctx must outlive the pool.  *out is owned by the caller: free with
+ * shmk_pool_destroy().
+ */
+SHMK_API int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *o,
+			      shmk_pool **out);
+
+/*
+ * Shuts down: refuses new leases, lets running jobs finish within the grace
+ * period, SIGTERMs the workers, SIGKILLs what is left after the grace
+ * period, reaps every child, and destroys the slots.  Returns 0 or the
+ * first error met.  NULL is a no-op.
+ */
+SHMK_API int shmk_pool_destroy(shmk_pool *p);
+
+/*
+ * Leases a slot whose worker is ready.  policy SHMK_LEASE_DEFAULT uses the
+ * pool's.  Returns the slot number (>= 0), -EAGAIN (FAIL, none free),
+ * -ETIMEDOUT (DEADLINE), -ESHUTDOWN (pool shutting down) or -ENODEV (every
+ * slot quarantined).
+ */
+SHMK_API int shmk_pool_lease(shmk_pool *p, enum shmk_lease_policy policy,
+			     unsigned timeout_ms);
+SHMK_API void *shmk_pool_slot_mem(shmk_pool *p, unsigned slot);
+SHMK_API size_t shmk_pool_slot_size(shmk_pool *p);
+
+/*
+ * Runs one job on the leased slot and waits for it.  On success returns 0
+ * and *result holds fn's return value.  If the worker dies first, returns
+ * -ECHILD at once (shmk_pool_last_death() tells how it died); the slot's
+ * memory is re-initialised by the pool's reinit policy and the slot serves
+ * again once a replacement is ready.
+ */
+SHMK_API int shmk_pool_run(shmk_pool *p, unsigned slot, int *result);
+
+/* Gives the slot back.  Every lease must be released. */
+SHMK_API void shmk_pool_release(shmk_pool *p, unsigned slot);
+
+/* The most recent death in the slot (kind NONE if none). */
+SHMK_API int shmk_pool_last_death(shmk_pool *p, unsigned slot,
+				  struct shmk_death *out);
+/* Total deaths seen and whether the slot is quarantined (and why). */
+SHMK_API unsigned shmk_pool_deaths(shmk_pool *p);
+SHMK_API int shmk_pool_slot_quarantined(shmk_pool *p, unsigned slot);
+/* pid of the slot's current worker (0 while none is ready). */
+SHMK_API pid_t shmk_pool_worker_pid(shmk_pool *p, unsigned slot);
+SHMK_API pid_t shmk_pool_supervisor_pid(shmk_pool *p);
+
+/* "exit-clean", "exit-code", "signal", "sigkill", "oom", "none". */
+SHMK_API const char *shmk_death_kind_name(enum shmk_death_kind k);
+/* The report as one JSON object into buf; returns its length or -ENOBUFS. */
+SHMK_API int shmk_death_json(const struct shmk_death *d, char *buf,
+			     size_t size);
+
 #ifdef __cplusplus
 }
 #endif
