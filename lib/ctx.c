@@ -101,7 +101,7 @@ size_t shmk_owned_count(shmk_ctx *c)
 	size_t n;
 
 	pthread_mutex_lock(&c->mu);
-	n = c->own.pid == getpid() ? c->own.segs.used : 0;
+	n = c->own.pid == shmk__pid() ? c->own.segs.used : 0;
 	pthread_mutex_unlock(&c->mu);
 	return n;
 }

@@ -20,7 +20,14 @@ struct shmk_owner {
 	int64_t created;
 	struct shmk_table segs; /* name -> struct shmk_rec_seg (owned) */
 	size_t ops;             /* journal lines since the last snapshot */
+	size_t jbytes;          /* journal bytes since the last snapshot */
+	size_t snap_bytes;      /* size of the last snapshot line */
 	bool must_rewrite;      /* an append failed: file may end torn */
+	/* A "live" line waiting to go out with the next append (one write
+	 * instead of two); until then the record says "intent", which is
+	 * enough to reap the segment. */
+	char pending[SHMK_SHM_NAME_MAX + 128];
+	size_t pending_len;
 };
 
 struct shmk_ctx {
@@ -50,6 +57,7 @@ struct shmk_segment {
 int shmk__owner_ensure(shmk_ctx *c);
 void shmk__owner_forget(struct shmk_owner *o);
 int shmk__owner_log(shmk_ctx *c, const char *line, size_t len);
+void shmk__owner_defer(shmk_ctx *c, const char *line, size_t len);
 int shmk__owner_snapshot(shmk_ctx *c);
 int shmk__owner_close(shmk_ctx *c);
 

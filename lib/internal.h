@@ -99,6 +99,8 @@ int shmk__proc_start_time(pid_t pid, unsigned long long *out);
  * time)?  1 alive, 0 not. */
 int shmk__ident_alive(const struct shmk_ident *id);
 int64_t shmk__now(void);
+/* getpid(), cached (reset in fork children). */
+pid_t shmk__pid(void);
 
 /* ---- table.c: name -> pointer hash table ------------------------------- */
 struct shmk_table {

@@ -24,7 +24,12 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#define COMPACT_SLACK 64 /* rewrite when ops > 64 + 2 * live segments */
+/* Rewrite when the journal holds more than 256 KiB + twice the snapshot:
+ * the rewrite costs O(snapshot) and comes after O(snapshot) bytes of
+ * operations, so each operation costs O(1) amortised, and a small owner
+ * rewrites once every few thousand operations (a file create on ext4 costs
+ * hundreds of microseconds). */
+#define COMPACT_SLACK_BYTES (256u << 10)
 
 void shmk__owner_forget(struct shmk_owner *o)
 {
@@ -36,7 +41,7 @@ void shmk__owner_forget(struct shmk_owner *o)
 		free(v);
 	shmk__table_free(&o->segs);
 	o->pid = 0;
-	o->ops = 0;
+	o->ops = o->jbytes = o->snap_bytes = o->pending_len = 0;
 	o->must_rewrite = false;
 }
 
@@ -76,7 +81,7 @@ fail:
 int shmk__owner_ensure(shmk_ctx *c)
 {
 	struct shmk_owner *o = &c->own;
-	pid_t pid = getpid();
+	pid_t pid = shmk__pid();
 	uint32_t rnd = 0;
 	int rc;
 
@@ -151,6 +156,9 @@ int shmk__owner_snapshot(shmk_ctx *c)
 	shmk__close(&o->rec_fd);
 	o->rec_fd = fd;
 	o->ops = 0;
+	o->jbytes = 0;
+	o->snap_bytes = len;
+	o->pending_len = 0; /* the snapshot states it */
 	o->must_rewrite = false;
 	return 0;
 nobuf:
@@ -161,22 +169,43 @@ nobuf:
 int shmk__owner_log(shmk_ctx *c, const char *line, size_t len)
 {
 	struct shmk_owner *o = &c->own;
+	char both[2 * (SHMK_SHM_NAME_MAX + 128)];
 	int rc;
 
 	if (o->must_rewrite && (rc = shmk__owner_snapshot(c)) < 0)
 		return rc;
+	if (o->pending_len && o->pending_len + len <= sizeof both) {
+		memcpy(both, o->pending, o->pending_len);
+		memcpy(both + o->pending_len, line, len);
+		line = both;
+		len += o->pending_len;
+		o->ops++;
+	}
+	o->pending_len = 0;
 	if ((rc = shmk__append(o->rec_fd, o->rec_path, line, len,
 			       c->durable)) < 0) {
 		o->must_rewrite = true;
 		return rc;
 	}
-	/* Fold the journal into a new snapshot once it outgrows the live set:
-	 * the rewrite costs O(live) and comes every O(live) operations, so
-	 * each operation costs O(1) amortised whatever the owner holds.  A
-	 * failed rewrite leaves the old, complete file: try again later. */
-	if (++o->ops > COMPACT_SLACK + 2 * o->segs.used)
+	o->ops++;
+	o->jbytes += len;
+	/* A failed rewrite leaves the old, complete file: try again later. */
+	if (o->jbytes > COMPACT_SLACK_BYTES + 2 * o->snap_bytes)
 		(void)shmk__owner_snapshot(c);
 	return 0;
+}
+
+void shmk__owner_defer(shmk_ctx *c, const char *line, size_t len)
+{
+	struct shmk_owner *o = &c->own;
+
+	if (o->pending_len || len > sizeof o->pending || c->durable) {
+		/* Durable mode writes everything as it happens. */
+		(void)shmk__owner_log(c, line, len);
+		return;
+	}
+	memcpy(o->pending, line, len);
+	o->pending_len = len;
 }
 
 int shmk__owner_close(shmk_ctx *c)
@@ -187,7 +216,7 @@ int shmk__owner_close(shmk_ctx *c)
 
 	if (o->pid == 0)
 		return 0;
-	if (o->pid != getpid()) { /* a fork child: the parent's, hands off */
+	if (o->pid != shmk__pid()) { /* a fork child: the parent's, hands off */
 		shmk__owner_forget(o);
 		return 0;
 	}

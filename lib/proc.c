@@ -6,11 +6,32 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* getpid() is a system call since glibc 2.25; the hot paths ask for it
+ * several times per operation.  Cached, and forgotten in a fork child by a
+ * pthread_atfork handler (children made by raw clone() are not supported). */
+static _Atomic pid_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void forget_pid(void) { cached_pid = 0; }
+static void pid_init(void) { pthread_atfork(NULL, NULL, forget_pid); }
+
+pid_t shmk__pid(void)
+{
+	pid_t p;
+
+	pthread_once(&pid_once, pid_init);
+	if (!(p = cached_pid))
+		cached_pid = p = getpid();
+	return p;
+}
 
 int64_t shmk__now(void)
 {
@@ -87,7 +108,7 @@ static void read_boot_id(char out[40])
 
 int shmk__self_ident(struct shmk_ident *out)
 {
-	pid_t pid = getpid();
+	pid_t pid = shmk__pid();
 
 	/* Cached per pid: a fork child computes its own.  Racing threads
 	 * compute the same values, so the unlocked cache is benign. */

@@ -282,10 +282,15 @@ static void load(struct reap *r, struct owner_ent *o)
 	o->has_rec = true;
 	/* A live owner's file is never pulled from under it; a dead owner's
 	 * bad file is moved aside, and its segments become strays. */
-	if (!o->dead || (r->flags & SHMK_REAP_DRY_RUN)) {
+	if (!o->dead) {
 		item(r, SHMK_REAP_ERROR, o->id, 0, name, 0, rc,
-		     "%s/%s: unreadable record (%s)%s", r->ns_path, name, why,
-		     o->dead ? ": would be quarantined" : "");
+		     "%s/%s: unreadable record (%s)", r->ns_path, name, why);
+		return;
+	}
+	if (r->flags & SHMK_REAP_DRY_RUN) {
+		item(r, SHMK_REAP_RECORD_QUARANTINED, o->id, 0, name, 0, rc,
+		     "%s/%s: %s; would be moved to quarantine (dry run)",
+		     r->ns_path, name, why);
 		return;
 	}
 	if (shmk__quarantine(r->nsfd, r->ns_path, name, qname, sizeof qname) < 0)
@@ -497,8 +502,11 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 		     shmk_last_error());
 		goto out;
 	}
-	if ((rc = scan_owners(&r)) < 0)
+	if ((rc = scan_owners(&r)) < 0) {
+		item(&r, SHMK_REAP_ERROR, "", 0, r.ns_path, 0, rc, "%s",
+		     shmk_last_error());
 		goto out;
+	}
 
 	/* Pass 1: who is dead; dead owners' records. */
 	for (size_t it = 0; (o = shmk__table_next(&r.owners, &it));) {
@@ -519,6 +527,14 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 			/* No lock file at all: judge by identity. */
 			load(&r, o);
 			if (o->loaded && !shmk__ident_alive(&o->rec.owner))
+				o->dead = true;
+		} else if (!o->busy && !o->has_lock && !o->has_tmp_lock &&
+			   !o->has_rec) {
+			/* Only temporary files: judge by the pid and start
+			 * time the id carries. */
+			struct shmk_ident id = {0};
+			if (sscanf(o->id, "p%d-%llu-", &id.pid, &id.start_time) == 2 &&
+			    !shmk__ident_alive(&id))
 				o->dead = true;
 		}
 		if (!o->dead && !o->loaded)
@@ -601,7 +617,9 @@ int shmk_reap(const struct shmk_reap_options *opt,
 		return rc;
 	if (!(rep = calloc(1, sizeof *rep)))
 		return shmk__err(-ENOMEM, "reap: out of memory");
-	min_age = opt->stray_min_age ? opt->stray_min_age : SHMK_DEFAULT_STRAY_AGE;
+	min_age = opt->stray_min_age || (opt->flags & SHMK_REAP_ANY_AGE)
+			  ? opt->stray_min_age
+			  : SHMK_DEFAULT_STRAY_AGE;
 	shm = opt->shm_dir ? opt->shm_dir : SHMK_DEFAULT_SHM_DIR;
 	if ((rc = shmk__dir_resolve(opt->dir, dir, sizeof dir)) < 0)
 		goto out;
@@ -645,10 +663,17 @@ int shmk_reap(const struct shmk_reap_options *opt,
 			    fstatat(rootfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 			    !S_ISDIR(st.st_mode))
 				continue;
+			/* A namespace that cannot be reaped is an error item
+			 * of the report (-EIO at the end), not the end of the
+			 * run: the other namespaces are still reaped. */
+			size_t before = rep->errors;
 			int r2 = shmk__reap_ns(rootfd, dir, d->d_name, shmfd,
 					       opt->flags, min_age, rep);
-			if (r2 < 0 && rc == 0)
-				rc = r2;
+			if (r2 < 0 && rep->errors == before) {
+				struct reap er = {.ns = d->d_name, .rep = rep};
+				item(&er, SHMK_REAP_ERROR, "", 0, d->d_name, 0, r2,
+				     "%s", shmk_last_error());
+			}
 		}
 		closedir(dh);
 	}

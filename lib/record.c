@@ -66,30 +66,77 @@ int shmk__fmt_seg(char *buf, size_t sz, const struct shmk_rec_seg *s)
 			sz);
 }
 
+/* The operation lines are written on every create and destroy: built with
+ * memcpy and a hand-rolled decimal conversion rather than snprintf, which
+ * was most of the user-space cost of an operation. */
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+#define PUT(p, lit) put(p, lit, sizeof(lit) - 1)
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* Worst case of the fixed parts of an operation line plus two numbers. */
+#define OP_FIXED 96
+
+static int op_line(char *buf, size_t sz, const char *op, size_t oplen,
+		   const char *name, const char *k1, size_t k1len, uint64_t v1,
+		   const char *k2, size_t k2len, uint64_t v2)
+{
+	size_t nl = strlen(name);
+	char tmp[SHMK_SHM_NAME_MAX + OP_FIXED], *p = tmp;
+
+	if (nl >= SHMK_SHM_NAME_MAX)
+		return -ENOBUFS;
+	p = PUT(p, "{\"op\":\"");
+	p = put(p, op, oplen);
+	p = PUT(p, "\",\"name\":\"");
+	p = put(p, name, nl);
+	*p++ = '"';
+	if (k1) {
+		p = put(p, k1, k1len);
+		p = put_u64(p, v1);
+	}
+	if (k2) {
+		p = put(p, k2, k2len);
+		p = put_u64(p, v2);
+	}
+	p = PUT(p, "}\n");
+	if ((size_t)(p - tmp) >= sz) /* as snprintf: room for a NUL too */
+		return -ENOBUFS;
+	memcpy(buf, tmp, (size_t)(p - tmp));
+	buf[p - tmp] = '\0';
+	return (int)(p - tmp);
+}
+
 int shmk__fmt_op_intent(char *buf, size_t sz, const char *name, uint64_t size,
 			int64_t created)
 {
-	return fmt_done(snprintf(buf, sz,
-				 "{\"op\":\"intent\",\"name\":\"%s\",\"size\":%" PRIu64
-				 ",\"created\":%" PRId64 "}\n",
-				 name, size, created),
-			sz);
+	return op_line(buf, sz, "intent", 6, name, ",\"size\":", 8, size,
+		       ",\"created\":", 11, (uint64_t)(created < 0 ? 0 : created));
 }
 
 int shmk__fmt_op_live(char *buf, size_t sz, const char *name, uint64_t ino)
 {
-	return fmt_done(snprintf(buf, sz,
-				 "{\"op\":\"live\",\"name\":\"%s\",\"ino\":%" PRIu64
-				 "}\n",
-				 name, ino),
-			sz);
+	return op_line(buf, sz, "live", 4, name, ",\"ino\":", 7, ino, NULL, 0, 0);
 }
 
 int shmk__fmt_op_drop(char *buf, size_t sz, const char *name)
 {
-	return fmt_done(snprintf(buf, sz, "{\"op\":\"drop\",\"name\":\"%s\"}\n",
-				 name),
-			sz);
+	return op_line(buf, sz, "drop", 4, name, NULL, 0, 0, NULL, 0, 0);
 }
 
 /* ---- parsing ------------------------------------------------------------- */

@@ -162,8 +162,11 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 	 *    which is enough to reap the segment: succeed all the same. */
 	e->state = SHMK_SEG_LIVE;
 	e->ino = (uint64_t)st.st_ino;
-	(void)log_op(c, shmk__fmt_op_live(line, sizeof line, e->name, e->ino),
-		     line);
+	{
+		int n = shmk__fmt_op_live(line, sizeof line, e->name, e->ino);
+		if (n > 0)
+			shmk__owner_defer(c, line, (size_t)n);
+	}
 	SHMK_CRASHPOINT("create/after_live");
 	pthread_mutex_unlock(&c->mu);
 
@@ -235,7 +238,7 @@ int shmk_segment_destroy_name(shmk_ctx *c, const char *name)
 	if ((rc = full_name(c, name, full)) < 0)
 		return rc;
 	pthread_mutex_lock(&c->mu);
-	if (c->own.pid != getpid() || !(e = shmk__table_get(&c->own.segs, full)))
+	if (c->own.pid != shmk__pid() || !(e = shmk__table_get(&c->own.segs, full)))
 		rc = shmk__err(-ENOENT, "segment %s: not owned by this process",
 			       full);
 	else
@@ -258,13 +261,13 @@ int shmk_segment_destroy(shmk_segment *seg)
 		rc = shmk__err(-EPERM, "segment %s: attached, not created by "
 				       "this process: cannot destroy",
 			       seg->name);
-	} else if (seg->owner_pid != getpid()) {
+	} else if (seg->owner_pid != shmk__pid()) {
 		rc = shmk__err(-EPERM, "segment %s: owned by process %d, not "
 				       "by this one",
 			       seg->name, (int)seg->owner_pid);
 	} else {
 		pthread_mutex_lock(&c->mu);
-		if (c->own.pid != getpid() ||
+		if (c->own.pid != shmk__pid() ||
 		    !(e = shmk__table_get(&c->own.segs, seg->name)))
 			rc = shmk__err(-ENOENT, "segment %s: already destroyed",
 				       seg->name);

@@ -192,6 +192,7 @@ enum shmk_reap_action {
 #define SHMK_REAP_DRY_RUN 0x1u     /* report what would be done, change nothing */
 #define SHMK_REAP_STRAYS 0x2u      /* unlink strays (old enough, ours)          */
 #define SHMK_REAP_NO_STRAYS 0x4u   /* do not even scan for strays               */
+#define SHMK_REAP_ANY_AGE 0x8u     /* stray_min_age is taken as is, 0 included  */
 
 struct shmk_reap_options {
 	const char *dir;     /* as in shmk_options; NULL: default resolution */
@@ -199,7 +200,7 @@ struct shmk_reap_options {
 	const char *shm_dir; /* NULL: /dev/shm                               */
 	unsigned flags;      /* SHMK_REAP_*                                  */
 	/* A stray younger than this (seconds, by ctime) is never unlinked.
-	 * 0 means the default of 60. */
+	 * 0 means the default of 60, unless flags has SHMK_REAP_ANY_AGE. */
 	unsigned stray_min_age;
 };
 
@@ -377,6 +378,87 @@ SHMK_API const char *shmk_death_kind_name(enum shmk_death_kind k);
 /* The report as one JSON object into buf; returns its length or -ENOBUFS. */
 SHMK_API int shmk_death_json(const struct shmk_death *d, char *buf,
 			     size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* ResourceMonitor                                                           */
+
+typedef struct shmk_monitor shmk_monitor;
+
+struct shmk_sample {
+	int64_t when_ms;      /* unix time, milliseconds                     */
+	pid_t pid;            /* process sampled                             */
+	long fds;             /* open descriptors (/proc/PID/fd)             */
+	uint64_t rss;         /* resident bytes (/proc/PID/statm)            */
+	long threads;         /* /proc/PID/stat                              */
+	long children;        /* direct children, zombies included           */
+	long zombies;         /* children that exited and were not reaped    */
+	uint64_t ns_segments; /* objects "<ns>." in the shm directory        */
+	uint64_t ns_bytes;    /* their total size                            */
+	uint64_t shm_free;    /* free bytes of the shm filesystem (statvfs)  */
+	uint64_t shm_total;
+};
+
+struct shmk_verdict {
+	int leak;             /* any of the below                             */
+	int fd_leak, rss_leak, thread_leak, child_leak, segment_leak, bytes_leak;
+	long fd_delta, thread_delta, child_delta, zombies;
+	int64_t rss_delta, segment_delta, bytes_delta;
+	char reason[512];     /* which resources and by how much, in words     */
+};
+
+/* Called when a soft limit is crossed: resource is "ns_bytes" or "rss". */
+typedef void (*shmk_soft_fn)(const char *resource, uint64_t value,
+			     uint64_t limit, void *arg);
+
+struct shmk_monitor_options {
+	pid_t pid;              /* 0: this process                            */
+	const char *ns;         /* namespace to count segments of (optional)  */
+	const char *shm_dir;    /* NULL: /dev/shm                             */
+	unsigned warmup;        /* automatic baseline after this many samples
+				   (0: only shmk_monitor_set_baseline())      */
+	/* Leak thresholds: a delta above them is a leak. */
+	long fd_threshold;           /* default 0: any extra descriptor      */
+	double rss_threshold_pct;    /* default 10 %  ... both must be      */
+	uint64_t rss_threshold_bytes;/* default 8 MiB ... exceeded          */
+	uint64_t segment_threshold;  /* default 0                           */
+	uint64_t bytes_threshold;    /* default 0                           */
+	/* Limits (0: none).  Soft: the callback runs (the service warns and
+	 * cleans up).  Hard: shmk_segment_create() on a context the monitor is
+	 * attached to fails before allocating (-EDQUOT / -ENOMEM). */
+	uint64_t ns_bytes_soft, ns_bytes_hard;
+	uint64_t rss_soft, rss_hard;
+	shmk_soft_fn on_soft;
+	void *arg;
+	unsigned check_every;   /* shmk_monitor_tick(): check every N calls  */
+};
+
+/* *out is owned by the caller: free with shmk_monitor_destroy(). */
+SHMK_API int shmk_monitor_create(const struct shmk_monitor_options *o,
+				 shmk_monitor **out);
+SHMK_API void shmk_monitor_destroy(shmk_monitor *m);
+/* Takes a sample (and counts it towards the warm-up). */
+SHMK_API int shmk_monitor_sample(shmk_monitor *m, struct shmk_sample *out);
+/* Sets the baseline to s, or to a fresh sample if s is NULL. */
+SHMK_API int shmk_monitor_set_baseline(shmk_monitor *m,
+				       const struct shmk_sample *s);
+/* 1 if a baseline is set (explicitly or after the warm-up), else 0. */
+SHMK_API int shmk_monitor_has_baseline(shmk_monitor *m);
+SHMK_API int shmk_monitor_baseline(shmk_monitor *m, struct shmk_sample *out);
+/* Compares s (or a fresh sample if NULL) with the baseline: 0 and a
+ * verdict, or -EAGAIN while there is no baseline yet. */
+SHMK_API int shmk_monitor_check(shmk_monitor *m, const struct shmk_sample *s,
+				struct shmk_verdict *v);
+/* Counts one operation; every check_every-th call samples and checks:
+ * returns 1 (v filled), else 0. */
+SHMK_API int shmk_monitor_tick(shmk_monitor *m, struct shmk_verdict *v);
+/* Applies soft limits to s (calls on_soft), returns 1 if any is crossed. */
+SHMK_API int shmk_monitor_limits(shmk_monitor *m, const struct shmk_sample *s);
+/* Makes ctx's segment creation obey m's hard limits (NULL detaches).
+ * m must outlive the attachment. */
+SHMK_API int shmk_monitor_attach(shmk_monitor *m, shmk_ctx *ctx);
+/* One JSON object on one line (no newline): for JSON-lines logs. */
+SHMK_API int shmk_sample_json(const struct shmk_sample *s, char *buf,
+			      size_t size);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,217 @@
+/* common.c - messages, exit codes and helpers shared by the tools; see
+ * common.h. */
+#include "common.h"
+
+#include "shmkeeper.h"
+
+#include <bsd/libutil.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *tool_prog = "shmkeeper";
+
+void tool_init(const char *prog) { tool_prog = prog; }
+
+static void vsay(const char *kind, const char *fmt, va_list ap)
+{
+	/* Anything already on stdout goes first, so that a reader of both
+	 * streams sees events in order. */
+	fflush(stdout);
+	fprintf(stderr, "%s: %s: ", tool_prog, kind);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void tool_fatal(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay("fatal", fmt, ap);
+	va_end(ap);
+	exit(code);
+}
+
+void tool_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay("warning", fmt, ap);
+	va_end(ap);
+}
+
+void tool_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay("error", fmt, ap);
+	va_end(ap);
+}
+
+void tool_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay("usage", fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help'.\n", tool_prog);
+	exit(EX_USAGE);
+}
+
+void tool_print_version(void)
+{
+	printf("%s %s (libshmkeeper %s)\n", tool_prog, SHMK_TOOL_VERSION,
+	       shmk_version());
+}
+
+void tool_flush_stdout(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout))
+		tool_fatal(EX_IOERR, "unable to write to standard output: %s",
+			   strerror(errno ? errno : EIO));
+}
+
+int tool_exit_code_for(int rc)
+{
+	switch (-rc) {
+	case EPERM:
+	case EACCES:
+	case ELOOP:
+	case ENOTDIR:
+	case ENAMETOOLONG:
+	case EINVAL:
+		return EX_CONFIG;
+	default:
+		return EX_OSERR;
+	}
+}
+
+const char *tool_reason(const char *prefix)
+{
+	const char *e = shmk_last_error();
+	size_t n = prefix ? strlen(prefix) : 0;
+
+	if (n && strncmp(e, prefix, n) == 0 && e[n] == ':' && e[n + 1] == ' ')
+		return e + n + 2;
+	return e[0] ? e : "unknown error";
+}
+
+bool tool_parse_uint(const char *s, unsigned long long max,
+		     unsigned long long *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || s[0] < '0' || s[0] > '9')
+		return false; /* no sign, no space, no empty string */
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+const char *tool_hsize(uint64_t bytes, char buf[TOOL_HSIZE])
+{
+	/* Width 5 gives ls -h style: "4.0K", "977K", "1.0M". */
+	if (bytes > INT64_MAX ||
+	    humanize_number(buf, 5, (int64_t)bytes, "", HN_AUTOSCALE,
+			    HN_B | HN_NOSPACE | HN_DECIMAL) < 0)
+		snprintf(buf, TOOL_HSIZE, "huge");
+	return buf;
+}
+
+const char *tool_htime(int64_t t, char buf[TOOL_HTIME])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t <= 0 || !localtime_r(&tt, &tm) ||
+	    strftime(buf, TOOL_HTIME, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, TOOL_HTIME, "-");
+	return buf;
+}
+
+const char *tool_hage(int64_t s, char buf[TOOL_HAGE])
+{
+	if (s < 0)
+		s = 0; /* clock stepped back */
+	if (s < 60)
+		snprintf(buf, TOOL_HAGE, "%llds", (long long)s);
+	else if (s < 3600)
+		snprintf(buf, TOOL_HAGE, "%lldm%02llds", (long long)s / 60,
+			 (long long)s % 60);
+	else if (s < 86400)
+		snprintf(buf, TOOL_HAGE, "%lldh%02lldm", (long long)s / 3600,
+			 (long long)s % 3600 / 60);
+	else
+		snprintf(buf, TOOL_HAGE, "%lldd%02lldh", (long long)s / 86400,
+			 (long long)s % 86400 / 3600);
+	return buf;
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+static cJSON *must(cJSON *n)
+{
+	if (!n)
+		tool_fatal(EX_OSERR, "unable to build JSON output: out of memory");
+	return n;
+}
+
+cJSON *tj_object(void) { return must(cJSON_CreateObject()); }
+cJSON *tj_obj(cJSON *p, const char *k) { return must(cJSON_AddObjectToObject(p, k)); }
+cJSON *tj_arr(cJSON *p, const char *k) { return must(cJSON_AddArrayToObject(p, k)); }
+
+cJSON *tj_arr_obj(cJSON *a)
+{
+	cJSON *o = must(cJSON_CreateObject());
+
+	if (!cJSON_AddItemToArray(a, o)) {
+		cJSON_Delete(o);
+		must(NULL);
+	}
+	return o;
+}
+
+void tj_arr_str(cJSON *a, const char *v)
+{
+	cJSON *s = must(cJSON_CreateString(v));
+
+	if (!cJSON_AddItemToArray(a, s)) {
+		cJSON_Delete(s);
+		must(NULL);
+	}
+}
+
+void tj_str(cJSON *o, const char *k, const char *v)
+{
+	if (v)
+		must(cJSON_AddStringToObject(o, k, v));
+	else
+		must(cJSON_AddNullToObject(o, k));
+}
+
+void tj_num(cJSON *o, const char *k, double v) { must(cJSON_AddNumberToObject(o, k, v)); }
+void tj_bool(cJSON *o, const char *k, bool v) { must(cJSON_AddBoolToObject(o, k, v)); }
+void tj_null(cJSON *o, const char *k) { must(cJSON_AddNullToObject(o, k)); }
+
+void tj_print(cJSON *doc)
+{
+	char *s = cJSON_Print(doc);
+
+	cJSON_Delete(doc);
+	if (!s)
+		must(NULL);
+	fputs(s, stdout);
+	fputc('\n', stdout);
+	cJSON_free(s);
+	tool_flush_stdout();
+}

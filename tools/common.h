@@ -1,0 +1,89 @@
+/*
+ * common.h - what the shmkeeper tools share: the program name, the
+ * "prog: fatal: unable to VERB OBJECT: reason" style of messages, exit codes
+ * (sysexits.h), argument parsing helpers, human sizes and times, and small
+ * cJSON builders that never return NULL (out of memory is fatal).
+ *
+ * Only tools print; the library never does (STYLE.md, habit 2).
+ */
+#ifndef SHMK_TOOLS_COMMON_H
+#define SHMK_TOOLS_COMMON_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sysexits.h>
+
+#ifndef SHMK_TOOL_VERSION
+#define SHMK_TOOL_VERSION "unknown"
+#endif
+
+/* Name the tool reports itself by ("shmclean"); set by tool_init(). */
+extern const char *tool_prog;
+
+void tool_init(const char *prog);
+
+/* "prog: fatal: <fmt>\n" on stderr, then exit(code). */
+_Noreturn void tool_fatal(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "prog: warning: <fmt>\n" on stderr. */
+void tool_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "prog: error: <fmt>\n" on stderr (a failure the tool carries on past). */
+void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "prog: usage: <fmt>\nTry 'prog --help'.\n" on stderr, exit(EX_USAGE). */
+_Noreturn void tool_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+/* "prog <version> (libshmkeeper <version>)" on stdout. */
+void tool_print_version(void);
+/* Flushes stdout; a failed write is fatal (EX_IOERR): output that was
+ * silently lost must not pass for a clean run. */
+void tool_flush_stdout(void);
+
+/* Exit code for a library failure that keeps the tool from running at all:
+ * a refused or unusable configuration (registry directory that is a
+ * symlink, not ours, group/world writable, not a directory, a path too
+ * long, an invalid name) is EX_CONFIG; anything else is EX_OSERR. */
+int tool_exit_code_for(int rc);
+
+/* The library's sentence for the last failure, minus a leading
+ * "<prefix>: " when it starts so (to avoid saying the object twice). */
+const char *tool_reason(const char *prefix);
+
+/* Parses a decimal unsigned integer in [0, max]; false if not one. */
+bool tool_parse_uint(const char *s, unsigned long long max,
+		     unsigned long long *out);
+
+/* Human sizes ("4.0K", "512B") via libbsd humanize_number(). */
+#define TOOL_HSIZE 8
+const char *tool_hsize(uint64_t bytes, char buf[TOOL_HSIZE]);
+/* Local time "2024-05-01 12:34:56", or "-" for 0. */
+#define TOOL_HTIME 32
+const char *tool_htime(int64_t t, char buf[TOOL_HTIME]);
+/* Durations "42s", "3m05s", "2h03m", "4d02h". */
+#define TOOL_HAGE 24
+const char *tool_hage(int64_t secs, char buf[TOOL_HAGE]);
+
+/* Plural helper: "segment" / "segments". */
+static inline const char *tool_s(size_t n) { return n == 1 ? "" : "s"; }
+
+/* cJSON builders: each returns the new node, never NULL (fatal EX_OSERR on
+ * out of memory).  The node is owned by its parent. */
+cJSON *tj_object(void); /* a root object: caller owns it */
+cJSON *tj_obj(cJSON *parent, const char *key);
+cJSON *tj_arr(cJSON *parent, const char *key);
+cJSON *tj_arr_obj(cJSON *array); /* appends a new object to array */
+void tj_arr_str(cJSON *array, const char *v); /* appends a string */
+void tj_str(cJSON *o, const char *key, const char *v); /* NULL -> null */
+void tj_num(cJSON *o, const char *key, double v); /* exact up to 2^53 */
+void tj_bool(cJSON *o, const char *key, bool v);
+void tj_null(cJSON *o, const char *key);
+/* Prints doc (formatted, one document, final newline) on stdout and frees
+ * it. */
+void tj_print(cJSON *doc);
+
+#endif

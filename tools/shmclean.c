@@ -1,0 +1,577 @@
+/* shmclean - reap the shared memory segments of dead owners.
+ *
+ * Run at boot or before a service starts.  All the deciding is done by the
+ * library (shmk_reap): an owner is dead only when its lock can be taken, a
+ * segment is unlinked only if it is a regular file of our uid under the
+ * namespace prefix, symlinks are never followed, a bad record is
+ * quarantined and never used as grounds to unlink.  This program picks the
+ * namespaces, prints what happened and turns it into an exit code
+ * (docs/shmclean.1):
+ *   0           everything found was handled
+ *   EX_DATAERR  some record was quarantined (a boot script should notice)
+ *   EX_TEMPFAIL some object could not be handled; the rest was done
+ *   EX_USAGE    bad arguments
+ *   EX_CONFIG   the registry directory is refused or unusable
+ *   EX_OSERR    cannot run for another system reason
+ *   EX_IOERR    the report could not be written
+ */
+#include "common.h"
+#include "internal.h" /* directory resolution, to list the namespaces */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct opts {
+	const char *dir, *ns, *shm_dir;
+	bool all, dry_run, strays, json;
+	int verbose; /* -1 quiet, 0 normal, 1 verbose */
+	unsigned long long min_age;
+	bool min_age_set;
+};
+
+/* One namespace's outcome. */
+struct ns_run {
+	char ns[SHMK_NS_MAX + 1];
+	int rc;
+	struct shmk_reap_report *rep; /* owned; NULL if none */
+	char failure[512];            /* why the reap failed (rc not 0/-EIO) */
+};
+
+struct totals {
+	size_t owners_dead, owners_alive;
+	size_t segments_reaped, segments_gone, segments_live;
+	size_t strays_kept, strays_removed;
+	size_t quarantined, errors;
+	uint64_t bytes_reaped, bytes_live, bytes_strays;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s [--dir DIR] [--namespace NS | --all] [--dry-run]\n"
+		"       [--strays] [--min-age SECONDS] [--json] [-q | -v]\n"
+		"\n"
+		"Reaps the POSIX shared memory segments of dead shmkeeper owners.\n"
+		"\n"
+		"  --dir DIR          registry directory (default: $SHMKEEPER_DIR,\n"
+		"                     /run/shmkeeper for root, else\n"
+		"                     $XDG_RUNTIME_DIR/shmkeeper)\n"
+		"  --namespace NS     only this namespace\n"
+		"  --all              every namespace in the directory (default)\n"
+		"  --dry-run          report what would be done, change nothing\n"
+		"  --strays           also unlink strays: \"/<ns>.*\" objects that\n"
+		"                     no record names (old enough and ours only)\n"
+		"  --min-age SECONDS  a stray younger than this is kept (default 60)\n"
+		"  --shm-dir DIR      shared memory directory (default /dev/shm)\n"
+		"  --json             one JSON document on standard output\n"
+		"  -q, --quiet        print errors only\n"
+		"  -v, --verbose      also show live owners and their segments\n"
+		"  -h, --help         this help\n"
+		"  -V, --version      version\n"
+		"\n"
+		"Exit status: 0 all clean, 65 a record was quarantined, 75 some\n"
+		"object could not be handled, 64 usage, 78 refused configuration,\n"
+		"71 system error, 74 output error.  See shmclean(1).\n",
+		tool_prog);
+}
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+	enum { O_DIR = 256, O_NS, O_ALL, O_DRY, O_STRAYS, O_MINAGE, O_JSON,
+	       O_SHM };
+	static const struct option lo[] = {
+		{"dir", required_argument, NULL, O_DIR},
+		{"namespace", required_argument, NULL, O_NS},
+		{"all", no_argument, NULL, O_ALL},
+		{"dry-run", no_argument, NULL, O_DRY},
+		{"strays", no_argument, NULL, O_STRAYS},
+		{"min-age", required_argument, NULL, O_MINAGE},
+		{"shm-dir", required_argument, NULL, O_SHM},
+		{"json", no_argument, NULL, O_JSON},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	bool q = false, v = false;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":qvhV", lo, NULL)) != -1) {
+		switch (c) {
+		case O_DIR:
+			if (!optarg[0])
+				tool_usage_error("--dir: empty directory name");
+			o->dir = optarg;
+			break;
+		case O_NS:
+			if (shmk_ns_check(optarg) < 0)
+				tool_usage_error("--namespace: %s",
+						 shmk_last_error());
+			o->ns = optarg;
+			break;
+		case O_ALL: o->all = true; break;
+		case O_DRY: o->dry_run = true; break;
+		case O_STRAYS: o->strays = true; break;
+		case O_MINAGE:
+			if (!tool_parse_uint(optarg, UINT32_MAX, &o->min_age))
+				tool_usage_error("--min-age: \"%s\" is not a "
+						 "number of seconds",
+						 optarg);
+			o->min_age_set = true;
+			break;
+		case O_SHM:
+			if (!optarg[0])
+				tool_usage_error("--shm-dir: empty directory name");
+			o->shm_dir = optarg;
+			break;
+		case O_JSON: o->json = true; break;
+		case 'q': q = true; break;
+		case 'v': v = true; break;
+		case 'h': usage(stdout); tool_flush_stdout(); exit(0);
+		case 'V': tool_print_version(); tool_flush_stdout(); exit(0);
+		case ':':
+			tool_usage_error("option %s needs an argument",
+					 argv[optind - 1]);
+		default:
+			if (optopt)
+				tool_usage_error("unknown option -%c", optopt);
+			tool_usage_error("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		tool_usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (o->all && o->ns)
+		tool_usage_error("--all and --namespace exclude each other");
+	if (q && v)
+		tool_usage_error("-q and -v exclude each other");
+	o->verbose = q ? -1 : v ? 1 : 0;
+}
+
+static unsigned reap_flags(const struct opts *o, unsigned *min_age)
+{
+	unsigned f = 0;
+
+	if (o->dry_run)
+		f |= SHMK_REAP_DRY_RUN;
+	if (o->strays)
+		f |= SHMK_REAP_STRAYS;
+	*min_age = 0; /* the library's default, 60 s */
+	if (o->min_age_set) {
+		*min_age = (unsigned)o->min_age;
+		if (o->min_age == 0) {
+#ifdef SHMK_REAP_ANY_AGE
+			f |= SHMK_REAP_ANY_AGE;
+#else
+			/* The library reads 0 as "default": ask for the
+			 * smallest age it can express. */
+			*min_age = 1;
+#endif
+		}
+	}
+	return f;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The namespaces under the registry directory, sorted.  Returns the
+ * count; *out is malloc'd (free each and the array).  A missing directory
+ * is no namespace at all; a refused one is fatal.  Symlinks with a
+ * namespace's name are listed too, so that the library refuses them and
+ * the refusal is reported, rather than skipped in silence.
+ *
+ * Why not shmk_reap() with ns = NULL: it stops telling "could not run at
+ * all" from "one namespace failed" (both are a plain errno), and here the
+ * first is fatal while the second only makes the exit status 75. */
+static size_t list_namespaces(const char *dir, char ***out)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *d;
+	DIR *dh;
+	int fd, rc;
+
+	*out = NULL;
+	rc = shmk__dir_open_secure(AT_FDCWD, dir, false, dir, &fd);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0) {
+		char pfx[PATH_MAX + 32];
+		snprintf(pfx, sizeof pfx, "registry directory %s", dir);
+		tool_fatal(tool_exit_code_for(rc),
+			   "unable to open registry directory %s: %s", dir,
+			   tool_reason(pfx));
+	}
+	if (!(dh = fdopendir(fd)))
+		tool_fatal(EX_OSERR, "unable to list registry directory %s: %s",
+			   dir, strerror(errno));
+	while ((errno = 0, d = readdir(dh))) {
+		struct stat st;
+
+		if (!shmk__ns_ok(d->d_name) ||
+		    fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !(S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)))
+			continue; /* a symlink is kept: to be refused aloud */
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if (!(v = reallocarray(v, cap, sizeof *v)))
+				tool_fatal(EX_OSERR, "out of memory");
+		}
+		if (!(v[n++] = strdup(d->d_name)))
+			tool_fatal(EX_OSERR, "out of memory");
+	}
+	if (errno)
+		tool_fatal(EX_OSERR, "unable to list registry directory %s: %s",
+			   dir, strerror(errno));
+	closedir(dh);
+	if (n)
+		qsort(v, n, sizeof *v, cmp_str);
+	*out = v;
+	return n;
+}
+
+/* ---- human output ---------------------------------------------------------- */
+
+/* Reason without a leading "<path>: " that the line already shows. */
+static const char *after(const char *reason, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (n && strncmp(reason, path, n) == 0 && reason[n] == ':' &&
+	    reason[n + 1] == ' ')
+		return reason + n + 2;
+	return reason;
+}
+
+/* Reason without a leading word the line already says ("owner dead"). */
+static const char *unsaid(const char *reason, const char *said)
+{
+	size_t n = strlen(said);
+
+	if (strncmp(reason, said, n) != 0)
+		return reason;
+	reason += n;
+	if ((reason[0] == ':' || reason[0] == ';') && reason[1] == ' ')
+		reason += 2;
+	else if (reason[0] == ' ')
+		reason++;
+	return reason[0] ? reason : said;
+}
+
+static void owner_desc(const struct shmk_reap_item *it, char *buf, size_t sz)
+{
+	if (it->pid > 0)
+		snprintf(buf, sz, "%s (pid %d)", it->owner, (int)it->pid);
+	else
+		snprintf(buf, sz, "%s", it->owner);
+}
+
+static void print_item(const struct opts *o, const char *dir,
+		       const struct shmk_reap_item *it)
+{
+	char hs[TOOL_HSIZE], who[128], path[PATH_MAX + 300];
+	char rd[PATH_MAX + 330];
+	bool dry = o->dry_run;
+
+	owner_desc(it, who, sizeof who);
+	switch (it->action) {
+	case SHMK_REAP_OWNER_DEAD:
+		if (o->verbose >= 0)
+			printf("%s: dead owner %s: %s\n", it->ns, who,
+			       unsaid(it->reason, "owner dead"));
+		break;
+	case SHMK_REAP_SEGMENT_REAPED:
+		if (o->verbose >= 0)
+			printf("%s: %s %s (%s) of dead owner %s\n", it->ns,
+			       dry ? "would reap" : "reaped", it->object,
+			       tool_hsize(it->bytes, hs), who);
+		break;
+	case SHMK_REAP_SEGMENT_GONE:
+		if (o->verbose > 0)
+			printf("%s: %s of dead owner %s: %s\n", it->ns, it->object,
+			       who, it->reason);
+		break;
+	case SHMK_REAP_OWNER_ALIVE:
+		if (o->verbose > 0)
+			printf("%s: live owner %s: left alone (%s)\n", it->ns,
+			       who, unsaid(it->reason, "owner alive"));
+		break;
+	case SHMK_REAP_SEGMENT_LIVE:
+		if (o->verbose > 0)
+			printf("%s: live %s (%s) of owner %s\n", it->ns, it->object,
+			       tool_hsize(it->bytes, hs), who);
+		break;
+	case SHMK_REAP_STRAY_KEPT:
+		if (o->verbose >= 0)
+			printf("%s: stray %s (%s) kept: %s\n", it->ns,
+			       it->object, tool_hsize(it->bytes, hs),
+			       it->reason);
+		break;
+	case SHMK_REAP_STRAY_REMOVED:
+		if (o->verbose >= 0)
+			printf("%s: removed stray %s (%s): %s\n", it->ns,
+			       it->object, tool_hsize(it->bytes, hs),
+			       it->reason);
+		break;
+	case SHMK_REAP_RECORD_QUARANTINED:
+		snprintf(path, sizeof path, "%s/%s/%s", dir, it->ns, it->object);
+		tool_warn("%s bad record %s: %s",
+			  dry ? "would quarantine" : "quarantined", path,
+			  after(it->reason, path));
+		break;
+	case SHMK_REAP_ERROR:
+	default:
+		if (it->object[0] == '/')
+			snprintf(path, sizeof path, "%s", it->object);
+		else if (strcmp(it->object, it->owner) == 0)
+			snprintf(path, sizeof path, "owner %s in namespace %s",
+				 who, it->ns);
+		else
+			snprintf(path, sizeof path, "%s/%s/%s", dir, it->ns,
+				 it->object);
+		snprintf(rd, sizeof rd, "registry directory %s", path);
+		tool_error("unable to handle %s: %s", path,
+			   after(after(it->reason, path), rd));
+		break;
+	}
+}
+
+static void add_totals(struct totals *t, const struct shmk_reap_report *r)
+{
+	t->owners_dead += r->owners_dead;
+	t->owners_alive += r->owners_alive;
+	t->segments_reaped += r->segments_reaped;
+	t->segments_gone += r->segments_gone;
+	t->segments_live += r->segments_live;
+	t->strays_kept += r->strays_kept;
+	t->strays_removed += r->strays_removed;
+	t->quarantined += r->quarantined;
+	t->errors += r->errors;
+	t->bytes_reaped += r->bytes_reaped;
+	t->bytes_live += r->bytes_live;
+	t->bytes_strays += r->bytes_strays;
+}
+
+/* Appends ", <fmt>" (or "<fmt>" first) to buf. */
+static void part(char *buf, size_t sz, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void part(char *buf, size_t sz, const char *fmt, ...)
+{
+	size_t n = strlen(buf);
+	va_list ap;
+
+	if (n && n + 2 < sz) {
+		memcpy(buf + n, ", ", 3);
+		n += 2;
+	}
+	va_start(ap, fmt);
+	if (n < sz)
+		vsnprintf(buf + n, sz - n, fmt, ap);
+	va_end(ap);
+}
+
+/* One line; only what is not zero, so a clean run says so in few words. */
+static void print_totals(const struct opts *o, const struct totals *t,
+			 size_t n_ns)
+{
+	char b[1024] = "", h[TOOL_HSIZE];
+
+	if (o->verbose < 0)
+		return;
+	if (t->owners_dead)
+		part(b, sizeof b, "%zu dead owner%s", t->owners_dead,
+		     tool_s(t->owners_dead));
+	if (t->segments_reaped)
+		part(b, sizeof b, "%zu segment%s %s (%s)", t->segments_reaped,
+		     tool_s(t->segments_reaped),
+		     o->dry_run ? "would be reaped" : "reaped",
+		     tool_hsize(t->bytes_reaped, h));
+	if (t->segments_gone)
+		part(b, sizeof b, "%zu already gone", t->segments_gone);
+	if (t->owners_alive)
+		part(b, sizeof b, "%zu live owner%s left alone",
+		     t->owners_alive, tool_s(t->owners_alive));
+	if (t->segments_live)
+		part(b, sizeof b, "%zu live segment%s (%s)", t->segments_live,
+		     tool_s(t->segments_live), tool_hsize(t->bytes_live, h));
+	if (t->strays_kept)
+		part(b, sizeof b, "%zu stray%s kept", t->strays_kept,
+		     tool_s(t->strays_kept));
+	if (t->strays_removed)
+		part(b, sizeof b, "%zu stray%s removed", t->strays_removed,
+		     tool_s(t->strays_removed));
+	if (t->quarantined)
+		part(b, sizeof b, "%zu record%s %s", t->quarantined,
+		     tool_s(t->quarantined),
+		     o->dry_run ? "would be quarantined" : "quarantined");
+	if (t->errors)
+		part(b, sizeof b, "%zu error%s", t->errors, tool_s(t->errors));
+	printf("%s%zu namespace%s: %s\n",
+	       o->dry_run ? "dry run, nothing changed: " : "", n_ns,
+	       tool_s(n_ns), b[0] ? b : "nothing to reap");
+}
+
+/* ---- JSON output ------------------------------------------------------------- */
+
+static void json_item(cJSON *items, const struct shmk_reap_item *it)
+{
+	cJSON *j = tj_arr_obj(items);
+
+	tj_str(j, "action", shmk_reap_action_name(it->action));
+	tj_str(j, "ns", it->ns);
+	tj_str(j, "owner", it->owner);
+	tj_num(j, "pid", it->pid);
+	tj_str(j, "object", it->object);
+	tj_num(j, "bytes", (double)it->bytes);
+	tj_num(j, "error", it->error);
+	tj_str(j, "reason", it->reason);
+}
+
+static void json_report(const struct opts *o, const char *dir,
+			const struct ns_run *runs, size_t n,
+			const struct totals *t, int status)
+{
+	cJSON *doc = tj_object(), *tj, *items, *nss;
+
+	tj_str(doc, "registry", dir);
+	tj_str(doc, "namespace", o->ns);
+	tj_bool(doc, "dry_run", o->dry_run);
+	tj_bool(doc, "remove_strays", o->strays);
+	tj_num(doc, "min_age", o->min_age_set ? (double)o->min_age
+					       : SHMK_DEFAULT_STRAY_AGE);
+	nss = tj_arr(doc, "namespaces");
+	for (size_t i = 0; i < n; i++)
+		tj_arr_str(nss, runs[i].ns);
+	tj = tj_obj(doc, "totals");
+	tj_num(tj, "namespaces", (double)n);
+	tj_num(tj, "owners_dead", (double)t->owners_dead);
+	tj_num(tj, "owners_alive", (double)t->owners_alive);
+	tj_num(tj, "segments_reaped", (double)t->segments_reaped);
+	tj_num(tj, "segments_gone", (double)t->segments_gone);
+	tj_num(tj, "segments_live", (double)t->segments_live);
+	tj_num(tj, "strays_kept", (double)t->strays_kept);
+	tj_num(tj, "strays_removed", (double)t->strays_removed);
+	tj_num(tj, "quarantined", (double)t->quarantined);
+	tj_num(tj, "errors", (double)t->errors);
+	tj_num(tj, "bytes_reaped", (double)t->bytes_reaped);
+	tj_num(tj, "bytes_live", (double)t->bytes_live);
+	tj_num(tj, "bytes_strays", (double)t->bytes_strays);
+	items = tj_arr(doc, "items");
+	for (size_t i = 0; i < n; i++) {
+		const struct ns_run *r = &runs[i];
+		for (size_t k = 0; r->rep && k < r->rep->n_items; k++)
+			json_item(items, &r->rep->items[k]);
+		if (r->failure[0]) {
+			struct shmk_reap_item it = {.action = SHMK_REAP_ERROR,
+						    .error = r->rc};
+			snprintf(it.ns, sizeof it.ns, "%s", r->ns);
+			snprintf(it.object, sizeof it.object, "%s/%s", dir,
+				 r->ns);
+			snprintf(it.reason, sizeof it.reason, "%s", r->failure);
+			json_item(items, &it);
+		}
+	}
+	tj_num(doc, "exit_status", status);
+	tj_print(doc);
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	struct opts o = {0};
+	struct totals t = {0};
+	struct ns_run *runs;
+	char dir[PATH_MAX], **names = NULL;
+	size_t n;
+	unsigned min_age, flags;
+	bool progress;
+	int rc, status;
+
+	tool_init("shmclean");
+	parse_args(argc, argv, &o);
+	flags = reap_flags(&o, &min_age);
+	if ((rc = shmk__dir_resolve(o.dir, dir, sizeof dir)) < 0)
+		tool_fatal(tool_exit_code_for(rc),
+			   "unable to resolve the registry directory: %s",
+			   shmk_last_error());
+
+	if (o.ns) {
+		/* shmk_reap() copes with a missing registry (strays only). */
+		n = 1;
+		if (!(names = calloc(1, sizeof *names)) ||
+		    !(names[0] = strdup(o.ns)))
+			tool_fatal(EX_OSERR, "out of memory");
+	} else {
+		n = list_namespaces(dir, &names);
+	}
+	if (!(runs = calloc(n ? n : 1, sizeof *runs)))
+		tool_fatal(EX_OSERR, "out of memory");
+
+	progress = n > 1 && !o.json && o.verbose >= 0 && isatty(STDERR_FILENO);
+	for (size_t i = 0; i < n; i++) {
+		struct shmk_reap_options ro = {.dir = dir, .ns = names[i],
+					       .shm_dir = o.shm_dir,
+					       .flags = flags,
+					       .stray_min_age = min_age};
+		struct ns_run *r = &runs[i];
+
+		snprintf(r->ns, sizeof r->ns, "%s", names[i]);
+		if (progress)
+			fprintf(stderr, "\r%s: namespace %zu/%zu %s\033[K",
+				tool_prog, i + 1, n, names[i]);
+		r->rc = shmk_reap(&ro, &r->rep);
+		if (progress)
+			fprintf(stderr, "\r\033[K");
+		if (r->rc < 0 && r->rc != -EIO) {
+			/* The namespace as a whole could not be reaped.  Asked
+			 * for by name, that is the end of it. */
+			if (o.ns)
+				tool_fatal(tool_exit_code_for(r->rc),
+					   "unable to reap namespace %s: %s",
+					   o.ns, shmk_last_error());
+			if (!r->rep || r->rep->errors == 0) {
+				/* Not in the report: count it ourselves. */
+				snprintf(r->failure, sizeof r->failure, "%s",
+					 shmk_last_error());
+				t.errors++;
+			}
+		}
+		if (r->rep)
+			add_totals(&t, r->rep);
+		if (o.json)
+			continue;
+		for (size_t k = 0; r->rep && k < r->rep->n_items; k++)
+			print_item(&o, dir, &r->rep->items[k]);
+		if (r->failure[0])
+			tool_error("unable to reap namespace %s: %s", r->ns,
+				   r->failure);
+	}
+	if (n == 0 && o.verbose > 0 && !o.json)
+		printf("no namespace registered in %s\n", dir);
+
+	status = t.quarantined ? EX_DATAERR : t.errors ? EX_TEMPFAIL : 0;
+	if (o.json)
+		json_report(&o, dir, runs, n, &t, status);
+	else
+		print_totals(&o, &t, n);
+	tool_flush_stdout();
+
+	for (size_t i = 0; i < n; i++) {
+		shmk_reap_report_free(runs[i].rep);
+		free(names[i]);
+	}
+	free(names);
+	free(runs);
+	return status;
+}
