@@ -24,6 +24,7 @@
  */
 #include "internal.h"
 
+#include <bsd/string.h>
 #include <dirent.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -57,6 +58,7 @@ struct reap {
 	unsigned flags;
 	struct shmk_reap_report *rep;
 	struct shmk_ident me;
+	uid_t uid;                /* geteuid(), once */
 	struct shmk_table owners; /* id -> owner_ent */
 	struct shmk_table claims; /* name -> owner_ent of a live owner */
 };
@@ -77,16 +79,15 @@ const char *shmk_reap_action_name(enum shmk_reap_action a)
 	return "unknown";
 }
 
-static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
-		 pid_t pid, const char *object, uint64_t bytes, int err,
-		 const char *fmt, ...) __attribute__((format(printf, 8, 9)));
-static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
-		 pid_t pid, const char *object, uint64_t bytes, int err,
-		 const char *fmt, ...)
+/* Counts the action in the totals and, unless quiet, appends an item with
+ * a fixed reason (no formatting: this runs once per reaped segment). */
+static struct shmk_reap_item *item_s(struct reap *r, enum shmk_reap_action a,
+				     const char *owner, pid_t pid,
+				     const char *object, uint64_t bytes, int err,
+				     const char *reason)
 {
 	struct shmk_reap_report *rep = r->rep;
 	struct shmk_reap_item *it;
-	va_list ap;
 
 	switch (a) {
 	case SHMK_REAP_OWNER_DEAD: rep->owners_dead++; break;
@@ -114,25 +115,40 @@ static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
 	if ((r->flags & SHMK__REAP_QUIET) &&
 	    (a == SHMK_REAP_SEGMENT_LIVE || a == SHMK_REAP_OWNER_ALIVE ||
 	     a == SHMK_REAP_SEGMENT_REAPED || a == SHMK_REAP_SEGMENT_GONE))
-		return;
+		return NULL;
 	/* Capacity is 8, then doubles whenever the count reaches a power of 2. */
 	if (rep->n_items == 0 ||
 	    (rep->n_items >= 8 && (rep->n_items & (rep->n_items - 1)) == 0)) {
 		size_t cap = rep->n_items ? rep->n_items * 2 : 8;
 		void *n = realloc(rep->items, cap * sizeof *it);
 		if (!n)
-			return; /* totals stay right; detail is lost */
+			return NULL; /* totals stay right; detail is lost */
 		rep->items = n;
 	}
 	it = &rep->items[rep->n_items++];
-	memset(it, 0, sizeof *it);
 	it->action = a;
-	snprintf(it->ns, sizeof it->ns, "%s", r->ns);
-	snprintf(it->owner, sizeof it->owner, "%s", owner ? owner : "");
+	strlcpy(it->ns, r->ns, sizeof it->ns);
+	strlcpy(it->owner, owner ? owner : "", sizeof it->owner);
 	it->pid = pid;
-	snprintf(it->object, sizeof it->object, "%s", object ? object : "");
+	strlcpy(it->object, object ? object : "", sizeof it->object);
 	it->bytes = bytes;
 	it->error = err;
+	strlcpy(it->reason, reason, sizeof it->reason);
+	return it;
+}
+
+static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
+		 pid_t pid, const char *object, uint64_t bytes, int err,
+		 const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
+		 pid_t pid, const char *object, uint64_t bytes, int err,
+		 const char *fmt, ...)
+{
+	struct shmk_reap_item *it = item_s(r, a, owner, pid, object, bytes, err, "");
+	va_list ap;
+
+	if (!it)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(it->reason, sizeof it->reason, fmt, ap);
 	va_end(ap);
@@ -230,7 +246,7 @@ static void probe(struct reap *r, struct owner_ent *o)
 	if (o->lock_fd < 0)
 		return; /* gone meanwhile: reaped or closed by its owner */
 	if (fstat(o->lock_fd, &a) < 0 || !S_ISREG(a.st_mode) ||
-	    a.st_uid != geteuid()) {
+	    a.st_uid != r->uid) {
 		item(r, SHMK_REAP_ERROR, o->id, 0, name, 0, -EPERM,
 		     "lock file is not a regular file of ours: left alone");
 		shmk__close(&o->lock_fd);
@@ -311,17 +327,17 @@ static void reap_segment(struct reap *r, struct owner_ent *o,
 
 	if (fstatat(r->shmfd, obj, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
-			item(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
-			     s->size, 0, "already gone");
+			item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
+			       s->size, 0, "already gone");
 		else
 			item(r, SHMK_REAP_ERROR, o->id, pid, s->name, s->size,
 			     -errno, "cannot stat: %s", strerror(errno));
 		return;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+	if (!S_ISREG(st.st_mode) || st.st_uid != r->uid) {
 		item(r, SHMK_REAP_ERROR, o->id, pid, s->name, s->size, -EPERM,
 		     "not a regular file of uid %u (uid %u, mode %o): kept",
-		     (unsigned)geteuid(), (unsigned)st.st_uid,
+		     (unsigned)r->uid, (unsigned)st.st_uid,
 		     (unsigned)st.st_mode);
 		return;
 	}
@@ -352,8 +368,8 @@ static void reap_segment(struct reap *r, struct owner_ent *o,
 		return;
 	}
 	SHMK_CRASHPOINT("reap/after_segment");
-	item(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name,
-	     (uint64_t)st.st_size, 0, "unlinked");
+	item_s(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name,
+	       (uint64_t)st.st_size, 0, "unlinked");
 }
 
 static void reap_owner(struct reap *r, struct owner_ent *o)
@@ -447,7 +463,7 @@ static void handle_strays(struct reap *r, struct shmk_table *strays,
 			item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
 			     "in no record (age %llds)%s", (long long)age,
 			     (r->flags & SHMK_REAP_STRAYS) ? " (dry run)" : "");
-		} else if (!S_ISREG(s->st.st_mode) || s->st.st_uid != geteuid()) {
+		} else if (!S_ISREG(s->st.st_mode) || s->st.st_uid != r->uid) {
 			item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
 			     "in no record, but owned by uid %u: kept",
 			     (unsigned)s->st.st_uid);
@@ -479,6 +495,7 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 	int rc;
 
 	snprintf(r.ns_path, sizeof r.ns_path, "%s/%s", rootpath, ns);
+	r.uid = geteuid();
 	if ((rc = shmk__self_ident(&r.me)) < 0)
 		return rc;
 	if (shmk__table_init(&r.owners, 16) < 0 ||
@@ -574,9 +591,9 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 			     ? "lock held (another reaper at work?)"
 			     : "owner alive");
 		for (size_t i = 0; o->loaded && i < o->rec.n_segs; i++)
-			item(&r, SHMK_REAP_SEGMENT_LIVE, o->id, pid,
-			     o->rec.segs[i]->name, o->rec.segs[i]->size, 0,
-			     "owner alive");
+			item_s(&r, SHMK_REAP_SEGMENT_LIVE, o->id, pid,
+			       o->rec.segs[i]->name, o->rec.segs[i]->size, 0,
+			       "owner alive");
 	}
 strays:
 	if (want_strays)
