@@ -58,7 +58,7 @@ CRITERION_ARGS ?= --jobs=$(TEST_JOBS) --timeout=120
 
 DEB_DEPS  := libcjson-dev libbsd-dev libcriterion-dev libfiu-dev pkg-config
 
-.PHONY: all lib tools installcheck check test asan bench deps install uninstall clean
+.PHONY: all lib tools installcheck check soak test asan bench deps install uninstall clean
 
 all: lib tools
 
@@ -158,6 +158,14 @@ asan: deps
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  $(ASAN_TEST) $(CRITERION_ARGS)
 
+# ---- the main job ---------------------------------------------------------------
+# leak-soak with its defaults (50 cycles, 3 workers, 3 x 1 MiB) on the default
+# registry directory; SOAK_ARGS adds options, e.g. SOAK_ARGS='--cycles 10000'.
+SOAK_ARGS ?=
+soak: deps
+	$(MAKE) --no-print-directory lib tools
+	$(B)/tools/leak-soak $(SOAK_ARGS)
+
 # ---- benchmarks ---------------------------------------------------------------
 $(B)/bench/%: tests/bench/%.c tests/bench/bench.h $(AR_LIB) | $(B)/bench
 	$(CC) $(ALL_CFLAGS) -O2 -Ilib -Itests/bench -o $@ $< $(AR_LIB) $(LIB_LIBS) -lm
@@ -192,3 +200,4 @@ uninstall:
 
 clean:
 	rm -rf $(B)
+-include tests/fuzz/fuzz.mk

@@ -42,6 +42,7 @@ struct shmk_ctx {
 	int shm_fd;
 	bool durable;
 	uint64_t budget;
+	shmk_monitor *monitor; /* hard/soft limits on creation (not owned) */
 	struct shmk_owner own;
 };
 
@@ -52,6 +53,10 @@ struct shmk_segment {
 	pid_t owner_pid; /* pid that created it; 0 if attached */
 	char name[SHMK_SHM_NAME_MAX];
 };
+
+/* monitor.c */
+int shmk__monitor_admit(shmk_monitor *m, shmk_ctx *c, const char *name,
+			uint64_t size, struct shmk_sample *out);
 
 /* owner.c */
 int shmk__owner_ensure(shmk_ctx *c);

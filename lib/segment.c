@@ -75,6 +75,8 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 	struct stat st;
 	void *addr = MAP_FAILED;
 	const char *step = "create";
+	struct shmk_sample soft_s;
+	bool soft = false;
 	int fd = -1, rc;
 
 	if (!out)
@@ -117,6 +119,13 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 				       (unsigned long long)c->budget);
 			goto out;
 		}
+	}
+
+	if (c->monitor &&
+	    (rc = shmk__monitor_admit(c->monitor, c, e->name, size, &soft_s)) != 0) {
+		if (rc < 0)
+			goto out;
+		soft = true;
 	}
 
 	/* 1. Intent, before the object exists. */
@@ -169,6 +178,8 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 	}
 	SHMK_CRASHPOINT("create/after_live");
 	pthread_mutex_unlock(&c->mu);
+	if (soft) /* outside the lock: the callback may clean up through us */
+		shmk_monitor_limits(c->monitor, &soft_s);
 
 	seg->ctx = c;
 	seg->addr = addr;

@@ -1,0 +1,682 @@
+/* leak-soak - init/teardown cycles of a real pool with real segments, with
+ * leak verdicts from the ResourceMonitor.  See docs/leak-soak.1.
+ *
+ * A cycle: reap what a previous (killed) cycle left, open the namespace,
+ * create a pool (workers with their slot segments) and extra segments, run a
+ * job on every worker that writes all of its slot, write every extra
+ * segment, tear it all down.  With --kill-every K, every K-th cycle runs in
+ * a child process that is SIGKILLed in the middle of its jobs; the next
+ * cycle's reap must take everything it left.  The process is a child
+ * subreaper, so the killed cycle's orphaned supervisor and workers are
+ * reaped here and cannot hide as zombies of init.
+ */
+#include "common.h"
+#include "shmkeeper.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_LEAK 1
+
+struct cfg {
+	unsigned long long cycles, workers, segments, size, kill_every, warmup;
+	const char *ns, *dir, *csv, *plot;
+	bool json, quiet;
+	enum { FAULT_NONE, FAULT_FD, FAULT_SEGMENT } fault;
+};
+
+struct row {
+	bool killed;
+	double init_ms, teardown_ms;
+	struct shmk_sample s;   /* after the cycle */
+	long records;           /* registry records left after the cycle */
+	size_t reaped;          /* segments reaped at the start of the cycle */
+	uint64_t reaped_bytes;
+};
+
+static struct cfg C = {.cycles = 50, .workers = 3, .segments = 3,
+		       .size = 1u << 20, .ns = "leaksoak", .warmup = 5};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int touch(void *mem, size_t size, void *arg)
+{
+	unsigned char v = (unsigned char)(uintptr_t)arg;
+
+	memset(mem, v, size);
+	return ((unsigned char *)mem)[size - 1] == v ? 0 : 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: leak-soak [--cycles N] [--workers N] [--segments N] "
+		"[--size BYTES]\n"
+		"                 [--namespace NS] [--dir DIR] [--kill-every K] "
+		"[--warmup W]\n"
+		"                 [--json] [--csv FILE] [--plot FILE.svg] [-q]\n"
+		"\n"
+		"Runs init/teardown cycles of a worker pool with real segments "
+		"and reports\nleaks of descriptors, memory, threads, children, "
+		"segments and records.\n"
+		"\n"
+		"  --cycles N       cycles to run (default 50)\n"
+		"  --workers N      pool workers, each with a slot (default 3)\n"
+		"  --segments N     extra segments per cycle (default 3)\n"
+		"  --size BYTES     size of each slot and segment, K/M/G "
+		"suffixes (default 1M)\n"
+		"  --namespace NS   namespace to use (default leaksoak)\n"
+		"  --dir DIR        registry directory (default: the library's)\n"
+		"  --kill-every K   SIGKILL a cycle's process every K cycles and "
+		"check the next\n"
+		"                   cycle reaps everything it left\n"
+		"  --warmup W       cycles before the baseline (default 5)\n"
+		"  --json           one JSON document on stdout\n"
+		"  --csv FILE       one row per cycle\n"
+		"  --plot FILE.svg  a picture of fds, RSS, segments and times per "
+		"cycle\n"
+		"  -q               only the verdict line\n"
+		"  --help, --version\n"
+		"\n"
+		"Exit status: 0 no leak, 1 leak found, 64 usage, 69-78 could not "
+		"run (sysexits).\n");
+}
+
+static bool parse_size(const char *s, unsigned long long *out)
+{
+	char *e;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &e, 10);
+	if (errno || e == s)
+		return false;
+	switch (*e) {
+	case 'k': case 'K': v <<= 10; e++; break;
+	case 'm': case 'M': v <<= 20; e++; break;
+	case 'g': case 'G': v <<= 30; e++; break;
+	}
+	if (*e == 'i' && e[1] == 'B')
+		e += 2;
+	else if (*e == 'B')
+		e++;
+	if (*e || v == 0 || v > (1ull << 40))
+		return false;
+	*out = v;
+	return true;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"cycles", 1, 0, 'c'},   {"workers", 1, 0, 'w'},
+		{"segments", 1, 0, 's'}, {"size", 1, 0, 'z'},
+		{"namespace", 1, 0, 'n'}, {"dir", 1, 0, 'd'},
+		{"kill-every", 1, 0, 'k'}, {"warmup", 1, 0, 'W'},
+		{"json", 0, 0, 'j'},     {"csv", 1, 0, 'C'},
+		{"plot", 1, 0, 'p'},     {"help", 0, 0, 'h'},
+		{"version", 0, 0, 'V'},  {0, 0, 0, 0}};
+	int o, li = 0;
+
+	while ((o = getopt_long(argc, argv, "q", lo, &li)) != -1) {
+		unsigned long long *u = NULL, max = 0;
+		switch (o) {
+		case 'c': u = &C.cycles; max = 100000000; break;
+		case 'w': u = &C.workers; max = 1024; break;
+		case 's': u = &C.segments; max = 100000; break;
+		case 'k': u = &C.kill_every; max = 100000000; break;
+		case 'W': u = &C.warmup; max = 100000000; break;
+		case 'z':
+			if (!parse_size(optarg, &C.size))
+				tool_usage_error("--size: \"%s\" is not a size "
+						 "(e.g. 4096, 64K, 1M)",
+						 optarg);
+			continue;
+		case 'n': C.ns = optarg; continue;
+		case 'd': C.dir = optarg; continue;
+		case 'j': C.json = true; continue;
+		case 'C': C.csv = optarg; continue;
+		case 'p': C.plot = optarg; continue;
+		case 'q': C.quiet = true; continue;
+		case 'h': usage(stdout); exit(0);
+		case 'V': tool_print_version(); exit(0);
+		default: tool_usage_error("unknown option (see --help)");
+		}
+		if (!tool_parse_uint(optarg, max, u))
+			tool_usage_error("--%s: \"%s\" is not a number from 0 to "
+					 "%llu",
+					 lo[li].name, optarg, max);
+	}
+	if (optind < argc)
+		tool_usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (C.cycles == 0 || C.workers == 0)
+		tool_usage_error("--cycles and --workers must be at least 1");
+	if (shmk_ns_check(C.ns) < 0)
+		tool_usage_error("%s", shmk_last_error());
+	/* Hidden fault switch, for the tests that prove leaks are caught. */
+	const char *f = getenv("SHMKEEPER_SOAK_FAULT");
+	if (f && !strcmp(f, "fd"))
+		C.fault = FAULT_FD;
+	else if (f && !strcmp(f, "segment"))
+		C.fault = FAULT_SEGMENT;
+}
+
+static long count_records(const char *dir)
+{
+	char path[4096];
+	DIR *d;
+	struct dirent *e;
+	long n = 0;
+
+	snprintf(path, sizeof path, "%s/%s", dir, C.ns);
+	if (!(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l > 6 && !strcmp(e->d_name + l - 6, ".jsonl"))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* One cycle in this process.  stop_fd >= 0: a child in crash mode, which
+ * reports "ready" after init and then runs jobs until it is killed. */
+static int cycle(unsigned long long i, double *init_ms, double *td_ms,
+		 int ready_fd)
+{
+	struct shmk_options o = {.dir = C.dir, .ns = C.ns,
+				 .flags = SHMK_OPEN_NO_REAP, .role = "leak-soak"};
+	struct shmk_pool_options po = {.workers = (unsigned)C.workers,
+				       .slot_size = C.size, .fn = touch,
+				       .arg = (void *)(uintptr_t)(i & 0xff),
+				       .title = "leak-soak",
+				       .lease_policy = SHMK_LEASE_WAIT};
+	shmk_segment **segs = calloc(C.segments + 1, sizeof *segs);
+	shmk_ctx *ctx = NULL;
+	shmk_pool *pool = NULL;
+	double t0 = now_ms(), t1, t2;
+	int rc;
+
+	if (!segs)
+		tool_fatal(EX_OSERR, "out of memory");
+	if ((rc = shmk_open(&o, &ctx)) < 0)
+		tool_fatal(tool_exit_code_for(rc), "unable to open namespace %s: %s",
+			   C.ns, shmk_last_error());
+	if ((rc = shmk_pool_create(ctx, &po, &pool)) < 0)
+		tool_fatal(tool_exit_code_for(rc), "unable to create the pool: %s",
+			   shmk_last_error());
+	for (unsigned long long k = 0; k < C.segments; k++) {
+		char name[64];
+		snprintf(name, sizeof name, "soak-%llu", k);
+		if ((rc = shmk_segment_create(ctx, name, C.size, &segs[k])) < 0)
+			tool_fatal(tool_exit_code_for(rc),
+				   "unable to create segment %s: %s", name,
+				   shmk_last_error());
+	}
+	t1 = now_ms();
+	if (ready_fd >= 0) {
+		/* Crash mode: tell the parent we are in the middle of it, and
+		 * keep the workers busy until the SIGKILL comes. */
+		if (write(ready_fd, "r", 1) != 1)
+			_exit(EX_OSERR);
+		for (;;)
+			for (unsigned w = 0; w < C.workers; w++) {
+				int slot = shmk_pool_lease(pool, SHMK_LEASE_WAIT, 0), r;
+				if (slot >= 0) {
+					shmk_pool_run(pool, (unsigned)slot, &r);
+					shmk_pool_release(pool, (unsigned)slot);
+				}
+			}
+	}
+	for (unsigned w = 0; w < C.workers; w++) {
+		int slot = shmk_pool_lease(pool, SHMK_LEASE_WAIT, 0), r = -1;
+		if (slot < 0)
+			tool_fatal(EX_SOFTWARE, "unable to lease a slot: %s",
+				   shmk_last_error());
+		if ((rc = shmk_pool_run(pool, (unsigned)slot, &r)) < 0 || r != 0)
+			tool_fatal(EX_SOFTWARE, "job on slot %d failed: %s", slot,
+				   rc < 0 ? shmk_last_error() : "bad result");
+		shmk_pool_release(pool, (unsigned)slot);
+	}
+	for (unsigned long long k = 0; k < C.segments; k++)
+		memset(shmk_segment_addr(segs[k]), (int)(i & 0xff), C.size);
+	if (C.fault == FAULT_FD && open("/dev/null", O_RDONLY) < 0)
+		tool_warn("fault switch: cannot leak an fd");
+	if (C.fault == FAULT_SEGMENT) {
+		char name[96];
+		snprintf(name, sizeof name, "/%s.leak-%llu", C.ns, i);
+		int fd = shm_open(name, O_CREAT | O_RDWR, 0600);
+		if (fd >= 0)
+			close(fd); /* outside the registry: a real leak */
+	}
+
+	t2 = now_ms();
+	for (unsigned long long k = 0; k < C.segments; k++)
+		if ((rc = shmk_segment_destroy(segs[k])) < 0)
+			tool_fatal(EX_SOFTWARE, "unable to destroy a segment: %s",
+				   shmk_last_error());
+	if ((rc = shmk_pool_destroy(pool)) < 0)
+		tool_fatal(EX_SOFTWARE, "unable to destroy the pool: %s",
+			   shmk_last_error());
+	if ((rc = shmk_close(ctx)) < 0)
+		tool_fatal(EX_SOFTWARE, "unable to close the namespace: %s",
+			   shmk_last_error());
+	*init_ms = t1 - t0;
+	*td_ms = now_ms() - t2;
+	free(segs);
+	return 0;
+}
+
+/* Runs a cycle in a child and SIGKILLs it mid-cycle; reaps the child and,
+ * as subreaper, its orphaned supervisor and workers. */
+static void killed_cycle(unsigned long long i)
+{
+	int p[2];
+	char b;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		tool_fatal(EX_OSERR, "unable to create a pipe: %s", strerror(errno));
+	if ((pid = fork()) < 0)
+		tool_fatal(EX_OSERR, "unable to fork: %s", strerror(errno));
+	if (pid == 0) {
+		double a, t;
+		close(p[0]);
+		cycle(i, &a, &t, p[1]);
+		_exit(EX_SOFTWARE);
+	}
+	close(p[1]);
+	if (read(p[0], &b, 1) != 1)
+		tool_warn("cycle %llu: the process to kill died early", i + 1);
+	close(p[0]);
+	{
+		struct timespec ts = {0, 2 * 1000 * 1000}; /* into its jobs */
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	/* Everything that was below it: the orphans see the service gone
+	 * and exit; as subreaper we collect them (deadline 10 s). */
+	double deadline = now_ms() + 10000;
+	for (;;) {
+		pid_t r = waitpid(-1, NULL, WNOHANG);
+		if (r < 0 && errno == ECHILD)
+			break;
+		if (r > 0)
+			continue;
+		if (now_ms() > deadline) {
+			tool_warn("cycle %llu: processes of the killed cycle still "
+				  "running after 10 s",
+				  i + 1);
+			break;
+		}
+		struct timespec ts = {0, 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct stats {
+	double mean, p50, p99, max;
+	size_t n;
+};
+
+static struct stats stats_of(const struct row *rows, size_t n, bool init)
+{
+	struct stats s = {0};
+	double *v = malloc((n ? n : 1) * sizeof *v), sum = 0;
+
+	if (!v)
+		tool_fatal(EX_OSERR, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (!rows[i].killed) {
+			v[s.n] = init ? rows[i].init_ms : rows[i].teardown_ms;
+			sum += v[s.n++];
+		}
+	if (s.n) {
+		qsort(v, s.n, sizeof *v, cmp_double);
+		s.mean = sum / (double)s.n;
+		s.p50 = v[(s.n - 1) / 2];
+		s.p99 = v[(size_t)ceil(0.99 * (double)s.n) - 1];
+		s.max = v[s.n - 1];
+	}
+	free(v);
+	return s;
+}
+
+static void write_csv(const struct row *rows, size_t n)
+{
+	FILE *f = fopen(C.csv, "w");
+
+	if (!f)
+		tool_fatal(EX_CANTCREAT, "unable to create %s: %s", C.csv,
+			   strerror(errno));
+	fprintf(f, "cycle,killed,init_ms,teardown_ms,fds,rss,threads,children,"
+		   "zombies,segments,bytes,records,reaped,reaped_bytes\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct row *r = &rows[i];
+		fprintf(f, "%zu,%d,%.3f,%.3f,%ld,%" PRIu64 ",%ld,%ld,%ld,%" PRIu64
+			   ",%" PRIu64 ",%ld,%zu,%" PRIu64 "\n",
+			i + 1, r->killed, r->init_ms, r->teardown_ms, r->s.fds,
+			r->s.rss, r->s.threads, r->s.children, r->s.zombies,
+			r->s.ns_segments, r->s.ns_bytes, r->records, r->reaped,
+			r->reaped_bytes);
+	}
+	if (fclose(f) != 0)
+		tool_fatal(EX_IOERR, "unable to write %s: %s", C.csv,
+			   strerror(errno));
+}
+
+/* One panel of the picture: a polyline of v over the cycles. */
+static void panel(FILE *f, int y0, const char *title, const char *unit,
+		  const double *v, const double *v2, size_t n, const char *c1,
+		  const char *c2)
+{
+	const int W = 860, H = 150, X0 = 70;
+	double lo = INFINITY, hi = -INFINITY;
+
+	for (size_t i = 0; i < n; i++) { /* NaN: no value (a killed cycle) */
+		if (v[i] < lo) lo = v[i];
+		if (v[i] > hi) hi = v[i];
+		if (v2 && v2[i] < lo) lo = v2[i];
+		if (v2 && v2[i] > hi) hi = v2[i];
+	}
+	if (lo > hi)
+		lo = hi = 0;
+	if (!(hi > lo)) { /* flat: center it */
+		hi += 1;
+		lo -= 1;
+	}
+	fprintf(f, "<g transform=\"translate(0,%d)\">\n", y0);
+	fprintf(f, "<text x=\"%d\" y=\"14\" font-size=\"13\" "
+		   "font-weight=\"bold\">%s</text>\n", X0, title);
+	fprintf(f, "<rect x=\"%d\" y=\"20\" width=\"%d\" height=\"%d\" "
+		   "fill=\"#fafafa\" stroke=\"#999\"/>\n", X0, W, H);
+	fprintf(f, "<text x=\"%d\" y=\"28\" font-size=\"10\" "
+		   "text-anchor=\"end\">%.4g %s</text>\n", X0 - 4, hi, unit);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" "
+		   "text-anchor=\"end\">%.4g %s</text>\n", X0 - 4, 20 + H, lo, unit);
+	for (int pass = 0; pass < (v2 ? 2 : 1); pass++) {
+		const double *d = pass ? v2 : v;
+		bool open = false;
+		for (size_t i = 0; i < n; i++) {
+			double x = X0 + (n > 1 ? (double)i * W / (double)(n - 1) : W / 2.0);
+			if (isnan(d[i])) { /* a gap, and a grey mark */
+				if (open)
+					fprintf(f, "\"/>\n");
+				open = false;
+				fprintf(f, "<line x1=\"%.1f\" y1=\"20\" x2=\"%.1f\" "
+					   "y2=\"%d\" stroke=\"#ccc\"/>\n", x, x, 20 + H);
+				continue;
+			}
+			if (!open)
+				fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" "
+					   "stroke-width=\"1.5\" points=\"",
+					pass ? c2 : c1);
+			open = true;
+			double y = 20 + H - (d[i] - lo) * H / (hi - lo);
+			fprintf(f, "%.1f,%.1f ", x, y);
+		}
+		if (open)
+			fprintf(f, "\"/>\n");
+	}
+	fprintf(f, "</g>\n");
+}
+
+static void write_plot(const struct row *rows, size_t n, const char *verdict)
+{
+	FILE *f = fopen(C.plot, "w");
+	double *a = calloc(n ? n : 1, sizeof *a), *b = calloc(n ? n : 1, sizeof *b);
+
+	if (!f)
+		tool_fatal(EX_CANTCREAT, "unable to create %s: %s", C.plot,
+			   strerror(errno));
+	if (!a || !b)
+		tool_fatal(EX_OSERR, "out of memory");
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"960\" "
+		   "height=\"780\" font-family=\"sans-serif\">\n"
+		   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+		   "<text x=\"70\" y=\"24\" font-size=\"16\">leak-soak: %zu cycles, "
+		   "namespace %s — %s</text>\n",
+		n, C.ns, verdict);
+	for (size_t i = 0; i < n; i++)
+		a[i] = (double)rows[i].s.fds;
+	panel(f, 40, "open file descriptors", "", a, NULL, n, "#1f77b4", NULL);
+	for (size_t i = 0; i < n; i++)
+		a[i] = (double)rows[i].s.rss / 1048576.0;
+	panel(f, 220, "resident memory (RSS)", "MiB", a, NULL, n, "#2ca02c", NULL);
+	for (size_t i = 0; i < n; i++)
+		a[i] = (double)rows[i].s.ns_segments;
+	panel(f, 400, "segments of the namespace left after the cycle", "", a,
+	      NULL, n, "#d62728", NULL);
+	for (size_t i = 0; i < n; i++) {
+		a[i] = rows[i].killed ? NAN : rows[i].init_ms;
+		b[i] = rows[i].killed ? NAN : rows[i].teardown_ms;
+	}
+	panel(f, 580, "init (blue) and teardown (orange) time per cycle; grey: "
+		      "a killed cycle", "ms",
+	      a, b, n, "#1f77b4", "#ff7f0e");
+	fprintf(f, "<text x=\"70\" y=\"770\" font-size=\"11\" fill=\"#555\">"
+		   "cycle 1 … %zu, left to right</text>\n</svg>\n", n);
+	free(a);
+	free(b);
+	if (fclose(f) != 0)
+		tool_fatal(EX_IOERR, "unable to write %s: %s", C.plot,
+			   strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	struct shmk_monitor_options mo = {0};
+	struct shmk_monitor *mon;
+	struct row *rows;
+	struct shmk_verdict v = {0};
+	struct shmk_sample base = {0};
+	char dir[4096] = "", verdict[700];
+	bool tty, leak;
+	size_t reaped_total = 0, killed_total = 0;
+	uint64_t reaped_bytes = 0;
+	int rc;
+
+	tool_init("leak-soak");
+	parse_args(argc, argv);
+	tty = isatty(STDERR_FILENO) && !C.quiet && !C.json;
+	if (!(rows = calloc(C.cycles, sizeof *rows)))
+		tool_fatal(EX_OSERR, "out of memory for %llu cycles", C.cycles);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		tool_warn("cannot become a child subreaper: %s", strerror(errno));
+	mo.ns = C.ns;
+	if ((rc = shmk_monitor_create(&mo, &mon)) < 0)
+		tool_fatal(tool_exit_code_for(rc), "unable to start the monitor: %s",
+			   shmk_last_error());
+	{
+		/* Resolve the directory the library will use, and check it. */
+		struct shmk_options o = {.dir = C.dir, .ns = C.ns,
+					 .flags = SHMK_OPEN_NO_REAP};
+		shmk_ctx *c;
+		if ((rc = shmk_open(&o, &c)) < 0)
+			tool_fatal(tool_exit_code_for(rc),
+				   "unable to open namespace %s: %s", C.ns,
+				   shmk_last_error());
+		snprintf(dir, sizeof dir, "%s", shmk_dir(c));
+		shmk_close(c);
+	}
+	unsigned long long warm = C.warmup < C.cycles ? C.warmup : C.cycles - 1;
+	if (!C.quiet && !C.json)
+		printf("leak-soak: %llu cycles, %llu workers, %llu segments of "
+		       "%llu bytes, namespace %s, registry %s\n",
+		       C.cycles, C.workers, C.segments, C.size, C.ns, dir);
+	if (!C.quiet && !C.json && C.kill_every)
+		printf("  (a cycle's process is SIGKILLed every %llu cycles)\n",
+		       C.kill_every);
+	fflush(stdout);
+
+	for (unsigned long long i = 0; i < C.cycles; i++) {
+		struct row *r = &rows[i];
+		struct shmk_reap_options ro = {.dir = C.dir, .ns = C.ns,
+					       .flags = SHMK_REAP_NO_STRAYS};
+		struct shmk_reap_report *rep = NULL;
+		double t0 = now_ms();
+
+		/* Init begins with the reap a restarted service does. */
+		rc = shmk_reap(&ro, &rep);
+		if (rep) {
+			r->reaped = rep->segments_reaped;
+			r->reaped_bytes = rep->bytes_reaped;
+			shmk_reap_report_free(rep);
+		}
+		if (rc < 0)
+			tool_warn("cycle %llu: reap: %s", i + 1, shmk_last_error());
+		double reap_ms = now_ms() - t0;
+		reaped_total += r->reaped;
+		reaped_bytes += r->reaped_bytes;
+
+		if (C.kill_every && (i + 1) % C.kill_every == 0 && i + 1 < C.cycles) {
+			r->killed = true;
+			killed_total++;
+			killed_cycle(i);
+		} else {
+			cycle(i, &r->init_ms, &r->teardown_ms, -1);
+			r->init_ms += reap_ms;
+		}
+		if ((rc = shmk_monitor_sample(mon, &r->s)) < 0)
+			tool_fatal(EX_OSERR, "unable to sample: %s", shmk_last_error());
+		r->records = count_records(dir);
+		if (i + 1 == warm || (warm == 0 && i == 0))
+			shmk_monitor_set_baseline(mon, &r->s);
+		if (tty)
+			fprintf(stderr, "\rleak-soak: cycle %llu/%llu  fds %ld  rss "
+					"%.1f MiB  segments %" PRIu64 "   ",
+				i + 1, C.cycles, r->s.fds, r->s.rss / 1048576.0,
+				r->s.ns_segments);
+	}
+	if (tty)
+		fprintf(stderr, "\r\033[K");
+
+	/* Verdict: last cycle against the baseline after warm-up, and nothing
+	 * of the namespace left at all. */
+	struct row *last = &rows[C.cycles - 1];
+	shmk_monitor_baseline(mon, &base);
+	shmk_monitor_check(mon, &last->s, &v);
+	leak = v.leak;
+	if (last->s.ns_segments || last->records) {
+		leak = true;
+		char more[160];
+		snprintf(more, sizeof more, "%s%" PRIu64 " segment(s), %ld record(s) "
+					    "of %s left",
+			 v.leak ? "; " : "", last->s.ns_segments, last->records,
+			 C.ns);
+		if (!v.leak)
+			v.reason[0] = '\0';
+		strncat(v.reason, more, sizeof v.reason - strlen(v.reason) - 1);
+	}
+	if (last->s.zombies) {
+		leak = true;
+		strncat(v.reason, "; zombies left",
+			sizeof v.reason - strlen(v.reason) - 1);
+	}
+	snprintf(verdict, sizeof verdict, "%s: %s", leak ? "LEAK" : "PASS",
+		 leak ? v.reason : "no leak");
+
+	struct stats si = stats_of(rows, C.cycles, true);
+	struct stats st = stats_of(rows, C.cycles, false);
+	if (C.csv)
+		write_csv(rows, C.cycles);
+	if (C.plot)
+		write_plot(rows, C.cycles, verdict);
+
+	if (C.json) {
+		cJSON *doc = tj_object(), *cfg = tj_obj(doc, "config"),
+		      *t = tj_obj(doc, "times_ms"), *d = tj_obj(doc, "deltas"),
+		      *cy = tj_arr(doc, "cycles");
+		tj_num(cfg, "cycles", (double)C.cycles);
+		tj_num(cfg, "workers", (double)C.workers);
+		tj_num(cfg, "segments", (double)C.segments);
+		tj_num(cfg, "size", (double)C.size);
+		tj_str(cfg, "namespace", C.ns);
+		tj_str(cfg, "dir", dir);
+		tj_num(cfg, "kill_every", (double)C.kill_every);
+		tj_num(cfg, "warmup", (double)warm);
+		cJSON *ti = tj_obj(t, "init"), *tt = tj_obj(t, "teardown");
+		tj_num(ti, "mean", si.mean); tj_num(ti, "p50", si.p50);
+		tj_num(ti, "p99", si.p99);   tj_num(ti, "max", si.max);
+		tj_num(tt, "mean", st.mean); tj_num(tt, "p50", st.p50);
+		tj_num(tt, "p99", st.p99);   tj_num(tt, "max", st.max);
+		tj_num(d, "fds", (double)v.fd_delta);
+		tj_num(d, "rss", (double)v.rss_delta);
+		tj_num(d, "threads", (double)v.thread_delta);
+		tj_num(d, "children", (double)v.child_delta);
+		tj_num(d, "zombies", (double)last->s.zombies);
+		tj_num(d, "segments_left", (double)last->s.ns_segments);
+		tj_num(d, "bytes_left", (double)last->s.ns_bytes);
+		tj_num(d, "records_left", (double)last->records);
+		tj_num(doc, "killed_cycles", (double)killed_total);
+		tj_num(doc, "reaped_segments", (double)reaped_total);
+		tj_num(doc, "reaped_bytes", (double)reaped_bytes);
+		tj_bool(doc, "leak", leak);
+		tj_str(doc, "verdict", verdict);
+		for (size_t i = 0; i < C.cycles; i++) {
+			cJSON *o = tj_arr_obj(cy);
+			tj_num(o, "cycle", (double)(i + 1));
+			tj_bool(o, "killed", rows[i].killed);
+			tj_num(o, "init_ms", rows[i].init_ms);
+			tj_num(o, "teardown_ms", rows[i].teardown_ms);
+			tj_num(o, "fds", (double)rows[i].s.fds);
+			tj_num(o, "rss", (double)rows[i].s.rss);
+			tj_num(o, "segments", (double)rows[i].s.ns_segments);
+			tj_num(o, "records", (double)rows[i].records);
+			tj_num(o, "reaped", (double)rows[i].reaped);
+		}
+		tj_print(doc);
+		cJSON_Delete(doc);
+	} else if (!C.quiet) {
+		printf("  init      mean %.2f ms  p50 %.2f  p99 %.2f  max %.2f  "
+		       "(%zu cycles)\n",
+		       si.mean, si.p50, si.p99, si.max, si.n);
+		printf("  teardown  mean %.2f ms  p50 %.2f  p99 %.2f  max %.2f\n",
+		       st.mean, st.p50, st.p99, st.max);
+		printf("  after %llu warm-up cycles: fds %+ld, rss %+.1f KiB, threads "
+		       "%+ld, children %+ld, zombies %ld\n",
+		       warm, v.fd_delta, v.rss_delta / 1024.0, v.thread_delta,
+		       v.child_delta, last->s.zombies);
+		printf("  left in namespace %s: %" PRIu64 " segments, %" PRIu64
+		       " bytes, %ld records\n",
+		       C.ns, last->s.ns_segments, last->s.ns_bytes, last->records);
+		if (C.kill_every)
+			printf("  killed cycles: %zu; reaped after them: %zu segments, "
+			       "%" PRIu64 " bytes\n",
+			       killed_total, reaped_total, reaped_bytes);
+	}
+	if (!C.json)
+		printf("leak-soak: %s\n", verdict);
+	tool_flush_stdout();
+	shmk_monitor_destroy(mon);
+	free(rows);
+	return leak ? EXIT_LEAK : 0;
+}
