@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -103,7 +104,11 @@ struct shmk_pool {
 	int watch_rfd;
 	pthread_t watch;
 	bool watch_started;
+	/* Calls of shmk_pool_lease()/shmk_pool_run() under way: destroy unmaps
+	 * the shared state only once none is left inside. */
+	_Atomic uint32_t inflight;
 };
+
 
 static const char *const limit_names[] = {"", "cgroup2 memory.max",
 					  "cgroup1 memory.limit_in_bytes",
@@ -121,6 +126,14 @@ static int fwait(_Atomic uint32_t *w, uint32_t val, const struct timespec *rel)
 static void fwake(_Atomic uint32_t *w)
 {
 	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void enter(shmk_pool *p) { atomic_fetch_add(&p->inflight, 1); }
+
+static void leave(shmk_pool *p)
+{
+	if (atomic_fetch_sub(&p->inflight, 1) == 1)
+		fwake(&p->inflight);
 }
 
 static void bump_free(struct pctl *c)
@@ -541,8 +554,12 @@ static void on_death(shmk_pool *p, unsigned i, struct sup_slot *ss,
 			in_window++;
 	d.deaths_in_window = in_window;
 	d.quarantined = !atomic_load(&p->ctl->shutdown) && in_window >= K;
-	/* The report first, so that a caller woken below reads this death. */
+	/* The report first, so that a caller woken below reads this death;
+	 * and the memory re-initialised before that caller wakes, or what it
+	 * writes next (the next job's input) could be wiped. */
 	publish(s, &d);
+	if (!d.quarantined && !atomic_load(&p->ctl->shutdown))
+		reinit_slot(p, i);
 	atomic_fetch_add(&s->deaths, 1);
 	atomic_fetch_add(&p->ctl->deaths, 1);
 
@@ -559,7 +576,6 @@ static void on_death(shmk_pool *p, unsigned i, struct sup_slot *ss,
 		bump_free(p->ctl); /* lease waiters re-check: maybe all gone */
 	if (d.quarantined || atomic_load(&p->ctl->shutdown))
 		return;
-	reinit_slot(p, i);
 	/* Backoff: floor, doubled per consecutive death, up to the ceiling;
 	 * a death after a quiet window starts again at the floor. */
 	ss->streak = in_window <= 1 ? 1 : ss->streak + 1;
@@ -655,7 +671,8 @@ static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 				/* Shutdown asked, or the service is gone (EOF). */
 				if (!stopping) {
 					stopping = true;
-					stop_deadline = now + p->o.shutdown_grace_ms;
+					stop_deadline = mono_ms() +
+							p->o.shutdown_grace_ms;
 				}
 				if (r <= 0) {
 					kill_all(p, ss, SIGKILL);
@@ -760,6 +777,21 @@ static void teardown(shmk_pool *p, int *first)
 	}
 	shmk__close(&p->sup_pidfd);
 	shmk__close(&p->cmd_fd);
+	/* Every process of the pool is gone.  Stop every slot and fail any job
+	 * still marked busy (the supervisor may have been killed before it
+	 * could), so that no caller waits on a worker that will never come;
+	 * then unmap only when no caller is inside the pool any more. */
+	if (p->ctl) {
+		for (unsigned i = 0; i < p->o.workers; i++) {
+			struct pslot *s = &p->ctl->slot[i];
+			if (ST_PHASE(set_phase(s, PH_STOPPED, true)) == PH_BUSY)
+				fail_job(s);
+		}
+		atomic_store(&p->ctl->shutdown, 1);
+		bump_free(p->ctl);
+		for (uint32_t n; (n = atomic_load(&p->inflight)) != 0;)
+			fwait(&p->inflight, n, NULL);
+	}
 	for (unsigned i = 0; p->slots && i < p->o.workers; i++)
 		if (p->slots[i] && (rc = shmk_segment_destroy(p->slots[i])) < 0 &&
 		    !*first)
@@ -818,7 +850,10 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 		atomic_store(&p->ctl->slot[i].state, ST_MAKE(0, PH_STARTING, 0));
 	}
 
-	if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(wp, O_CLOEXEC) < 0) {
+	/* cmd is a socket pair so that shmk_pool_destroy() can send with
+	 * MSG_NOSIGNAL: a dead supervisor must not SIGPIPE the service. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cmd) < 0 ||
+	    pipe2(wp, O_CLOEXEC) < 0) {
 		rc = shmk__err(-errno, "pool: cannot create pipes: %s",
 			       strerror(errno));
 		goto fail;
@@ -923,15 +958,15 @@ int shmk_pool_destroy(shmk_pool *p)
 			fwait(&s->state, st, rel);
 	}
 	/* Then SIGTERM, grace, SIGKILL: the supervisor does it and exits. */
-	if (p->cmd_fd >= 0 && write(p->cmd_fd, "T", 1) < 0) {
+	if (p->cmd_fd >= 0 && send(p->cmd_fd, "T", 1, MSG_NOSIGNAL) < 0) {
 	}
 	teardown(p, &first);
 	free(p);
 	return first;
 }
 
-int shmk_pool_lease(shmk_pool *p, enum shmk_lease_policy policy,
-		    unsigned timeout_ms)
+static int lease(shmk_pool *p, enum shmk_lease_policy policy,
+		 unsigned timeout_ms)
 {
 	struct pctl *c = p->ctl;
 	unsigned n = p->o.workers;
@@ -981,7 +1016,18 @@ void *shmk_pool_slot_mem(shmk_pool *p, unsigned slot)
 
 size_t shmk_pool_slot_size(shmk_pool *p) { return p->o.slot_size; }
 
-int shmk_pool_run(shmk_pool *p, unsigned slot, int *result)
+int shmk_pool_lease(shmk_pool *p, enum shmk_lease_policy policy,
+		    unsigned timeout_ms)
+{
+	int rc;
+
+	enter(p);
+	rc = lease(p, policy, timeout_ms);
+	leave(p);
+	return rc;
+}
+
+static int run(shmk_pool *p, unsigned slot, int *result)
 {
 	struct pslot *s;
 	uint32_t st, seq;
@@ -1037,6 +1083,16 @@ int shmk_pool_run(shmk_pool *p, unsigned slot, int *result)
 	if (result)
 		*result = atomic_load(&s->result);
 	return 0;
+}
+
+int shmk_pool_run(shmk_pool *p, unsigned slot, int *result)
+{
+	int rc;
+
+	enter(p);
+	rc = run(p, slot, result);
+	leave(p);
+	return rc;
 }
 
 void shmk_pool_release(shmk_pool *p, unsigned slot)

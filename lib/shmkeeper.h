@@ -335,8 +335,12 @@ SHMK_API int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *o,
 /*
  * Shuts down: refuses new leases, lets running jobs finish within the grace
  * period, SIGTERMs the workers, SIGKILLs what is left after the grace
- * period, reaps every child, and destroys the slots.  Returns 0 or the
- * first error met.  NULL is a no-op.
+ * period, reaps every child, wakes every caller still waiting in
+ * shmk_pool_lease()/shmk_pool_run() with an error (-ESHUTDOWN or -ECHILD),
+ * waits until none is inside the pool any more, and destroys the slots.
+ * After it returns, p is gone: a thread must not call anything on it (not
+ * even shmk_pool_release()).  Returns 0 or the first error met.  NULL is a
+ * no-op.
  */
 SHMK_API int shmk_pool_destroy(shmk_pool *p);
 
