@@ -33,6 +33,13 @@ int shmk__write_all(int fd, const void *buf, size_t len, const char *fp)
 			errno = ENOSPC;
 			return -ENOSPC;
 		}
+		if (fiu_fail("shmk/sys/write")) {
+			/* Short write, then the error. */
+			if (len > 1 && write(fd, p, len / 2) < 0)
+				return -errno;
+			errno = shmk__fiu_errno();
+			return -errno;
+		}
 		n = write(fd, p, len);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -62,10 +69,10 @@ int shmk__replace(int dirfd, const char *dirpath, const char *name,
 
 	step = "create temporary file";
 	fiu_do_on("shmk/replace/open", { errno = EMFILE; goto fail; });
-	fd = openat(dirfd, tmp,
-		    O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW |
-			    O_CLOEXEC,
-		    0600);
+	fd = SHMK_SYS("openat", openat(dirfd, tmp,
+					O_WRONLY | O_APPEND | O_CREAT | O_EXCL |
+						O_NOFOLLOW | O_CLOEXEC,
+					0600));
 	if (fd < 0 && errno == EEXIST) {
 		/* Only the owner of name writes its tmp file: a leftover is
 		 * from our own earlier failure (or planted, which we never
@@ -89,12 +96,12 @@ int shmk__replace(int dirfd, const char *dirpath, const char *name,
 	step = "fsync temporary file";
 	if (durable) {
 		fiu_do_on("shmk/replace/fsync", { errno = EIO; goto fail_unlink; });
-		if (fsync(fd) < 0)
+		if (SHMK_SYS("fsync", fsync(fd)) < 0)
 			goto fail_unlink;
 	}
 	step = "rename temporary file into place";
 	fiu_do_on("shmk/replace/rename", { errno = EXDEV; goto fail_unlink; });
-	if (renameat(dirfd, tmp, dirfd, name) < 0)
+	if (SHMK_SYS("rename", renameat(dirfd, tmp, dirfd, name)) < 0)
 		goto fail_unlink;
 
 	SHMK_CRASHPOINT("replace/after_rename");
@@ -104,7 +111,7 @@ int shmk__replace(int dirfd, const char *dirpath, const char *name,
 	if (durable) {
 		step = "fsync directory after rename";
 		fiu_do_on("shmk/replace/dirsync", { errno = EIO; goto fail_after; });
-		if (fsync(dirfd) < 0)
+		if (SHMK_SYS("fsync", fsync(dirfd)) < 0)
 			goto fail_after;
 	}
 	if (keep_fd)
@@ -154,7 +161,7 @@ int shmk__append(int fd, const char *path, const char *line, size_t len,
 				 strerror(-rc));
 	if (durable) {
 		fiu_do_on("shmk/append/fsync", { errno = EIO; rc = -EIO; });
-		if (rc == 0 && fdatasync(fd) < 0)
+		if (rc == 0 && SHMK_SYS("fsync", fdatasync(fd)) < 0)
 			rc = -errno;
 		if (rc < 0)
 			return shmk__err(rc, "%s: cannot fsync append: %s",

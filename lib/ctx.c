@@ -27,7 +27,7 @@ int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
 	if (opt->durability > SHMK_DURABLE_ON)
 		return shmk__err(-EINVAL, "shmk_open: unknown durability %d",
 				 (int)opt->durability);
-	if (!(c = calloc(1, sizeof *c)))
+	if (!(c = SHMK_SYSP("malloc", NULL, calloc(1, sizeof *c))))
 		return shmk__err(-ENOMEM, "shmk_open: out of memory");
 	c->root_fd = c->ns_fd = c->shm_fd = -1;
 	c->own.lock_fd = c->own.rec_fd = -1;

@@ -51,7 +51,8 @@ int shmk__dir_open_secure(int atfd, const char *name, bool create,
 	fiu_return_on("shmk/dir/open", shmk__err(-EACCES,
 		      "registry directory %s: cannot open: injected fault",
 		      path));
-	if (create && mkdirat(atfd, name, 0700) < 0 && errno != EEXIST)
+	if (create && SHMK_SYS("mkdir", mkdirat(atfd, name, 0700)) < 0 &&
+	    errno != EEXIST)
 		return shmk__err(-errno,
 				 "registry directory %s: cannot create: %s",
 				 path, strerror(errno));
@@ -68,7 +69,8 @@ int shmk__dir_open_secure(int atfd, const char *name, bool create,
 				 "registry directory %s: refused: not a "
 				 "directory",
 				 path);
-	fd = openat(atfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = SHMK_SYS("openat", openat(atfd, name, O_RDONLY | O_DIRECTORY |
+						       O_NOFOLLOW | O_CLOEXEC));
 	if (fd < 0)
 		return shmk__err(-errno,
 				 "registry directory %s: cannot open: %s", path,

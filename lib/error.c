@@ -23,6 +23,13 @@ int shmk__err(int rc, const char *fmt, ...)
 	return rc;
 }
 
+int shmk__fiu_errno(void)
+{
+	void *info = fiu_failinfo();
+
+	return info ? (int)(intptr_t)info : EIO;
+}
+
 void shmk__close(int *fd)
 {
 	int saved = errno;

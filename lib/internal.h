@@ -26,6 +26,17 @@
  * in release builds.  The names are listed in docs/DESIGN.md. */
 #define SHMK_CRASHPOINT(name) ((void)fiu_fail("shmk/crash/" name))
 
+/* System-call failpoints "shmk/sys/<call>" at every call site of one kind
+ * (openat, write, fsync, rename, mkdir, shm_open, fallocate, mmap, fcntl,
+ * fork, waitpid, malloc): a test fails the k-th call, once or always, with
+ * the errno given as failinfo (EIO if none).  Nothing in release builds. */
+int shmk__fiu_errno(void);
+#define SHMK_SYS(name, call) \
+	(fiu_fail("shmk/sys/" name) ? (errno = shmk__fiu_errno(), -1) : (call))
+#define SHMK_SYSP(name, failval, call)                                  \
+	(fiu_fail("shmk/sys/" name) ? (errno = shmk__fiu_errno(), (failval)) \
+				    : (call))
+
 #define SHMK_FORMAT "shmkeeper-record"
 #define SHMK_FORMAT_VERSION 1
 #define SHMK_RECORD_MAX (32u << 20) /* refuse records larger than 32 MiB */
@@ -149,6 +160,15 @@ struct shmk_record {
  * shmk__record_free() in both cases. */
 int shmk__record_parse(const char *buf, size_t len, const char *expect_ns,
 		       struct shmk_record *rec, char *why, size_t whylen);
+/* The two halves of shmk__record_parse(), for the tests that hold them to
+ * each other.  _fast (record_fast.c) reads only the exact bytes the
+ * serialisers below write: 0 with the same result as _slow, -ENOMEM, or
+ * -EAGAIN ("not my shape", rec freed and zeroed) for anything else,
+ * valid or not.  _slow (cJSON) reads and judges any input. */
+int shmk__record_parse_fast(const char *buf, size_t len, const char *expect_ns,
+			    struct shmk_record *rec, char *why, size_t whylen);
+int shmk__record_parse_slow(const char *buf, size_t len, const char *expect_ns,
+			    struct shmk_record *rec, char *why, size_t whylen);
 void shmk__record_free(struct shmk_record *rec);
 /* Reads dirfd/name (O_NOFOLLOW, size-capped, must be a regular file owned
  * by us) and parses it.  -ENOENT if missing; -EINVAL/-EPERM/-EFBIG/-ELOOP

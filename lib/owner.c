@@ -56,18 +56,20 @@ static int lock_create(shmk_ctx *c, struct shmk_owner *o)
 		      shmk__err(-EMFILE, "%s/%s: cannot create lock file: "
 					 "injected fault",
 				c->ns_path, o->lock_name));
-	o->lock_fd = openat(c->ns_fd, tmp,
-			    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			    0600);
+	o->lock_fd = SHMK_SYS("openat",
+			      openat(c->ns_fd, tmp,
+				     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+					     O_CLOEXEC,
+				     0600));
 	if (o->lock_fd < 0)
 		return shmk__err(-errno, "%s/%s: cannot create lock file: %s",
 				 c->ns_path, tmp, strerror(errno));
 	fiu_do_on("shmk/lock/fcntl", { errno = ENOLCK; goto fail; });
-	if (fcntl(o->lock_fd, F_SETLK, &fl) < 0)
+	if (SHMK_SYS("fcntl", fcntl(o->lock_fd, F_SETLK, &fl)) < 0)
 		goto fail;
 	SHMK_CRASHPOINT("lock/after_lock");
 	fiu_do_on("shmk/lock/rename", { errno = EIO; goto fail; });
-	if (renameat(c->ns_fd, tmp, c->ns_fd, o->lock_name) < 0)
+	if (SHMK_SYS("rename", renameat(c->ns_fd, tmp, c->ns_fd, o->lock_name)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -125,7 +127,7 @@ int shmk__owner_snapshot(shmk_ctx *c)
 {
 	struct shmk_owner *o = &c->own;
 	size_t cap = 1024 + o->segs.used * (SHMK_SHM_NAME_MAX + 128), len;
-	char *buf = malloc(cap);
+	char *buf = SHMK_SYSP("malloc", NULL, malloc(cap));
 	void *v;
 	int n, fd, rc;
 

@@ -443,7 +443,7 @@ static pid_t spawn_worker(shmk_pool *p, unsigned i, struct sup_slot *all,
 	pid_t pid;
 
 	fiu_do_on("shmk/pool/fork", { errno = EAGAIN; return -1; });
-	pid = fork();
+	pid = SHMK_SYS("fork", fork());
 	if (pid == 0) {
 		for (unsigned k = 0; k < p->o.workers; k++)
 			if (all[k].pidfd >= 0)
@@ -771,7 +771,10 @@ static void teardown(shmk_pool *p, int *first)
 		if (p->sup_pidfd >= 0 &&
 		    poll(&pf, 1, (int)(2 * p->o.shutdown_grace_ms + 1000)) == 0)
 			kill(p->sup_pid, SIGKILL);
-		while (waitpid(p->sup_pid, &st, 0) < 0 && errno == EINTR)
+		/* An injected failure is retried: the supervisor must be
+		 * reaped whatever happens. */
+		while (SHMK_SYS("waitpid", waitpid(p->sup_pid, &st, 0)) < 0 &&
+		       errno != ECHILD)
 			;
 		p->sup_pid = 0;
 	}
@@ -821,7 +824,7 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	if (opt->workers > MAX_WORKERS)
 		return shmk__err(-EINVAL, "pool: %u workers is more than %d",
 				 opt->workers, MAX_WORKERS);
-	if (!(p = calloc(1, sizeof *p)))
+	if (!(p = SHMK_SYSP("malloc", NULL, calloc(1, sizeof *p))))
 		return shmk__err(-ENOMEM, "pool: out of memory");
 	p->ctx = ctx;
 	p->o = *opt;
@@ -838,7 +841,8 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	p->ctl = shmk_segment_addr(p->ctl_seg);
 	p->ctl->magic = POOL_MAGIC;
 	p->ctl->nslots = p->o.workers;
-	if (!(p->slots = calloc(p->o.workers, sizeof *p->slots))) {
+	if (!(p->slots = SHMK_SYSP("malloc", NULL,
+				   calloc(p->o.workers, sizeof *p->slots)))) {
 		rc = shmk__err(-ENOMEM, "pool: out of memory");
 		goto fail;
 	}
@@ -864,7 +868,7 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 					"injected fault");
 		goto fail;
 	});
-	p->sup_pid = fork();
+	p->sup_pid = SHMK_SYS("fork", fork());
 	if (p->sup_pid < 0) {
 		rc = shmk__err(-errno, "pool: cannot fork the supervisor: %s",
 			       strerror(errno));

@@ -87,7 +87,8 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 	if (size == 0 || (uint64_t)size > (1ull << 53))
 		return shmk__err(-EINVAL, "segment /%s.%s: invalid size %zu",
 				 c->ns, name ? name : "", size);
-	if (!(seg = calloc(1, sizeof *seg)) || !(e = calloc(1, sizeof *e))) {
+	if (!(seg = SHMK_SYSP("malloc", NULL, calloc(1, sizeof *seg))) ||
+	    !(e = SHMK_SYSP("malloc", NULL, calloc(1, sizeof *e)))) {
 		free(seg);
 		return shmk__err(-ENOMEM, "segment: out of memory");
 	}
@@ -146,8 +147,10 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 	SHMK_CRASHPOINT("create/after_intent");
 	/* 2. The object: exclusive, never adopting a pre-created name. */
 	fiu_do_on("shmk/segment/shm_open", { errno = EMFILE; goto undo; });
-	fd = openat(c->shm_fd, e->name + 1,
-		    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = SHMK_SYS("shm_open",
+		      openat(c->shm_fd, e->name + 1,
+			     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			     0600));
 	if (fd < 0)
 		goto undo;
 	SHMK_CRASHPOINT("create/after_shm_open");
@@ -155,13 +158,15 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 	 *    than SIGBUS at first touch. */
 	step = "reserve memory for";
 	fiu_do_on("shmk/segment/fallocate", { errno = ENOSPC; goto unlink; });
-	if ((rc = posix_fallocate(fd, 0, (off_t)size)) != 0) {
+	if ((rc = SHMK_SYSP("fallocate", shmk__fiu_errno(),
+			    posix_fallocate(fd, 0, (off_t)size))) != 0) {
 		errno = rc;
 		goto unlink;
 	}
 	step = "map";
 	fiu_do_on("shmk/segment/mmap", { errno = ENOMEM; goto unlink; });
-	addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	addr = SHMK_SYSP("mmap", MAP_FAILED,
+			 mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
 	if (addr == MAP_FAILED || fstat(fd, &st) < 0)
 		goto unlink;
 	shmk__close(&fd);
@@ -299,11 +304,12 @@ int shmk_segment_attach(shmk_ctx *c, const char *name, shmk_segment **out)
 	if (!out || !c)
 		return shmk__err(-EINVAL, "shmk_segment_attach: NULL argument");
 	*out = NULL;
-	if (!(seg = calloc(1, sizeof *seg)))
+	if (!(seg = SHMK_SYSP("malloc", NULL, calloc(1, sizeof *seg))))
 		return shmk__err(-ENOMEM, "segment: out of memory");
 	if ((rc = full_name(c, name, seg->name)) < 0)
 		goto fail;
-	fd = openat(c->shm_fd, seg->name + 1, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	fd = SHMK_SYS("shm_open", openat(c->shm_fd, seg->name + 1,
+					 O_RDWR | O_NOFOLLOW | O_CLOEXEC));
 	if (fd < 0) {
 		rc = shmk__err(-errno, "segment %s: cannot attach: %s",
 			       seg->name, strerror(errno));
@@ -322,8 +328,9 @@ int shmk_segment_attach(shmk_ctx *c, const char *name, shmk_segment **out)
 		goto fail_fd;
 	}
 	seg->size = (size_t)st.st_size;
-	seg->addr = mmap(NULL, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 fd, 0);
+	seg->addr = SHMK_SYSP("mmap", MAP_FAILED,
+			      mmap(NULL, seg->size, PROT_READ | PROT_WRITE,
+				   MAP_SHARED, fd, 0));
 	if (seg->addr == MAP_FAILED) {
 		rc = shmk__err(-errno, "segment %s: cannot map: %s", seg->name,
 			       strerror(errno));

@@ -23,7 +23,7 @@ int shmk__table_init(struct shmk_table *t, size_t hint)
 
 	while (cap < hint * 2)
 		cap <<= 1;
-	t->slots = calloc(cap, sizeof *t->slots);
+	t->slots = SHMK_SYSP("malloc", NULL, calloc(cap, sizeof *t->slots));
 	if (!t->slots)
 		return -ENOMEM;
 	t->cap = cap;
