@@ -748,6 +748,8 @@ static void defaults(struct shmk_pool_options *o)
 		o->shutdown_grace_ms = 2000;
 	if (!o->title)
 		o->title = "shmkeeper";
+	if (!o->start_timeout_ms)
+		o->start_timeout_ms = 10000;
 }
 
 static void teardown(shmk_pool *p, int *first)
@@ -771,10 +773,8 @@ static void teardown(shmk_pool *p, int *first)
 		if (p->sup_pidfd >= 0 &&
 		    poll(&pf, 1, (int)(2 * p->o.shutdown_grace_ms + 1000)) == 0)
 			kill(p->sup_pid, SIGKILL);
-		/* An injected failure is retried: the supervisor must be
-		 * reaped whatever happens. */
 		while (SHMK_SYS("waitpid", waitpid(p->sup_pid, &st, 0)) < 0 &&
-		       errno != ECHILD)
+		       errno == EINTR)
 			;
 		p->sup_pid = 0;
 	}
@@ -901,6 +901,7 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	p->watch_started = true;
 
 	/* Ready when every worker has come up once (or the supervisor died). */
+	int64_t start_deadline = mono_ms() + p->o.start_timeout_ms;
 	for (;;) {
 		uint32_t r = atomic_load(&p->ctl->ready);
 		if (r >= p->o.workers)
@@ -910,11 +911,13 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 						"starting the workers");
 			goto fail;
 		}
-		struct timespec ts = {10, 0};
-		if (fwait(&p->ctl->ready, r, &ts) < 0 && errno == ETIMEDOUT) {
+		struct timespec ts;
+		const struct timespec *rel;
+		if (!remaining(start_deadline, &ts, &rel) ||
+		    (fwait(&p->ctl->ready, r, rel) < 0 && errno == ETIMEDOUT)) {
 			rc = shmk__err(-ETIMEDOUT, "pool: workers not ready "
-						   "after 10 s (%u of %u)",
-				       r, p->o.workers);
+						   "after %u ms (%u of %u)",
+				       p->o.start_timeout_ms, r, p->o.workers);
 			goto fail;
 		}
 	}

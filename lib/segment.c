@@ -76,6 +76,7 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 	void *addr = MAP_FAILED;
 	const char *step = "create";
 	struct shmk_sample soft_s;
+	shmk_monitor *mon = NULL; /* the monitor that said "soft", kept */
 	bool soft = false;
 	int fd = -1, rc;
 
@@ -127,6 +128,7 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 		if (rc < 0)
 			goto out;
 		soft = true;
+		mon = c->monitor;
 	}
 
 	/* 1. Intent, before the object exists. */
@@ -184,7 +186,7 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 	SHMK_CRASHPOINT("create/after_live");
 	pthread_mutex_unlock(&c->mu);
 	if (soft) /* outside the lock: the callback may clean up through us */
-		shmk_monitor_limits(c->monitor, &soft_s);
+		shmk_monitor_limits(mon, &soft_s);
 
 	seg->ctx = c;
 	seg->addr = addr;

@@ -294,6 +294,8 @@ struct shmk_pool_options {
 	unsigned quarantine_window_ms; /* ... within this window (10000)      */
 	unsigned shutdown_grace_ms;/* running jobs / SIGTERM grace (2000)     */
 	const char *title;         /* process titles "<title>: worker 3"      */
+	unsigned start_timeout_ms; /* create fails if the workers are not all
+				      ready by then (default 10000)          */
 };
 
 enum shmk_death_kind {

@@ -94,7 +94,7 @@ static void usage(FILE *f)
 		"  --csv FILE       one row per cycle\n"
 		"  --plot FILE.svg  a picture of fds, RSS, segments and times per "
 		"cycle\n"
-		"  -q               only the verdict line\n"
+		"  -q, --quiet      only the verdict line\n"
 		"  --help, --version\n"
 		"\n"
 		"Exit status: 0 no leak, 1 leak found, 64 usage, 69-78 could not "
@@ -110,11 +110,15 @@ static bool parse_size(const char *s, unsigned long long *out)
 	v = strtoull(s, &e, 10);
 	if (errno || e == s)
 		return false;
+	int shift = 0;
 	switch (*e) {
-	case 'k': case 'K': v <<= 10; e++; break;
-	case 'm': case 'M': v <<= 20; e++; break;
-	case 'g': case 'G': v <<= 30; e++; break;
+	case 'k': case 'K': shift = 10; e++; break;
+	case 'm': case 'M': shift = 20; e++; break;
+	case 'g': case 'G': shift = 30; e++; break;
 	}
+	if (v > (1ull << 40) >> shift) /* before the shift can wrap */
+		return false;
+	v <<= shift;
 	if (*e == 'i' && e[1] == 'B')
 		e += 2;
 	else if (*e == 'B')
@@ -134,10 +138,12 @@ static void parse_args(int argc, char **argv)
 		{"kill-every", 1, 0, 'k'}, {"warmup", 1, 0, 'W'},
 		{"json", 0, 0, 'j'},     {"csv", 1, 0, 'C'},
 		{"plot", 1, 0, 'p'},     {"help", 0, 0, 'h'},
-		{"version", 0, 0, 'V'},  {0, 0, 0, 0}};
+		{"version", 0, 0, 'V'},  {"quiet", 0, 0, 'q'},
+		{0, 0, 0, 0}};
 	int o, li = 0;
 
-	while ((o = getopt_long(argc, argv, "q", lo, &li)) != -1) {
+	opterr = 0; /* our own messages, in the tools' style */
+	while ((o = getopt_long(argc, argv, ":q", lo, &li)) != -1) {
 		unsigned long long *u = NULL, max = 0;
 		switch (o) {
 		case 'c': u = &C.cycles; max = 100000000; break;
@@ -152,14 +158,24 @@ static void parse_args(int argc, char **argv)
 						 optarg);
 			continue;
 		case 'n': C.ns = optarg; continue;
-		case 'd': C.dir = optarg; continue;
+		case 'd':
+			if (!optarg[0])
+				tool_usage_error("--dir: empty directory name");
+			C.dir = optarg;
+			continue;
 		case 'j': C.json = true; continue;
 		case 'C': C.csv = optarg; continue;
 		case 'p': C.plot = optarg; continue;
 		case 'q': C.quiet = true; continue;
-		case 'h': usage(stdout); exit(0);
-		case 'V': tool_print_version(); exit(0);
-		default: tool_usage_error("unknown option (see --help)");
+		case 'h': usage(stdout); tool_flush_stdout(); exit(0);
+		case 'V': tool_print_version(); tool_flush_stdout(); exit(0);
+		case ':':
+			tool_usage_error("option %s needs an argument",
+					 argv[optind - 1]);
+		default:
+			if (optopt)
+				tool_usage_error("unknown option -%c", optopt);
+			tool_usage_error("unknown option %s", argv[optind - 1]);
 		}
 		if (!tool_parse_uint(optarg, max, u))
 			tool_usage_error("--%s: \"%s\" is not a number from 0 to "
@@ -306,8 +322,19 @@ static void killed_cycle(unsigned long long i)
 		_exit(EX_SOFTWARE);
 	}
 	close(p[1]);
-	if (read(p[0], &b, 1) != 1)
-		tool_warn("cycle %llu: the process to kill died early", i + 1);
+	if (read(p[0], &b, 1) != 1) {
+		/* It failed before it was ready (it said why on stderr): not a
+		 * killed cycle, and not something to carry on past. */
+		int st = 0;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		int code = WIFEXITED(st) ? WEXITSTATUS(st) : EX_SOFTWARE;
+		tool_fatal(code >= EX__BASE && code <= EX__MAX ? code : EX_SOFTWARE,
+			   "cycle %llu: the process to kill died before it was "
+			   "ready (%s %d)",
+			   i + 1, WIFEXITED(st) ? "exit status" : "signal",
+			   WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	}
 	close(p[0]);
 	{
 		struct timespec ts = {0, 2 * 1000 * 1000}; /* into its jobs */
@@ -369,13 +396,20 @@ static struct stats stats_of(const struct row *rows, size_t n, bool init)
 	return s;
 }
 
-static void write_csv(const struct row *rows, size_t n)
+/* An output file, created before the run so that a bad path fails at once
+ * rather than after the last cycle, losing the report. */
+static FILE *create_output(const char *path)
 {
-	FILE *f = fopen(C.csv, "w");
+	FILE *f = path ? fopen(path, "we") : NULL;
 
-	if (!f)
-		tool_fatal(EX_CANTCREAT, "unable to create %s: %s", C.csv,
+	if (path && !f)
+		tool_fatal(EX_CANTCREAT, "unable to create %s: %s", path,
 			   strerror(errno));
+	return f;
+}
+
+static void write_csv(FILE *f, const struct row *rows, size_t n)
+{
 	fprintf(f, "cycle,killed,init_ms,teardown_ms,fds,rss,threads,children,"
 		   "zombies,segments,bytes,records,reaped,reaped_bytes\n");
 	for (size_t i = 0; i < n; i++) {
@@ -448,14 +482,11 @@ static void panel(FILE *f, int y0, const char *title, const char *unit,
 	fprintf(f, "</g>\n");
 }
 
-static void write_plot(const struct row *rows, size_t n, const char *verdict)
+static void write_plot(FILE *f, const struct row *rows, size_t n,
+		       const char *verdict)
 {
-	FILE *f = fopen(C.plot, "w");
 	double *a = calloc(n ? n : 1, sizeof *a), *b = calloc(n ? n : 1, sizeof *b);
 
-	if (!f)
-		tool_fatal(EX_CANTCREAT, "unable to create %s: %s", C.plot,
-			   strerror(errno));
 	if (!a || !b)
 		tool_fatal(EX_OSERR, "out of memory");
 	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -506,6 +537,7 @@ int main(int argc, char **argv)
 
 	tool_init("leak-soak");
 	parse_args(argc, argv);
+	FILE *csv_f = create_output(C.csv), *plot_f = create_output(C.plot);
 	tty = isatty(STDERR_FILENO) && !C.quiet && !C.json;
 	if (!(rows = calloc(C.cycles, sizeof *rows)))
 		tool_fatal(EX_OSERR, "out of memory for %llu cycles", C.cycles);
@@ -597,8 +629,10 @@ int main(int argc, char **argv)
 		strncat(v.reason, more, sizeof v.reason - strlen(v.reason) - 1);
 	}
 	if (last->s.zombies) {
+		if (!leak)
+			v.reason[0] = '\0'; /* not "no leak; zombies left" */
 		leak = true;
-		strncat(v.reason, "; zombies left",
+		strncat(v.reason, v.reason[0] ? "; zombies left" : "zombies left",
 			sizeof v.reason - strlen(v.reason) - 1);
 	}
 	snprintf(verdict, sizeof verdict, "%s: %s", leak ? "LEAK" : "PASS",
@@ -606,10 +640,10 @@ int main(int argc, char **argv)
 
 	struct stats si = stats_of(rows, C.cycles, true);
 	struct stats st = stats_of(rows, C.cycles, false);
-	if (C.csv)
-		write_csv(rows, C.cycles);
-	if (C.plot)
-		write_plot(rows, C.cycles, verdict);
+	if (csv_f)
+		write_csv(csv_f, rows, C.cycles);
+	if (plot_f)
+		write_plot(plot_f, rows, C.cycles, verdict);
 
 	if (C.json) {
 		cJSON *doc = tj_object(), *cfg = tj_obj(doc, "config"),
@@ -653,8 +687,7 @@ int main(int argc, char **argv)
 			tj_num(o, "records", (double)rows[i].records);
 			tj_num(o, "reaped", (double)rows[i].reaped);
 		}
-		tj_print(doc);
-		cJSON_Delete(doc);
+		tj_print(doc); /* prints and frees it */
 	} else if (!C.quiet) {
 		printf("  init      mean %.2f ms  p50 %.2f  p99 %.2f  max %.2f  "
 		       "(%zu cycles)\n",

@@ -116,6 +116,25 @@ static inline void bench_finish(struct bench_result *r, const double *lib,
 	r->ratio = r->bare.med > 0 ? r->lib.med / r->bare.med : 0;
 }
 
+/* Median over rounds of lib[i] / bare[i]: each ratio compares two
+ * neighbouring rounds, so slow drifts of the machine's load cancel out.
+ * Reported beside the ratio of the medians (which stays the verdict). */
+static inline double bench_pair_ratio(const double *lib, const double *bare,
+				      size_t n)
+{
+	double *q = malloc((n ? n : 1) * sizeof *q), r;
+	size_t k = 0;
+
+	if (!q)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (bare[i] > 0)
+			q[k++] = lib[i] / bare[i];
+	r = bench_median(q, k);
+	free(q);
+	return r;
+}
+
 static inline const char *bench_verdict(const struct bench_result *r)
 {
 	return r->ratio <= r->budget ? "PASS" : "OVER";

@@ -1,0 +1,888 @@
+/* test_soak.c - leak-soak, run as the built program.
+ *
+ * Every run goes through fork/exec of SHMK_BUILDDIR/tools/leak-soak with
+ * "--dir T.dir --namespace T.ns" and small sizes (64 KiB, 12 cycles, 3 of
+ * them warm-up), its stdout and stderr captured through pipes.  Leaks are
+ * made real with the tool's hidden fault switch (SHMKEEPER_SOAK_FAULT=fd
+ * leaks one descriptor per cycle, =segment one object "/<ns>.leak-<i>" per
+ * cycle, i from 0), set only in the child's environment. */
+#include "helpers.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+TestSuite(soak, .init = tenv_setup, .fini = tenv_teardown, .timeout = 120);
+
+#define SOAK SHMK_BUILDDIR "/tools/leak-soak"
+#define FAULT_VAR "SHMKEEPER_SOAK_FAULT"
+
+/* The sizes every run uses unless a test says otherwise. */
+#define CYCLES 12
+#define WARMUP 3
+#define WORKERS 3
+#define SEGMENTS 3
+/* Objects a killed cycle leaves: a slot per worker, the pool's control
+ * segment and the extra segments. */
+#define LEFT_BY_KILL (WORKERS + 1 + SEGMENTS)
+
+extern char **environ;
+
+/* RLIMIT_NOFILE of the tool's process; 0: inherited. */
+static rlim_t child_nofile;
+
+/* ---- running the tool ----------------------------------------------------- */
+
+struct out {
+	int code; /* exit status, or 128 + signal */
+	char *out, *err;
+};
+
+static void out_free(struct out *o)
+{
+	free(o->out);
+	free(o->err);
+	o->out = o->err = NULL;
+}
+
+static void drain(int *fd, char **buf, size_t *len)
+{
+	char tmp[4096];
+	ssize_t n = read(*fd, tmp, sizeof tmp);
+
+	if (n < 0 && errno == EINTR)
+		return;
+	if (n <= 0) {
+		close(*fd);
+		*fd = -1;
+		return;
+	}
+	*buf = realloc(*buf, *len + (size_t)n + 1);
+	cr_assert_not_null(*buf);
+	memcpy(*buf + *len, tmp, (size_t)n);
+	*len += (size_t)n;
+	(*buf)[*len] = '\0';
+}
+
+/* Runs leak-soak with argv (argv[0] included, NULL-terminated) and this
+ * process's environment minus FAULT_VAR, plus FAULT_VAR=fault if fault is
+ * not NULL. */
+static struct out run_env(const char *fault, char *const argv[])
+{
+	struct out r = {0};
+	int po[2], pe[2], st;
+	size_t lo = 0, le = 0, ne = 0, k = 0;
+	char **envp, fault_kv[64];
+	pid_t pid;
+
+	cr_assert_eq(access(SOAK, X_OK), 0,
+		     "%s is not built (run make tools first): %s", SOAK,
+		     strerror(errno));
+	while (environ[ne])
+		ne++;
+	envp = calloc(ne + 2, sizeof *envp);
+	cr_assert_not_null(envp);
+	for (size_t i = 0; i < ne; i++)
+		if (strncmp(environ[i], FAULT_VAR "=", strlen(FAULT_VAR) + 1))
+			envp[k++] = environ[i];
+	if (fault) {
+		snprintf(fault_kv, sizeof fault_kv, "%s=%s", FAULT_VAR, fault);
+		envp[k++] = fault_kv;
+	}
+	envp[k] = NULL;
+
+	cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
+	fflush(NULL);
+	pid_t parent = getpid();
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		/* If the test dies (a timeout), the tool goes with it. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(126);
+		if (dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
+			_exit(126);
+		if (child_nofile) {
+			struct rlimit rl = {child_nofile, child_nofile};
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				_exit(126);
+		}
+		execve(SOAK, argv, envp);
+		_exit(127);
+	}
+	free(envp);
+	close(po[1]);
+	close(pe[1]);
+	r.out = calloc(1, 1);
+	r.err = calloc(1, 1);
+	while (po[0] >= 0 || pe[0] >= 0) {
+		struct pollfd p[2] = {{.fd = po[0], .events = POLLIN},
+				      {.fd = pe[0], .events = POLLIN}};
+		if (poll(p, 2, -1) < 0) {
+			cr_assert_eq(errno, EINTR, "poll: %s", strerror(errno));
+			continue;
+		}
+		if (p[0].revents)
+			drain(&po[0], &r.out, &lo);
+		if (p[1].revents)
+			drain(&pe[0], &r.err, &le);
+	}
+	st = reap_child(pid);
+	r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	cr_assert_neq(r.code, 127, "cannot exec %s", SOAK);
+	return r;
+}
+
+/* Runs leak-soak with "--dir T.dir --namespace T.ns", then first and the
+ * rest of the NULL-terminated arguments in ap. */
+static struct out vsoak(const char *fault, const char *first, va_list ap)
+{
+	char *argv[40];
+	size_t n = 0;
+	const char *a = first;
+
+	argv[n++] = "leak-soak";
+	argv[n++] = "--dir";
+	argv[n++] = T.dir;
+	argv[n++] = "--namespace";
+	argv[n++] = T.ns;
+	while (a && n < 39) {
+		argv[n++] = (char *)a;
+		a = va_arg(ap, const char *);
+	}
+	cr_assert_null(a, "too many arguments");
+	argv[n] = NULL;
+	return run_env(fault, argv);
+}
+
+/* Runs leak-soak (fault switch off) with the arguments. */
+static struct out soak(const char *first, ...) __attribute__((sentinel));
+static struct out soak(const char *first, ...)
+{
+	va_list ap;
+	struct out r;
+
+	va_start(ap, first);
+	r = vsoak(NULL, first, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Same, with SHMKEEPER_SOAK_FAULT=fault in the child's environment. */
+static struct out soak_fault(const char *fault, const char *first, ...)
+	__attribute__((sentinel));
+static struct out soak_fault(const char *fault, const char *first, ...)
+{
+	va_list ap;
+	struct out r;
+
+	va_start(ap, first);
+	r = vsoak(fault, first, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Without the automatic --dir and --namespace (usage tests). */
+static struct out soak_bare(const char *first, ...) __attribute__((sentinel));
+static struct out soak_bare(const char *first, ...)
+{
+	char *argv[40];
+	size_t n = 0;
+	va_list ap;
+	const char *a = first;
+
+	argv[n++] = "leak-soak";
+	va_start(ap, first);
+	while (a && n < 39) {
+		argv[n++] = (char *)a;
+		a = va_arg(ap, const char *);
+	}
+	va_end(ap);
+	argv[n] = NULL;
+	return run_env(NULL, argv);
+}
+
+/* The small sizes, as arguments. */
+#define SMALL "--size", "64K", "--cycles", "12", "--warmup", "3"
+
+/* ---- reading the output --------------------------------------------------- */
+
+static cJSON *parse_json(const struct out *r)
+{
+	cJSON *j = cJSON_Parse(r->out);
+
+	cr_assert_not_null(j, "output is not JSON:\n%s\nstderr:\n%s", r->out,
+			   r->err);
+	return j;
+}
+
+static const cJSON *get(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	cr_assert_not_null(v, "no \"%s\"", key);
+	return v;
+}
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = get(o, key);
+
+	cr_assert(cJSON_IsNumber(v), "\"%s\" is not a number", key);
+	return v->valuedouble;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+	const cJSON *v = get(o, key);
+
+	cr_assert(cJSON_IsString(v), "\"%s\" is not a string", key);
+	return v->valuestring;
+}
+
+static bool boolean(const cJSON *o, const char *key)
+{
+	const cJSON *v = get(o, key);
+
+	cr_assert(cJSON_IsBool(v), "\"%s\" is not a boolean", key);
+	return cJSON_IsTrue(v);
+}
+
+/* The line of text that starts with prefix, copied into buf; fails if
+ * there is none. */
+static const char *line_starting(const char *text, const char *prefix,
+				 char *buf, size_t sz)
+{
+	size_t l = strlen(prefix);
+
+	for (const char *p = text; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		if (n >= l && !strncmp(p, prefix, l)) {
+			snprintf(buf, sz, "%.*s", (int)n, p);
+			return buf;
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	cr_assert_fail("no line starting \"%s\" in:\n%s", prefix, text);
+	return NULL;
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+static size_t lines_of(const char *text)
+{
+	return count_of(text, "\n");
+}
+
+/* Nothing of T.ns left: no object in /dev/shm, no record, no lock. */
+static void assert_nothing_left(void)
+{
+	cr_assert_eq(shm_count(), 0, "%zu object(s) of %s left in %s",
+		     shm_count(), T.ns, T.shm_dir);
+	cr_assert_eq(ns_files(".jsonl"), 0, "records left in %s", T.ns_dir);
+	cr_assert_eq(ns_files(".lock"), 0, "lock files left in %s", T.ns_dir);
+	cr_assert_eq(quarantined_files(), 0, "records quarantined in %s",
+		     T.ns_dir);
+}
+
+/* ---- clean runs ------------------------------------------------------------ */
+
+Test(soak, clean_run_passes)
+{
+	struct out r = soak(SMALL, NULL);
+	char line[1024], want[1024];
+
+	cr_assert_eq(r.code, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", r.code,
+		     r.out, r.err);
+	cr_assert_str_eq(r.err, "", "stderr: %s", r.err);
+	cr_assert_str_eq(line_starting(r.out, "leak-soak: PASS", line,
+				       sizeof line),
+			 "leak-soak: PASS: no leak");
+	snprintf(want, sizeof want,
+		 "leak-soak: 12 cycles, 3 workers, 3 segments of 65536 bytes, "
+		 "namespace %s, registry %s",
+		 T.ns, T.dir);
+	cr_assert_str_eq(line_starting(r.out, "leak-soak: 12", line,
+				       sizeof line), want);
+	line_starting(r.out, "  init      mean ", line, sizeof line);
+	cr_assert(strstr(line, "(12 cycles)"), "%s", line);
+	line_starting(r.out, "  teardown  mean ", line, sizeof line);
+	line_starting(r.out, "  after ", line, sizeof line);
+	cr_assert(!strncmp(line, "  after 3 warm-up cycles: fds +0, ", 34),
+		  "%s", line);
+	cr_assert(strstr(line, "threads +0, children +0, zombies 0"), "%s",
+		  line);
+	snprintf(want, sizeof want,
+		 "  left in namespace %s: 0 segments, 0 bytes, 0 records", T.ns);
+	cr_assert_str_eq(line_starting(r.out, "  left in namespace ", line,
+				       sizeof line), want);
+	cr_assert_null(strstr(r.out, "killed cycles"),
+		       "crash-mode line without --kill-every:\n%s", r.out);
+	cr_assert_eq(lines_of(r.out), 6, "stdout:\n%s", r.out);
+	out_free(&r);
+	assert_nothing_left();
+}
+
+Test(soak, quiet_prints_only_the_verdict)
+{
+	struct out r = soak(SMALL, "-q", NULL);
+
+	cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_assert_str_eq(r.out, "leak-soak: PASS: no leak\n");
+	out_free(&r);
+	r = soak("--size", "64K", "--cycles", "2", "--quiet", NULL);
+	cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_assert_str_eq(r.out, "leak-soak: PASS: no leak\n");
+	out_free(&r);
+	assert_nothing_left();
+}
+
+/* ---- leaks are caught ------------------------------------------------------ */
+
+Test(soak, fd_leak_is_caught)
+{
+	struct out r = soak_fault("fd", SMALL, NULL);
+	char line[1024];
+
+	cr_assert_eq(r.code, 1, "exit %d\nstdout:\n%s\nstderr:\n%s", r.code,
+		     r.out, r.err);
+	/* One descriptor per cycle; the baseline is taken after cycle 3, the
+	 * verdict after cycle 12: 12 - 3 more. */
+	cr_assert_str_eq(line_starting(r.out, "leak-soak: LEAK", line,
+				       sizeof line),
+			 "leak-soak: LEAK: fd: +9 (threshold 0)");
+	line_starting(r.out, "  after ", line, sizeof line);
+	cr_assert(!strncmp(line, "  after 3 warm-up cycles: fds +9, ", 34),
+		  "%s", line);
+	cr_assert_null(strstr(r.out, "PASS"), "%s", r.out);
+	out_free(&r);
+	/* A descriptor dies with its process: nothing else to clean. */
+	assert_nothing_left();
+}
+
+Test(soak, fd_leak_delta_is_cycles_after_warmup)
+{
+	struct out r = soak_fault("fd", "--size", "64K", "--cycles", "8",
+				  "--warmup", "2", "--json", NULL);
+	cJSON *j;
+
+	cr_assert_eq(r.code, 1, "exit %d\nstdout:\n%s\nstderr:\n%s", r.code,
+		     r.out, r.err);
+	j = parse_json(&r);
+	cr_assert(boolean(j, "leak"));
+	cr_assert_eq(num(get(j, "deltas"), "fds"), 8 - 2);
+	cr_assert_str_eq(str(j, "verdict"), "LEAK: fd: +6 (threshold 0)");
+	/* The per-cycle counts climb by one per cycle. */
+	const cJSON *c, *cy = get(j, "cycles");
+	double prev = -1;
+	cJSON_ArrayForEach(c, cy) {
+		if (prev >= 0)
+			cr_assert_eq(num(c, "fds"), prev + 1, "cycle %g",
+				     num(c, "cycle"));
+		prev = num(c, "fds");
+	}
+	cJSON_Delete(j);
+	out_free(&r);
+	assert_nothing_left();
+}
+
+/* The fault switch's objects: "<ns>.leak-<i>", i = 0 .. cycles - 1.  Asserts
+ * they all exist, then removes them so that teardown finds nothing. */
+static void remove_leaked_segments(unsigned cycles)
+{
+	char name[64];
+
+	for (unsigned i = 0; i < cycles; i++) {
+		snprintf(name, sizeof name, "leak-%u", i);
+		cr_assert(shm_exists(name), "%s.%s was not leaked", T.ns, name);
+	}
+	cr_assert_eq(shm_count(), cycles, "%zu objects of %s, expected %u",
+		     shm_count(), T.ns, cycles);
+	for (unsigned i = 0; i < cycles; i++) {
+		snprintf(name, sizeof name, "/%s.leak-%u", T.ns, i);
+		cr_assert_eq(shm_unlink(name), 0, "shm_unlink %s: %s", name,
+			     strerror(errno));
+	}
+	cr_assert_eq(shm_count(), 0);
+}
+
+Test(soak, segment_leak_is_caught)
+{
+	struct out r = soak_fault("segment", SMALL, NULL);
+	char line[1024], want[512];
+
+	cr_assert_eq(r.code, 1, "exit %d\nstdout:\n%s\nstderr:\n%s", r.code,
+		     r.out, r.err);
+	/* The monitor sees 9 more than at the baseline; the tool adds that 12
+	 * are left at all. */
+	snprintf(want, sizeof want,
+		 "leak-soak: LEAK: segments of %s: +9; 12 segment(s), "
+		 "0 record(s) of %s left",
+		 T.ns, T.ns);
+	cr_assert_str_eq(line_starting(r.out, "leak-soak: LEAK", line,
+				       sizeof line), want);
+	snprintf(want, sizeof want,
+		 "  left in namespace %s: 12 segments, 0 bytes, 0 records", T.ns);
+	cr_assert_str_eq(line_starting(r.out, "  left in namespace ", line,
+				       sizeof line), want);
+	out_free(&r);
+	remove_leaked_segments(CYCLES);
+	assert_nothing_left();
+}
+
+Test(soak, segment_leak_in_json)
+{
+	struct out r = soak_fault("segment", SMALL, "--json", NULL);
+	cJSON *j;
+
+	cr_assert_eq(r.code, 1, "exit %d\nstderr:\n%s", r.code, r.err);
+	j = parse_json(&r);
+	cr_assert(boolean(j, "leak"));
+	cr_assert_eq(num(get(j, "deltas"), "segments_left"), CYCLES);
+	cr_assert_eq(num(get(j, "deltas"), "records_left"), 0);
+	cr_assert_eq(num(get(j, "deltas"), "fds"), 0);
+	cr_assert(strstr(str(j, "verdict"), "segment"), "%s",
+		  str(j, "verdict"));
+	cJSON_Delete(j);
+	out_free(&r);
+	remove_leaked_segments(CYCLES);
+	assert_nothing_left();
+}
+
+/* A leftover of the namespace that the run did not make is still a leak
+ * (the verdict is "nothing of the namespace left at all"). */
+Test(soak, foreign_object_of_the_namespace_is_a_leak)
+{
+	char name[64];
+	int fd;
+
+	snprintf(name, sizeof name, "/%s.stray", T.ns);
+	fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+	cr_assert_geq(fd, 0, "shm_open: %s", strerror(errno));
+	close(fd);
+	struct out r = soak(SMALL, "-q", NULL);
+	cr_assert_eq(r.code, 1, "exit %d\n%s%s", r.code, r.out, r.err);
+	cr_assert(strstr(r.out, "LEAK") && strstr(r.out, "1 segment(s)"), "%s",
+		  r.out);
+	out_free(&r);
+	cr_assert(shm_exists("stray"), "the tool removed a stray");
+	cr_assert_eq(shm_unlink(name), 0);
+	assert_nothing_left();
+}
+
+/* ---- crash mode --------------------------------------------------------------- */
+
+Test(soak, crash_mode_reaps_every_killed_cycle)
+{
+	struct out r = soak(SMALL, "--kill-every", "3", "--json", NULL);
+	cJSON *j;
+	const cJSON *c, *cy;
+	unsigned killed = 0, n = 0;
+	bool after_kill = false;
+
+	cr_assert_eq(r.code, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", r.code,
+		     r.out, r.err);
+	cr_assert_str_eq(r.err, "", "stderr: %s", r.err);
+	j = parse_json(&r);
+	cr_assert_not(boolean(j, "leak"));
+	cr_assert_str_eq(str(j, "verdict"), "PASS: no leak");
+	cr_assert_eq(num(get(j, "config"), "kill_every"), 3);
+	/* Cycles 3, 6 and 9 are killed; 12, the last, never is: the verdict
+	 * needs a cycle that ran to its end. */
+	cr_assert_eq(num(j, "killed_cycles"), 3);
+	cr_assert_eq(num(j, "reaped_segments"), 3 * LEFT_BY_KILL);
+	cr_assert_gt(num(j, "reaped_bytes"), 3.0 * (WORKERS + SEGMENTS) * 65536);
+	cy = get(j, "cycles");
+	cr_assert_eq(cJSON_GetArraySize(cy), CYCLES);
+	cJSON_ArrayForEach(c, cy) {
+		unsigned i = ++n;
+		bool k = boolean(c, "killed");
+		cr_assert_eq(num(c, "cycle"), i);
+		cr_assert_eq(k, i % 3 == 0 && i < CYCLES, "cycle %u", i);
+		if (k) {
+			killed++;
+			/* What the killed process left, until the next
+			 * cycle reaps it: its one record and everything. */
+			cr_assert_eq(num(c, "segments"), LEFT_BY_KILL,
+				     "cycle %u", i);
+			cr_assert_eq(num(c, "records"), 1, "cycle %u", i);
+			cr_assert_eq(num(c, "reaped"), 0, "cycle %u", i);
+		} else {
+			cr_assert_eq(num(c, "segments"), 0, "cycle %u", i);
+			cr_assert_eq(num(c, "records"), 0, "cycle %u", i);
+			cr_assert_eq(num(c, "reaped"),
+				     after_kill ? LEFT_BY_KILL : 0, "cycle %u",
+				     i);
+			cr_assert_gt(num(c, "init_ms"), 0, "cycle %u", i);
+		}
+		after_kill = k;
+	}
+	cr_assert_eq(killed, 3);
+	const cJSON *d = get(j, "deltas");
+	cr_assert_eq(num(d, "segments_left"), 0);
+	cr_assert_eq(num(d, "records_left"), 0);
+	cr_assert_eq(num(d, "children"), 0);
+	cr_assert_eq(num(d, "zombies"), 0);
+	cJSON_Delete(j);
+	out_free(&r);
+	assert_nothing_left();
+}
+
+Test(soak, crash_mode_text)
+{
+	struct out r = soak(SMALL, "--kill-every", "3", NULL);
+	char line[1024], want[256];
+
+	cr_assert_eq(r.code, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", r.code,
+		     r.out, r.err);
+	line_starting(r.out, "  (a cycle's process is SIGKILLed every 3 cycles)",
+		      line, sizeof line);
+	/* The times are of the cycles that ran to their end. */
+	line_starting(r.out, "  init      mean ", line, sizeof line);
+	cr_assert(strstr(line, "(9 cycles)"), "%s", line);
+	snprintf(want, sizeof want,
+		 "  killed cycles: 3; reaped after them: %d segments, ",
+		 3 * LEFT_BY_KILL);
+	line_starting(r.out, want, line, sizeof line);
+	line_starting(r.out, "leak-soak: PASS: no leak", line, sizeof line);
+	out_free(&r);
+	assert_nothing_left();
+}
+
+Test(soak, crash_mode_every_cycle)
+{
+	/* Every cycle but the last is killed; each is reaped by the next. */
+	struct out r = soak("--size", "64K", "--cycles", "5", "--warmup", "1",
+			    "--kill-every", "1", "--json", NULL);
+	cJSON *j;
+
+	cr_assert_eq(r.code, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", r.code,
+		     r.out, r.err);
+	j = parse_json(&r);
+	cr_assert_eq(num(j, "killed_cycles"), 4);
+	cr_assert_eq(num(j, "reaped_segments"), 4 * LEFT_BY_KILL);
+	cr_assert_str_eq(str(j, "verdict"), "PASS: no leak");
+	cJSON_Delete(j);
+	out_free(&r);
+	assert_nothing_left();
+}
+
+/* A crash-mode child that fails before it is ready is a setup error, not a
+ * killed cycle: descriptor limits from tiny upwards make every step of the
+ * set-up fail in turn, in the parent or in the child. */
+Test(soak, crash_mode_child_failing_early_is_fatal)
+{
+	unsigned early = 0;
+	rlim_t n;
+	struct out r;
+
+	for (n = 6; n <= 128; n++) {
+		child_nofile = n;
+		r = soak("--size", "64K", "--cycles", "3", "--warmup", "1",
+			 "--kill-every", "1", "-q", NULL);
+		if (r.code == 0) {
+			out_free(&r);
+			break;
+		}
+		/* Never a verdict from a run that could not happen. */
+		cr_assert(r.code >= 64 && r.code <= 78,
+			  "limit %d: exit %d\nstdout:\n%s\nstderr:\n%s", (int)n,
+			  r.code, r.out, r.err);
+		cr_assert_str_eq(r.out, "", "limit %d: %s", (int)n, r.out);
+		cr_assert(strstr(r.err, "leak-soak: fatal: "), "limit %d: %s",
+			  (int)n, r.err);
+		if (strstr(r.err, "the process to kill died before it was ready"))
+			early++;
+		out_free(&r);
+	}
+	child_nofile = 0;
+	cr_assert_leq(n, 128, "still failing with 128 descriptors");
+	cr_assert_gt(early, 0, "no limit made the child fail before ready");
+	/* What the failed children left is reaped by a run that works. */
+	r = soak("--size", "64K", "--cycles", "2", "--warmup", "1", "-q", NULL);
+	cr_assert_eq(r.code, 0, "exit %d\n%s%s", r.code, r.out, r.err);
+	out_free(&r);
+	assert_nothing_left();
+}
+
+/* ---- reports ------------------------------------------------------------------- */
+
+Test(soak, json_report)
+{
+	struct out r = soak(SMALL, "--json", NULL);
+	const char *parts[] = {"mean", "p50", "p99", "max"};
+	const char *deltas[] = {"fds", "rss", "threads", "children", "zombies",
+				"segments_left", "bytes_left", "records_left"};
+	const char *per_cycle[] = {"cycle", "init_ms", "teardown_ms", "fds",
+				   "rss", "segments", "records", "reaped"};
+	cJSON *j;
+	const cJSON *cfg, *c;
+
+	cr_assert_eq(r.code, 0, "exit %d\nstderr:\n%s", r.code, r.err);
+	cr_assert_str_eq(r.err, "", "stderr: %s", r.err);
+	j = parse_json(&r);
+	cr_assert(cJSON_IsObject(j));
+
+	cfg = get(j, "config");
+	cr_assert_eq(num(cfg, "cycles"), CYCLES);
+	cr_assert_eq(num(cfg, "workers"), WORKERS);
+	cr_assert_eq(num(cfg, "segments"), SEGMENTS);
+	cr_assert_eq(num(cfg, "size"), 65536);
+	cr_assert_eq(num(cfg, "kill_every"), 0);
+	cr_assert_eq(num(cfg, "warmup"), WARMUP);
+	cr_assert_str_eq(str(cfg, "namespace"), T.ns);
+	cr_assert_str_eq(str(cfg, "dir"), T.dir);
+
+	for (int w = 0; w < 2; w++) {
+		const cJSON *t = get(get(j, "times_ms"), w ? "teardown" : "init");
+		for (size_t i = 0; i < 4; i++)
+			cr_assert_gt(num(t, parts[i]), 0, "%s",
+				     parts[i]);
+		cr_assert_leq(num(t, "p50"), num(t, "p99"));
+		cr_assert_leq(num(t, "p99"), num(t, "max"));
+		cr_assert_leq(num(t, "mean"), num(t, "max"));
+	}
+	for (size_t i = 0; i < sizeof deltas / sizeof *deltas; i++)
+		num(get(j, "deltas"), deltas[i]);
+	cr_assert_eq(num(get(j, "deltas"), "fds"), 0);
+	cr_assert_eq(num(get(j, "deltas"), "segments_left"), 0);
+	cr_assert_eq(num(get(j, "deltas"), "records_left"), 0);
+	cr_assert_eq(num(j, "killed_cycles"), 0);
+	cr_assert_eq(num(j, "reaped_segments"), 0);
+	cr_assert_not(boolean(j, "leak"));
+	cr_assert_str_eq(str(j, "verdict"), "PASS: no leak");
+
+	const cJSON *cy = get(j, "cycles");
+	cr_assert(cJSON_IsArray(cy));
+	cr_assert_eq(cJSON_GetArraySize(cy), CYCLES);
+	int n = 0;
+	cJSON_ArrayForEach(c, cy) {
+		n++;
+		for (size_t i = 0; i < sizeof per_cycle / sizeof *per_cycle; i++)
+			num(c, per_cycle[i]);
+		cr_assert_eq(num(c, "cycle"), n);
+		cr_assert_not(boolean(c, "killed"));
+		cr_assert_gt(num(c, "fds"), 0);
+		cr_assert_gt(num(c, "rss"), 0);
+		cr_assert_eq(num(c, "segments"), 0);
+	}
+	cJSON_Delete(j);
+	out_free(&r);
+	assert_nothing_left();
+}
+
+Test(soak, csv_has_a_header_and_a_row_per_cycle)
+{
+	char path[PATH_MAX], line[256];
+	size_t len;
+	char *csv;
+	struct out r;
+
+	snprintf(path, sizeof path, "%s/soak.csv", T.dir);
+	r = soak(SMALL, "--csv", path, NULL);
+	cr_assert_eq(r.code, 0, "exit %d\nstderr:\n%s", r.code, r.err);
+	line_starting(r.out, "leak-soak: PASS", line, sizeof line);
+	out_free(&r);
+	csv = slurp(path, &len);
+	cr_assert_not_null(csv, "no %s", path);
+	cr_assert_eq(lines_of(csv), 1 + CYCLES, "%s", csv);
+	cr_assert(!strncmp(csv,
+			   "cycle,killed,init_ms,teardown_ms,fds,rss,threads,"
+			   "children,zombies,segments,bytes,records,reaped,"
+			   "reaped_bytes\n",
+			   strlen("cycle,killed,init_ms,teardown_ms,fds,rss,"
+				  "threads,children,zombies,segments,bytes,"
+				  "records,reaped,reaped_bytes\n")),
+		  "header:\n%s", csv);
+	/* Each row: its cycle number first and 14 fields. */
+	const char *p = strchr(csv, '\n') + 1;
+	for (int i = 1; i <= CYCLES; i++) {
+		const char *nl = strchr(p, '\n');
+		size_t commas = 0;
+		cr_assert_not_null(nl);
+		cr_assert_eq(atoi(p), i, "row %d: %.*s", i, (int)(nl - p), p);
+		for (const char *q = p; q < nl; q++)
+			commas += *q == ',';
+		cr_assert_eq(commas, 13, "row %d: %.*s", i, (int)(nl - p), p);
+		cr_assert(!strncmp(strchr(p, ','), ",0,", 3),
+			  "row %d not marked as a whole cycle", i);
+		p = nl + 1;
+	}
+	free(csv);
+	assert_nothing_left();
+}
+
+Test(soak, plot_is_an_svg_with_a_line_per_panel)
+{
+	char path[PATH_MAX];
+	size_t len;
+	char *svg;
+	struct out r;
+
+	snprintf(path, sizeof path, "%s/soak.svg", T.dir);
+	r = soak(SMALL, "--plot", path, NULL);
+	cr_assert_eq(r.code, 0, "exit %d\nstderr:\n%s", r.code, r.err);
+	out_free(&r);
+	svg = slurp(path, &len);
+	cr_assert_not_null(svg, "no %s", path);
+	cr_assert(!strncmp(svg, "<?xml", 5), "starts: %.40s", svg);
+	cr_assert_not_null(strstr(svg, "<svg"));
+	cr_assert_not_null(strstr(svg, "</svg>"));
+	/* fds, RSS, segments, init and teardown: one line each. */
+	cr_assert_geq(count_of(svg, "<polyline"), 5, "%zu polylines",
+		      count_of(svg, "<polyline"));
+	cr_assert_eq(count_of(svg, "<g "), 4, "%zu panels", count_of(svg, "<g "));
+	cr_assert_not_null(strstr(svg, "PASS: no leak"));
+	free(svg);
+
+	/* Crash mode: killed cycles are gaps, marked in grey. */
+	r = soak(SMALL, "--kill-every", "3", "--plot", path, "-q", NULL);
+	cr_assert_eq(r.code, 0, "exit %d\nstderr:\n%s", r.code, r.err);
+	out_free(&r);
+	svg = slurp(path, &len);
+	cr_assert_not_null(svg);
+	cr_assert_geq(count_of(svg, "<polyline"), 5);
+	cr_assert_eq(count_of(svg, "stroke=\"#ccc\""), 2 * 3,
+		     "a grey mark per killed cycle in both time lines");
+	free(svg);
+	assert_nothing_left();
+}
+
+/* ---- usage and setup errors ------------------------------------------------------ */
+
+static void expect_usage(struct out r, const char *what, const char *needle)
+{
+	cr_assert_eq(r.code, 64, "%s: exit %d\nstdout:\n%s\nstderr:\n%s", what,
+		     r.code, r.out, r.err);
+	cr_assert_str_eq(r.out, "", "%s: stdout: %s", what, r.out);
+	cr_assert(strstr(r.err, "leak-soak: usage: "), "%s: stderr: %s", what,
+		  r.err);
+	cr_assert(strstr(r.err, needle), "%s: no \"%s\" in: %s", what, needle,
+		  r.err);
+	out_free(&r);
+}
+
+/* Each bad argument comes after cheap ones (the last of an option wins), so
+ * that a tool that wrongly accepted it would run one tiny cycle, not a
+ * default soak. */
+#define CHEAP "--cycles", "1", "--size", "4K", "--segments", "0", "--workers", "1"
+
+Test(soak, bad_usage_exits_64)
+{
+	expect_usage(soak(CHEAP, "--cycles", "0", NULL), "--cycles 0",
+		     "--cycles");
+	expect_usage(soak(CHEAP, "--workers", "0", NULL), "--workers 0",
+		     "--workers");
+	expect_usage(soak(CHEAP, "--workers", "1025", NULL), "--workers 1025",
+		     "--workers");
+	expect_usage(soak(CHEAP, "--cycles", "many", NULL), "--cycles many",
+		     "many");
+	expect_usage(soak(CHEAP, "--cycles", "-1", NULL), "--cycles -1", "-1");
+	expect_usage(soak(CHEAP, "--size", "0", NULL), "--size 0", "--size");
+	expect_usage(soak(CHEAP, "--size", "1T", NULL), "--size 1T", "--size");
+	expect_usage(soak(CHEAP, "--size", "2048G", NULL), "--size 2048G",
+		     "--size");
+	/* 2^54 + 1 KiB is 1 KiB modulo 2^64: a size that wraps. */
+	expect_usage(soak(CHEAP, "--size", "18014398509481985K", NULL),
+		     "--size that wraps", "--size");
+	expect_usage(soak(CHEAP, "--frobnicate", NULL), "unknown option",
+		     "unknown option --frobnicate");
+	expect_usage(soak(CHEAP, "-x", NULL), "unknown short option",
+		     "unknown option -x");
+	expect_usage(soak(CHEAP, "--cycles", NULL), "missing argument",
+		     "option --cycles needs an argument");
+	expect_usage(soak(CHEAP, "--dir", "", NULL), "empty --dir", "--dir");
+	expect_usage(soak(CHEAP, "extra", NULL), "an operand", "extra");
+	expect_usage(soak(CHEAP, "--namespace", "no.dots", NULL),
+		     "bad namespace", "no.dots");
+	expect_usage(soak(CHEAP, "--namespace", "", NULL), "empty namespace",
+		     "namespace");
+	expect_usage(soak(CHEAP, "--namespace",
+			  "a-namespace-longer-than-32-characters", NULL),
+		     "long namespace", "namespace");
+	assert_nothing_left();
+}
+
+Test(soak, help_and_version)
+{
+	struct out r = soak_bare("--help", NULL);
+
+	cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_assert(!strncmp(r.out, "usage: leak-soak ", 17), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, "--kill-every"));
+	cr_assert_str_eq(r.err, "");
+	out_free(&r);
+	r = soak_bare("--version", NULL);
+	cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_assert(!strncmp(r.out, "leak-soak ", 10), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, "libshmkeeper"));
+	cr_assert_eq(lines_of(r.out), 1);
+	out_free(&r);
+}
+
+Test(soak, unwritable_output_fails_before_the_run)
+{
+	char path[PATH_MAX];
+	struct out r;
+
+	snprintf(path, sizeof path, "%s/no/such/dir/soak.csv", T.dir);
+	r = soak(SMALL, "--csv", path, NULL);
+	cr_assert_eq(r.code, 73 /* EX_CANTCREAT */, "exit %d: %s", r.code,
+		     r.err);
+	cr_assert_str_eq(r.out, "", "it ran: %s", r.out);
+	cr_assert(strstr(r.err, "leak-soak: fatal: unable to create "), "%s",
+		  r.err);
+	out_free(&r);
+	snprintf(path, sizeof path, "%s/no/such/dir/soak.svg", T.dir);
+	r = soak(SMALL, "--plot", path, NULL);
+	cr_assert_eq(r.code, 73, "exit %d: %s", r.code, r.err);
+	cr_assert_str_eq(r.out, "");
+	out_free(&r);
+	assert_nothing_left();
+}
+
+Test(soak, refused_registry_dir_is_a_config_error)
+{
+	char path[PATH_MAX];
+	struct out r;
+
+	/* A regular file where the registry directory should be. */
+	snprintf(path, sizeof path, "%s/file", T.dir);
+	int fd = open(path, O_CREAT | O_WRONLY, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	r = soak(SMALL, "--dir", path, NULL);
+	cr_assert_eq(r.code, 78 /* EX_CONFIG */, "exit %d\n%s%s", r.code,
+		     r.out, r.err);
+	cr_assert(strstr(r.err, "leak-soak: fatal: "), "%s", r.err);
+	out_free(&r);
+	/* A group-writable one. */
+	snprintf(path, sizeof path, "%s/open", T.dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	cr_assert_eq(chmod(path, 0777), 0);
+	r = soak(SMALL, "--dir", path, NULL);
+	cr_assert_eq(r.code, 78, "exit %d\n%s%s", r.code, r.out, r.err);
+	out_free(&r);
+	assert_nothing_left();
+}
