@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -361,6 +362,27 @@ static void killed_cycle(unsigned long long i)
 	}
 }
 
+/* Problems of single cycles, judged as they happen (not only at the end). */
+static size_t n_violations;
+static char first_violation[300];
+
+static void violation(unsigned long long i, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void violation(unsigned long long i, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (!n_violations++)
+		snprintf(first_violation, sizeof first_violation, "cycle %llu %s",
+			 i + 1, msg);
+	if (!C.quiet && !C.json)
+		tool_warn("cycle %llu: %s", i + 1, msg);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -584,7 +606,14 @@ int main(int argc, char **argv)
 			shmk_reap_report_free(rep);
 		}
 		if (rc < 0)
-			tool_warn("cycle %llu: reap: %s", i + 1, shmk_last_error());
+			violation(i, "reap failed: %s", shmk_last_error());
+		/* After a killed cycle, this reap must take all it left: its
+		 * slots, the pool's control segment and its extra segments. */
+		if (i > 0 && rows[i - 1].killed &&
+		    r->reaped < C.workers + 1 + C.segments)
+			violation(i, "reaped %zu of the %llu segments the killed "
+				     "cycle left",
+				  r->reaped, C.workers + 1 + C.segments);
 		double reap_ms = now_ms() - t0;
 		reaped_total += r->reaped;
 		reaped_bytes += r->reaped_bytes;
@@ -600,6 +629,10 @@ int main(int argc, char **argv)
 		if ((rc = shmk_monitor_sample(mon, &r->s)) < 0)
 			tool_fatal(EX_OSERR, "unable to sample: %s", shmk_last_error());
 		r->records = count_records(dir);
+		/* Every cycle that ran to its end must leave nothing. */
+		if (!r->killed && (r->s.ns_segments || r->records))
+			violation(i, "left %" PRIu64 " segment(s) and %ld record(s)",
+				  r->s.ns_segments, r->records);
 		if (i + 1 == warm || (warm == 0 && i == 0))
 			shmk_monitor_set_baseline(mon, &r->s);
 		if (tty)
@@ -616,7 +649,24 @@ int main(int argc, char **argv)
 	struct row *last = &rows[C.cycles - 1];
 	shmk_monitor_baseline(mon, &base);
 	shmk_monitor_check(mon, &last->s, &v);
+	/* A thread just joined can still be counted by the kernel for a
+	 * moment: look again before calling it a leak. */
+	for (int k = 0; k < 20 && v.thread_leak; k++) {
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		if (shmk_monitor_sample(mon, &last->s) == 0)
+			shmk_monitor_check(mon, &last->s, &v);
+	}
 	leak = v.leak;
+	if (n_violations) {
+		char more[400];
+		snprintf(more, sizeof more, "%s%zu cycle problem(s), first: %s",
+			 v.leak ? "; " : "", n_violations, first_violation);
+		if (!v.leak)
+			v.reason[0] = '\0';
+		leak = true;
+		strncat(v.reason, more, sizeof v.reason - strlen(v.reason) - 1);
+	}
 	if (last->s.ns_segments || last->records) {
 		leak = true;
 		char more[160];
