@@ -261,6 +261,8 @@ int shmk_monitor_set_baseline(shmk_monitor *m, const struct shmk_sample *s)
 	struct shmk_sample now;
 	int rc;
 
+	if (!m)
+		return shmk__err(-EINVAL, "monitor: NULL argument");
 	if (!s) {
 		if ((rc = shmk_monitor_sample(m, &now)) < 0)
 			return rc;
@@ -277,6 +279,8 @@ int shmk_monitor_has_baseline(shmk_monitor *m)
 {
 	int b;
 
+	if (!m)
+		return 0;
 	pthread_mutex_lock(&m->mu);
 	b = m->has_base;
 	pthread_mutex_unlock(&m->mu);
@@ -287,6 +291,8 @@ int shmk_monitor_baseline(shmk_monitor *m, struct shmk_sample *out)
 {
 	int rc = 0;
 
+	if (!m || !out)
+		return shmk__err(-EINVAL, "monitor: NULL argument");
 	pthread_mutex_lock(&m->mu);
 	if (m->has_base)
 		*out = m->base;
@@ -318,6 +324,8 @@ int shmk_monitor_check(shmk_monitor *m, const struct shmk_sample *s,
 	struct shmk_sample now, base;
 	int rc;
 
+	if (!m || !v)
+		return shmk__err(-EINVAL, "monitor: NULL argument");
 	memset(v, 0, sizeof *v);
 	if (!s) {
 		if ((rc = shmk_monitor_sample(m, &now)) < 0)
@@ -380,6 +388,8 @@ int shmk_monitor_tick(shmk_monitor *m, struct shmk_verdict *v)
 	unsigned t;
 	int rc;
 
+	if (!m || !v)
+		return shmk__err(-EINVAL, "monitor: NULL argument");
 	if (!m->o.check_every)
 		return 0;
 	pthread_mutex_lock(&m->mu);
@@ -396,6 +406,8 @@ int shmk_monitor_limits(shmk_monitor *m, const struct shmk_sample *s)
 {
 	int crossed = 0;
 
+	if (!m || !s)
+		return shmk__err(-EINVAL, "monitor: NULL argument");
 	if (m->o.ns_bytes_soft && s->ns_bytes > m->o.ns_bytes_soft) {
 		crossed = 1;
 		if (m->o.on_soft)

@@ -412,20 +412,24 @@ struct shmk_verdict {
 	char reason[512];     /* which resources and by how much, in words     */
 };
 
-/* Called when a soft limit is crossed: resource is "ns_bytes" or "rss". */
+/* Called when a soft limit is crossed: resource is "ns_bytes" or "rss".
+ * It is called for every create (or shmk_monitor_limits()) that finds the
+ * value above the limit, not only for the first crossing. */
 typedef void (*shmk_soft_fn)(const char *resource, uint64_t value,
 			     uint64_t limit, void *arg);
 
 struct shmk_monitor_options {
-	pid_t pid;              /* 0: this process                            */
+	pid_t pid;              /* 0: this process (the one that created the
+				   monitor: a fork child that inherits it
+				   still samples its parent)                  */
 	const char *ns;         /* namespace to count segments of (optional)  */
 	const char *shm_dir;    /* NULL: /dev/shm                             */
 	unsigned warmup;        /* automatic baseline after this many samples
 				   (0: only shmk_monitor_set_baseline())      */
 	/* Leak thresholds: a delta above them is a leak. */
 	long fd_threshold;           /* default 0: any extra descriptor      */
-	double rss_threshold_pct;    /* default 10 %  ... both must be      */
-	uint64_t rss_threshold_bytes;/* default 8 MiB ... exceeded          */
+	double rss_threshold_pct;    /* 10 % if 0     ... both must be      */
+	uint64_t rss_threshold_bytes;/* 8 MiB if 0    ... exceeded          */
 	uint64_t segment_threshold;  /* default 0                           */
 	uint64_t bytes_threshold;    /* default 0                           */
 	/* Limits (0: none).  Soft: the callback runs (the service warns and
