@@ -6,6 +6,10 @@
 #include <fcntl.h>
 #include <fiu.h>
 #include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,4 +237,82 @@ struct shmk_reap_report *treap(unsigned flags, int *rc)
 	cr_assert_not_null(rep, "shmk_reap gave no report: %d %s", r,
 			   shmk_last_error());
 	return rep;
+}
+
+void out_free(struct out *o)
+{
+	free(o->out);
+	free(o->err);
+	o->out = o->err = NULL;
+}
+
+static void drain(int *fd, char **buf, size_t *len)
+{
+	char tmp[4096];
+	ssize_t n = read(*fd, tmp, sizeof tmp);
+
+	if (n < 0 && errno == EINTR)
+		return;
+	if (n <= 0) {
+		close(*fd);
+		*fd = -1;
+		return;
+	}
+	*buf = realloc(*buf, *len + (size_t)n + 1);
+	cr_assert_not_null(*buf);
+	memcpy(*buf + *len, tmp, (size_t)n);
+	*len += (size_t)n;
+	(*buf)[*len] = '\0';
+}
+
+struct out run_tool(const char *path, char *const argv[], char *const envp[],
+		    unsigned long nofile)
+{
+	extern char **environ;
+	struct out r = {0};
+	int po[2], pe[2], st;
+	size_t lo = 0, le = 0;
+	pid_t pid, parent = getpid();
+
+	cr_assert_eq(access(path, X_OK), 0,
+		     "%s is not built (run make tools first): %s", path,
+		     strerror(errno));
+	cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(126);
+		if (dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
+			_exit(126);
+		if (nofile) {
+			struct rlimit rl = {nofile, nofile};
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				_exit(126);
+		}
+		execve(path, argv, envp ? envp : environ);
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	r.out = calloc(1, 1);
+	r.err = calloc(1, 1);
+	while (po[0] >= 0 || pe[0] >= 0) {
+		struct pollfd p[2] = {{.fd = po[0], .events = POLLIN},
+				      {.fd = pe[0], .events = POLLIN}};
+		if (poll(p, 2, -1) < 0) {
+			cr_assert_eq(errno, EINTR, "poll: %s", strerror(errno));
+			continue;
+		}
+		if (p[0].revents)
+			drain(&po[0], &r.out, &lo);
+		if (p[1].revents)
+			drain(&pe[0], &r.err, &le);
+	}
+	st = reap_child(pid);
+	r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	cr_assert_neq(r.code, 127, "cannot exec %s", path);
+	return r;
 }

@@ -54,6 +54,19 @@ const char *srcpath(const char *rel);
 pid_t spawn(int (*fn)(void *), void *arg);
 /* waitpid, retrying EINTR; returns the status. */
 int reap_child(pid_t pid);
+/* Output of a program run by run_tool(). */
+struct out {
+	int code; /* exit status, or 128 + signal */
+	char *out, *err;
+};
+void out_free(struct out *o);
+/* Runs path with argv (argv[0] included, NULL-terminated) and envp (NULL:
+ * this process's environment), stdout and stderr captured.  The program
+ * dies with the test (PR_SET_PDEATHSIG), so a timed-out test leaves no
+ * process behind.  nofile: its RLIMIT_NOFILE (0: inherited). */
+struct out run_tool(const char *path, char *const argv[], char *const envp[],
+		    unsigned long nofile);
+
 /* Reap everything dead in T.ns (strays not scanned); returns report
  * (caller frees) and the rc via *rc. */
 struct shmk_reap_report *treap(unsigned flags, int *rc);

@@ -45,51 +45,16 @@ static rlim_t child_nofile;
 
 /* ---- running the tool ----------------------------------------------------- */
 
-struct out {
-	int code; /* exit status, or 128 + signal */
-	char *out, *err;
-};
-
-static void out_free(struct out *o)
-{
-	free(o->out);
-	free(o->err);
-	o->out = o->err = NULL;
-}
-
-static void drain(int *fd, char **buf, size_t *len)
-{
-	char tmp[4096];
-	ssize_t n = read(*fd, tmp, sizeof tmp);
-
-	if (n < 0 && errno == EINTR)
-		return;
-	if (n <= 0) {
-		close(*fd);
-		*fd = -1;
-		return;
-	}
-	*buf = realloc(*buf, *len + (size_t)n + 1);
-	cr_assert_not_null(*buf);
-	memcpy(*buf + *len, tmp, (size_t)n);
-	*len += (size_t)n;
-	(*buf)[*len] = '\0';
-}
 
 /* Runs leak-soak with argv (argv[0] included, NULL-terminated) and this
  * process's environment minus FAULT_VAR, plus FAULT_VAR=fault if fault is
  * not NULL. */
 static struct out run_env(const char *fault, char *const argv[])
 {
-	struct out r = {0};
-	int po[2], pe[2], st;
-	size_t lo = 0, le = 0, ne = 0, k = 0;
+	size_t ne = 0, k = 0;
 	char **envp, fault_kv[64];
-	pid_t pid;
+	struct out r;
 
-	cr_assert_eq(access(SOAK, X_OK), 0,
-		     "%s is not built (run make tools first): %s", SOAK,
-		     strerror(errno));
 	while (environ[ne])
 		ne++;
 	envp = calloc(ne + 2, sizeof *envp);
@@ -102,47 +67,8 @@ static struct out run_env(const char *fault, char *const argv[])
 		envp[k++] = fault_kv;
 	}
 	envp[k] = NULL;
-
-	cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
-	fflush(NULL);
-	pid_t parent = getpid();
-	pid = fork();
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		/* If the test dies (a timeout), the tool goes with it. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-			_exit(126);
-		if (dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
-			_exit(126);
-		if (child_nofile) {
-			struct rlimit rl = {child_nofile, child_nofile};
-			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-				_exit(126);
-		}
-		execve(SOAK, argv, envp);
-		_exit(127);
-	}
+	r = run_tool(SOAK, argv, envp, child_nofile);
 	free(envp);
-	close(po[1]);
-	close(pe[1]);
-	r.out = calloc(1, 1);
-	r.err = calloc(1, 1);
-	while (po[0] >= 0 || pe[0] >= 0) {
-		struct pollfd p[2] = {{.fd = po[0], .events = POLLIN},
-				      {.fd = pe[0], .events = POLLIN}};
-		if (poll(p, 2, -1) < 0) {
-			cr_assert_eq(errno, EINTR, "poll: %s", strerror(errno));
-			continue;
-		}
-		if (p[0].revents)
-			drain(&po[0], &r.out, &lo);
-		if (p[1].revents)
-			drain(&pe[0], &r.err, &le);
-	}
-	st = reap_child(pid);
-	r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	cr_assert_neq(r.code, 127, "cannot exec %s", SOAK);
 	return r;
 }
 

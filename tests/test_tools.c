@@ -28,79 +28,11 @@ TestSuite(tools, .init = tenv_setup, .fini = tenv_teardown, .timeout = 60);
 
 /* ---- running a tool ------------------------------------------------------- */
 
-struct out {
-	int code; /* exit status, or 128 + signal */
-	char *out, *err;
-};
-
-static void out_free(struct out *o)
-{
-	free(o->out);
-	free(o->err);
-	o->out = o->err = NULL;
-}
-
-static void drain(int *fd, char **buf, size_t *len)
-{
-	char tmp[4096];
-	ssize_t n = read(*fd, tmp, sizeof tmp);
-
-	if (n < 0 && errno == EINTR)
-		return;
-	if (n <= 0) {
-		close(*fd);
-		*fd = -1;
-		return;
-	}
-	*buf = realloc(*buf, *len + (size_t)n + 1);
-	cr_assert_not_null(*buf);
-	memcpy(*buf + *len, tmp, (size_t)n);
-	*len += (size_t)n;
-	(*buf)[*len] = '\0';
-}
 
 /* Runs path with argv (argv[0] included, NULL-terminated). */
 static struct out run_argv(const char *path, char *const argv[])
 {
-	struct out r = {0};
-	int po[2], pe[2], st;
-	size_t lo = 0, le = 0;
-	pid_t pid;
-
-	cr_assert_eq(access(path, X_OK), 0,
-		     "%s is not built (run make tools first): %s", path,
-		     strerror(errno));
-	cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		if (dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
-			_exit(126);
-		execv(path, argv);
-		_exit(127);
-	}
-	close(po[1]);
-	close(pe[1]);
-	r.out = calloc(1, 1);
-	r.err = calloc(1, 1);
-	while (po[0] >= 0 || pe[0] >= 0) {
-		struct pollfd p[2] = {{.fd = po[0], .events = POLLIN},
-				      {.fd = pe[0], .events = POLLIN}};
-		if (poll(p, 2, -1) < 0) {
-			cr_assert_eq(errno, EINTR, "poll: %s", strerror(errno));
-			continue;
-		}
-		if (p[0].revents)
-			drain(&po[0], &r.out, &lo);
-		if (p[1].revents)
-			drain(&pe[0], &r.err, &le);
-	}
-	st = reap_child(pid);
-	r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	cr_assert_neq(r.code, 127, "cannot exec %s", path);
-	return r;
+	return run_tool(path, argv, NULL, 0);
 }
 
 /* Runs tool with "--dir T.dir" and the NULL-terminated arguments. */
