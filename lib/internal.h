@@ -186,6 +186,11 @@ int shmk__fmt_op_intent(char *buf, size_t sz, const char *name, uint64_t size,
 int shmk__fmt_op_live(char *buf, size_t sz, const char *name, uint64_t ino);
 int shmk__fmt_op_drop(char *buf, size_t sz, const char *name);
 
+/* Loads nsfd/<id>.jsonl as shmk__record_load() does and also refuses a
+ * record whose owner id is not the one its file name says. */
+int shmk__owner_record_load(int nsfd, const char *id, const char *ns,
+			    struct shmk_record *rec, char *why, size_t whylen);
+
 /* Moves dirfd/name into dirfd/quarantine/ (never deletes).  Writes the new
  * name to out if not NULL. */
 int shmk__quarantine(int dirfd, const char *dirpath, const char *name,

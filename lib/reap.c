@@ -154,6 +154,23 @@ static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
 	va_end(ap);
 }
 
+int shmk__owner_record_load(int nsfd, const char *id, const char *ns,
+			    struct shmk_record *rec, char *why, size_t whylen)
+{
+	char name[SHMK_ID_MAX + 16];
+	int rc;
+
+	snprintf(name, sizeof name, "%s" SHMK_REC_SUFFIX, id);
+	rc = shmk__record_load(nsfd, name, ns, rec, why, whylen);
+	if (rc == 0 && strcmp(rec->id, id) != 0) {
+		snprintf(why, whylen, "owner id \"%s\" does not match the file "
+				      "name",
+			 rec->id);
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
 /* "p<pid>-<start>-<hex>" names this very process? */
 static bool id_is_self(const struct reap *r, const char *id)
 {
@@ -280,13 +297,8 @@ static void load(struct reap *r, struct owner_ent *o)
 	if (o->loaded)
 		return;
 	snprintf(name, sizeof name, "%s" SHMK_REC_SUFFIX, o->id);
-	rc = shmk__record_load(r->nsfd, name, r->ns, &o->rec, why, sizeof why);
-	if (rc == 0 && strcmp(o->rec.id, o->id) != 0) {
-		snprintf(why, sizeof why, "owner id \"%s\" does not match the "
-					  "file name",
-			 o->rec.id);
-		rc = -EINVAL;
-	}
+	rc = shmk__owner_record_load(r->nsfd, o->id, r->ns, &o->rec, why,
+				     sizeof why);
 	if (rc == 0) {
 		o->loaded = true;
 		return;

@@ -337,13 +337,7 @@ static void load(struct ns_view *v, int nsfd, struct owner *o)
 	if (!o->has_rec)
 		return;
 	snprintf(name, sizeof name, "%s" SHMK_REC_SUFFIX, o->id);
-	rc = shmk__record_load(nsfd, name, v->ns, &o->rec, why, sizeof why);
-	if (rc == 0 && strcmp(o->rec.id, o->id) != 0) {
-		snprintf(why, sizeof why,
-			 "owner id \"%s\" does not match the file name",
-			 o->rec.id);
-		rc = -EINVAL;
-	}
+	rc = shmk__owner_record_load(nsfd, o->id, v->ns, &o->rec, why, sizeof why);
 	if (rc == 0) {
 		o->loaded = true;
 		return;
