@@ -563,6 +563,9 @@ int main(int argc, char **argv)
 	tty = isatty(STDERR_FILENO) && !C.quiet && !C.json;
 	if (!(rows = calloc(C.cycles, sizeof *rows)))
 		tool_fatal(EX_OSERR, "out of memory for %llu cycles", C.cycles);
+	/* Touch the whole table now: paged in one row per cycle, it would
+	 * itself make RSS grow ~136 bytes a cycle (seen over 10,000 cycles). */
+	explicit_bzero(rows, C.cycles * sizeof *rows); /* never elided */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		tool_warn("cannot become a child subreaper: %s", strerror(errno));
 	mo.ns = C.ns;
