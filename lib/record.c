@@ -507,8 +507,20 @@ static int cmp_seg(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* The records the library writes take the fast path (record_fast.c);
+ * anything else, and every refusal with its reason, is for cJSON here. */
 int shmk__record_parse(const char *buf, size_t len, const char *expect_ns,
 		       struct shmk_record *r, char *why, size_t whylen)
+{
+	int rc = shmk__record_parse_fast(buf, len, expect_ns, r, why, whylen);
+
+	if (rc != -EAGAIN)
+		return rc;
+	return shmk__record_parse_slow(buf, len, expect_ns, r, why, whylen);
+}
+
+int shmk__record_parse_slow(const char *buf, size_t len, const char *expect_ns,
+			    struct shmk_record *r, char *why, size_t whylen)
 {
 	struct pctx p = {.why = why, .whylen = whylen, .line = 1};
 	const char *s = buf, *end = buf + len, *nl;

@@ -1094,3 +1094,549 @@ Test(record, a_version_beyond_int_range_is_a_future_version)
 		     -EPROTONOSUPPORT, "%s", why);
 	shmk__record_free(&r);
 }
+
+/* ---- the fast path (lib/record_fast.c) against the slow one (cJSON)
+ * ------------------------------------------------------------------------- */
+
+static void same_seg_fields(const struct shmk_rec_seg *a,
+			    const struct shmk_rec_seg *b, const char *what,
+			    size_t i)
+{
+	cr_assert_str_eq(a->name, b->name, "%s: segment %zu", what, i);
+	cr_assert_eq(a->size, b->size, "%s: %s size", what, a->name);
+	cr_assert_eq(a->created, b->created, "%s: %s created", what, a->name);
+	cr_assert_eq(a->ino, b->ino, "%s: %s ino", what, a->name);
+	cr_assert_eq(a->state, b->state, "%s: %s state", what, a->name);
+}
+
+/* Everything a parse returns, field by field. */
+static void same_parse(const struct shmk_record *a, const struct shmk_record *b,
+		       const char *what)
+{
+	cr_assert_eq(a->version, b->version, "%s: version", what);
+	cr_assert_str_eq(a->ns, b->ns, "%s: namespace", what);
+	cr_assert_str_eq(a->id, b->id, "%s: owner id", what);
+	cr_assert_eq(a->owner.pid, b->owner.pid, "%s: pid", what);
+	cr_assert_eq(a->owner.start_time, b->owner.start_time,
+		     "%s: start_time", what);
+	cr_assert_str_eq(a->owner.boot_id, b->owner.boot_id, "%s: boot_id",
+			 what);
+	cr_assert_eq(a->owner.uid, b->owner.uid, "%s: uid", what);
+	cr_assert_str_eq(a->role, b->role, "%s: role", what);
+	cr_assert_eq(a->created, b->created, "%s: created", what);
+	cr_assert_eq(a->n_ops, b->n_ops, "%s: n_ops", what);
+	cr_assert_eq(a->torn, b->torn, "%s: torn", what);
+	cr_assert_eq(a->n_segs, b->n_segs, "%s: n_segs", what);
+	cr_assert_eq(a->index.used, b->index.used, "%s: index", what);
+	for (size_t i = 0; i < a->n_segs; i++) {
+		same_seg_fields(a->segs[i], b->segs[i], what, i);
+		cr_assert_eq(shmk__table_get(&a->index, a->segs[i]->name),
+			     a->segs[i], "%s: index misses %s", what,
+			     a->segs[i]->name);
+		cr_assert_eq(shmk__table_get(&b->index, b->segs[i]->name),
+			     b->segs[i], "%s: index misses %s", what,
+			     b->segs[i]->name);
+	}
+}
+
+/* Parses buf[0..len) (an exact-size heap copy, for ASan) with the fast
+ * path, the slow path and shmk__record_parse(), and fails the test unless
+ * the fast path passed (-EAGAIN, rec zeroed) or returned exactly the slow
+ * path's result, and the dispatcher returned the slow path's (with the same
+ * reason on a refusal).  Returns whether the fast path took the input. */
+static size_t slow_accepts; /* by fast_agrees(), in this test's process */
+
+static bool fast_agrees(const char *buf, size_t len, const char *ns,
+			const char *what)
+{
+	struct shmk_record f, s, d;
+	char fwhy[512], swhy[512], dwhy[512];
+	char *copy = malloc(len ? len : 1);
+	int rf, rs, rd;
+
+	cr_assert_not_null(copy);
+	if (len)
+		memcpy(copy, buf, len);
+	rf = shmk__record_parse_fast(copy, len, ns, &f, fwhy, sizeof fwhy);
+	rs = shmk__record_parse_slow(copy, len, ns, &s, swhy, sizeof swhy);
+	rd = shmk__record_parse(copy, len, ns, &d, dwhy, sizeof dwhy);
+
+	cr_assert(rf == 0 || rf == -EAGAIN, "%s: fast path rc %d", what, rf);
+	if (rf == -EAGAIN) {
+		cr_assert(f.n_segs == 0 && !f.segs && !f.index.slots &&
+				  !f.index.cap && !f.n_ops && !f.torn &&
+				  !f.ns[0] && !f.id[0],
+			  "%s: the fast path passed but left rec set", what);
+	} else {
+		cr_assert_eq(rs, 0,
+			     "%s: the fast path accepted what the slow path "
+			     "refuses (%d: %s)",
+			     what, rs, swhy);
+		cr_assert_str_eq(fwhy, "", "%s", what);
+		same_parse(&f, &s, what);
+	}
+	cr_assert_eq(rd, rs, "%s: shmk__record_parse %d, slow path %d", what,
+		     rd, rs);
+	slow_accepts += rs == 0;
+	if (rs < 0)
+		cr_assert_str_eq(dwhy, swhy, "%s: reason", what);
+	else
+		same_parse(&d, &s, what);
+	shmk__record_free(&f);
+	shmk__record_free(&s);
+	shmk__record_free(&d);
+	free(copy);
+	return rf == 0;
+}
+
+Test(record, the_fast_path_agrees_with_the_slow_path_on_every_fixture_and_prefix)
+{
+	static const char *const subs[] = {"registry/valid", "registry/invalid"};
+	static const char *const nss[] = {FIX_NS, NULL, "other"};
+	size_t inputs = 0, fast = 0;
+
+	for (int k = 0; k < 2; k++) {
+		struct fixtures f = list_fixtures(subs[k]);
+
+		cr_assert_gt(f.n, 0);
+		for (size_t i = 0; i < f.n; i++) {
+			char what[PATH_MAX + 64];
+			size_t len;
+			char *buf = fixture_file(subs[k], f.base[i], ".jsonl",
+						 &len);
+
+			for (int n = 0; n < 3; n++) {
+				snprintf(what, sizeof what, "%s/%s (ns %s)",
+					 subs[k], f.base[i],
+					 nss[n] ? nss[n] : "none");
+				fast += fast_agrees(buf, len, nss[n], what);
+				inputs++;
+			}
+			/* Every cut, as a crash would leave the file. */
+			for (size_t cut = 0; k == 0 && cut < len; cut++) {
+				snprintf(what, sizeof what, "%s/%s cut at %zu",
+					 subs[k], f.base[i], cut);
+				fast += fast_agrees(buf, cut, FIX_NS, what);
+				inputs++;
+			}
+			free(buf);
+		}
+		free_fixtures(&f);
+	}
+	cr_log_info("fixtures and prefixes: %zu inputs, %zu on the fast path",
+		    inputs, fast);
+}
+
+/* The path of this process's record in T.ns_dir (the only *.jsonl
+ * there; a rewrite keeps its name). */
+static const char *own_record_path(void)
+{
+	static char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if (path[0])
+		return path;
+	d = opendir(T.ns_dir);
+	cr_assert_not_null(d, "opendir %s: %s", T.ns_dir, strerror(errno));
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] != '.' && l > 6 &&
+		    strcmp(e->d_name + l - 6, ".jsonl") == 0) {
+			cr_assert_eq(path[0], '\0', "two records in %s",
+				     T.ns_dir);
+			snprintf(path, sizeof path, "%s/%s", T.ns_dir,
+				 e->d_name);
+		}
+	}
+	closedir(d);
+	cr_assert_neq(path[0], '\0', "no record in %s", T.ns_dir);
+	return path;
+}
+
+static char *own_record(size_t *len)
+{
+	char *buf = slurp(own_record_path(), len);
+
+	cr_assert_not_null(buf, "cannot read %s", own_record_path());
+	return buf;
+}
+
+/* The library's record as it is now: on the fast path, read the same as by
+ * cJSON, holding what the owner holds; and so are some tens of cuts of it
+ * (on the fast path once the first line is whole), the cuts around the end
+ * of its first line, and the file with torn tails of several kinds. */
+static void check_own_record(shmk_ctx *c, const char *what)
+{
+	static const char *const tails[] = {
+		"{", "{\"op\":\"intent\",\"name\":\"/", "{\"op\":\"live\",\"na",
+		"{\"op\":\"drop\",\"name\":\"/x\"}", "garbage \x01\xff"};
+	char label[256];
+	size_t len, step;
+	char *buf = own_record(&len), *torn;
+	const char *first = memchr(buf, '\n', len);
+	struct shmk_record r;
+	char why[256];
+
+	snprintf(label, sizeof label, "%s: the library's record", what);
+	cr_assert(fast_agrees(buf, len, T.ns, label),
+		  "%s took the slow path:\n%.*s", label, (int)len, buf);
+	cr_assert_eq(shmk__record_parse(buf, len, T.ns, &r, why, sizeof why), 0,
+		     "%s", why);
+	cr_assert_eq(r.n_segs, shmk_owned_count(c), "%s: %zu segments, %zu owned",
+		     what, r.n_segs, shmk_owned_count(c));
+	shmk__record_free(&r);
+	fast_agrees(buf, len, NULL, label);
+	fast_agrees(buf, len, "other", label);
+
+	cr_assert_not_null(first);
+	step = len / 40 + 1;
+	for (size_t k = 0, cut = 0; cut < len; k++) {
+		snprintf(label, sizeof label, "%s: cut at %zu of %zu", what, cut,
+			 len);
+		cr_assert_eq(fast_agrees(buf, cut, T.ns, label),
+			     cut > (size_t)(first - buf), "%s", label);
+		/* 3 cuts around the end of the first line, then every step */
+		if (k < 3)
+			cut = (size_t)(first - buf) + k;
+		else
+			cut += step;
+	}
+	torn = malloc(len + 64);
+	cr_assert_not_null(torn);
+	memcpy(torn, buf, len);
+	for (size_t i = 0; i < sizeof tails / sizeof *tails; i++) {
+		size_t tl = strlen(tails[i]);
+		memcpy(torn + len, tails[i], tl);
+		snprintf(label, sizeof label, "%s: torn tail %zu", what, i);
+		cr_assert(fast_agrees(torn, len + tl, T.ns, label), "%s", label);
+	}
+	free(torn);
+	free(buf);
+}
+
+Test(record, records_the_library_writes_take_the_fast_path_and_read_as_with_cjson)
+{
+	enum { N = 120 };
+	struct shmk_options o = topts();
+	shmk_segment *s[N] = {0};
+	char name[SHMK_SEGNAME_MAX + 1];
+	shmk_ctx *c = NULL;
+	size_t len;
+	char *buf;
+	int rc;
+
+	o.role = "fast-path: t@h/1+2_.x";
+	cr_assert_eq(shmk_open(&o, &c), 0, "%s", shmk_last_error());
+
+	/* Names of every length class and character, up to the longest. */
+	for (int i = 0; i < N; i++) {
+		if (i % 10 == 9) {
+			memset(name, 'a' + i % 26, SHMK_SEGNAME_MAX);
+			snprintf(name, sizeof name, "%03d", i);
+			name[3] = '.';
+			name[SHMK_SEGNAME_MAX] = '\0';
+		} else {
+			snprintf(name, sizeof name, "%s%d%s",
+				 i % 3 ? "seg-" : "_S.", i,
+				 i % 4 ? ".x_y-Z" : "");
+		}
+		rc = shmk_segment_create(c, name, (size_t)1 + (size_t)i * 977, &s[i]);
+		cr_assert_eq(rc, 0, "%s: %s", name, shmk_last_error());
+		if (i == 0)
+			check_own_record(c, "one segment");
+	}
+	check_own_record(c, "creates");
+
+	/* Destroys (drops), and names destroyed then created again. */
+	for (int i = 0; i < N; i += 3) {
+		cr_assert_eq(shmk_segment_destroy(s[i]), 0, "%s",
+			     shmk_last_error());
+		s[i] = NULL;
+	}
+	check_own_record(c, "destroys");
+	for (int i = 0; i < N; i += 6) {
+		snprintf(name, sizeof name, "again-%d", i);
+		cr_assert_eq(shmk_segment_create(c, name, 4096, &s[i]), 0, "%s",
+			     shmk_last_error());
+		cr_assert_eq(shmk_segment_destroy(s[i]), 0);
+		cr_assert_eq(shmk_segment_create(c, name, 8192, &s[i]), 0, "%s",
+			     shmk_last_error());
+	}
+	check_own_record(c, "re-creates");
+
+	/* Churn with long names until the owner folds its journal into a
+	 * snapshot that lists segments, then a few more operations. */
+	{
+		off_t before = 0;
+		bool folded = false;
+		struct stat st;
+
+		for (int i = 0; i < 5000 && !folded; i++) {
+			shmk_segment *t;
+
+			memset(name, 'c', SHMK_SEGNAME_MAX - 6);
+			snprintf(name + SHMK_SEGNAME_MAX - 6, 7, "-%05d", i);
+			cr_assert_eq(shmk_segment_create(c, name, 4096, &t), 0,
+				     "%s", shmk_last_error());
+			cr_assert_eq(shmk_segment_destroy(t), 0);
+			cr_assert_eq(stat(own_record_path(), &st), 0);
+			folded = st.st_size < before;
+			before = st.st_size;
+		}
+		cr_assert(folded, "the owner never rewrote its record");
+		buf = own_record(&len);
+		cr_assert_not_null(strstr(buf, "\"segments\":[{\"name\""),
+				   "the new snapshot lists no segment");
+		free(buf);
+		check_own_record(c, "snapshot");
+		cr_assert_eq(shmk_segment_destroy(s[1]), 0);
+		s[1] = NULL;
+		cr_assert_eq(shmk_segment_create(c, "after-fold", 1, &s[0]), 0,
+			     "%s", shmk_last_error());
+		check_own_record(c, "snapshot and journal");
+	}
+
+	/* Everything dropped again. */
+	for (int i = 0; i < N; i++)
+		if (s[i])
+			cr_assert_eq(shmk_segment_destroy(s[i]), 0, "%s",
+				     shmk_last_error());
+	check_own_record(c, "all destroyed");
+	cr_assert_eq(shmk_close(c), 0, "%s", shmk_last_error());
+}
+
+/* A record of every shape the serialisers write: a snapshot with live and
+ * intent segments, then intent, live, live of an unknown name, drop, drop
+ * of an unknown name, re-stated intents (of an intent and of a live
+ * segment), and a torn tail. */
+static size_t all_shapes(char *buf, size_t cap)
+{
+	struct shmk_ident me = {.pid = 4242, .start_time = 123456,
+				.boot_id = BOOT, .uid = 1000};
+	struct shmk_rec_seg segs[] = {
+		{.name = "/fix.a", .size = 4096, .created = 1700000001,
+		 .ino = 12, .state = SHMK_SEG_LIVE},
+		{.name = "/fix.b", .size = 1, .created = 0,
+		 .state = SHMK_SEG_INTENT},
+		{.name = "/fix.c", .size = MAX53, .created = (int64_t)MAX53,
+		 .ino = MAX53, .state = SHMK_SEG_LIVE},
+	};
+	static const char torn[] = "{\"op\":\"drop\",\"na";
+	size_t len;
+	int n;
+
+	n = shmk__fmt_header_open(buf, cap, FIX_NS, "p4242-123456-0badcafe",
+				  &me, "r.o:l@e/+ -_", 1700000000);
+	cr_assert_gt(n, 0);
+	len = (size_t)n;
+	for (size_t i = 0; i < sizeof segs / sizeof *segs; i++) {
+		if (i)
+			buf[len++] = ',';
+		cr_assert_gt(n = shmk__fmt_seg(buf + len, cap - len, &segs[i]), 0);
+		len += (size_t)n;
+	}
+	memcpy(buf + len, "]}\n", 3);
+	len += 3;
+#define ADD(call)                                                              \
+	do {                                                                   \
+		cr_assert_gt(n = (call), 0);                                   \
+		len += (size_t)n;                                              \
+	} while (0)
+	ADD(shmk__fmt_op_intent(buf + len, cap - len, "/fix.d", 65536, 1700000003));
+	ADD(shmk__fmt_op_live(buf + len, cap - len, "/fix.d", 99));
+	ADD(shmk__fmt_op_live(buf + len, cap - len, "/fix.unknown", 5));
+	ADD(shmk__fmt_op_drop(buf + len, cap - len, "/fix.a"));
+	ADD(shmk__fmt_op_drop(buf + len, cap - len, "/fix.gone"));
+	ADD(shmk__fmt_op_intent(buf + len, cap - len, "/fix.b", 8192, 7));
+	ADD(shmk__fmt_op_intent(buf + len, cap - len, "/fix.c", 10, 0));
+#undef ADD
+	cr_assert_lt(len + sizeof torn, cap);
+	memcpy(buf + len, torn, sizeof torn - 1);
+	return len + sizeof torn - 1;
+}
+
+Test(record, no_single_byte_change_makes_the_fast_path_disagree_with_the_slow_one)
+{
+	/* Replacements: digits, letters, quotes, escapes, blanks, JSON
+	 * punctuation, NUL, a newline, a high byte. */
+	static const char subst[] = "0159aAz\"\\ \t\n\r-./_:,{}[]\x7f\x80";
+	char base[2048], mut[2048 + 1];
+	size_t len = all_shapes(base, sizeof base), n_mut = 0, n_fast = 0,
+	       n_slow = 0;
+	struct shmk_record r;
+	char why[256], what[128];
+
+	cr_assert(fast_agrees(base, len, FIX_NS, "all shapes"),
+		  "the serialisers' output took the slow path:\n%.*s",
+		  (int)len, base);
+	cr_assert_eq(shmk__record_parse_slow(base, len, FIX_NS, &r, why,
+					     sizeof why),
+		     0, "%s", why);
+	cr_assert_eq(r.n_segs, 3, "b, c, d");
+	cr_assert_eq(r.n_ops, 7);
+	cr_assert(r.torn);
+	shmk__record_free(&r);
+
+	/* Each byte: deleted, doubled, and replaced by 4 of subst (the NUL
+	 * byte too), a different 4 at each position, so that every
+	 * replacement meets every kind of byte of the file. */
+	slow_accepts = 0;
+	for (size_t i = 0; i < len; i++) {
+		for (size_t k = 0; k < 6; k++) {
+			size_t ml = len;
+
+			memcpy(mut, base, len);
+			if (k < 4) { /* replace byte i */
+				char b = subst[(i * 4 + k) % sizeof subst];
+				if (base[i] == b)
+					continue;
+				mut[i] = b;
+			} else if (k == 4) { /* delete it */
+				memmove(mut + i, base + i + 1, len - i - 1);
+				ml--;
+			} else { /* double it */
+				memcpy(mut + i + 1, base + i, len - i);
+				ml++;
+			}
+			snprintf(what, sizeof what, "byte %zu '%c' -> variant %zu",
+				 i, base[i], k);
+			n_fast += fast_agrees(mut, ml, FIX_NS, what);
+			n_mut++;
+		}
+	}
+	n_slow = slow_accepts;
+	/* Both sides of the comparison were exercised. */
+	cr_assert_gt(n_fast, 0);
+	cr_assert_gt(n_slow, n_fast);
+	cr_log_info("%zu mutants: %zu accepted by cJSON, %zu of them also "
+		    "taken by the fast path",
+		    n_mut, n_slow, n_fast);
+}
+
+Test(record, the_fast_path_takes_exactly_the_serialisers_shapes_and_ranges)
+{
+	/* The snapshot as the serialisers write it, in 11 parts; each case
+	 * changes one part (ops: the lines after the snapshot). */
+	enum { VER, NS, ID, PID, START, BOOT_ID, UID, ROLE, CREATED, SEGS, OPS };
+	static const char *const base[] = {
+		"1", "fix", "p4242-123456-0badcafe", "4242", "123456", BOOT,
+		"1000", "t", "1700000000",
+		"{\"name\":\"/fix.a\",\"size\":4096,\"state\":\"live\","
+		"\"created\":1,\"ino\":7}",
+		OP_INTENT("b") "\n"};
+#define SEG(n, size) "{\"name\":\"" n "\",\"size\":" size ",\"state\":\"intent\",\"created\":1}"
+	static const struct {
+		int part;
+		const char *val;
+		bool fast;
+	} cases[] = {
+		{-1, NULL, true},
+		{VER, "2", false}, /* a future version: -EPROTONOSUPPORT */
+		{VER, "1.0", false}, {VER, "01", false}, {VER, " 1", false},
+		{NS, "other", false}, {NS, "", false}, {NS, "f.x", false},
+		{ID, "p", true},
+		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", true},
+		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", false},
+		{ID, "", false}, {ID, "a b", false}, {ID, "\\u0070", false},
+		{PID, "1", true}, {PID, "4194304", true}, {PID, "4194305", false},
+		{PID, "0", false}, {PID, "-1", false}, {PID, "01", false},
+		{PID, "1e3", false}, {PID, "\"1\"", false}, {PID, "4242 ", false},
+		{START, "0", true}, {START, "9007199254740991", true},
+		{START, "9007199254740992", false},
+		{START, "18446744073709551617", false}, {START, "1.5", false},
+		{START, "00", false},
+		{BOOT_ID, "", true}, {BOOT_ID, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f", false},
+		{BOOT_ID, "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0", false},
+		{UID, "0", true}, {UID, "4294967294", true},
+		{UID, "4294967295", false},
+		{ROLE, "", true},
+		{ROLE, "0123456789012345678901234567890123456789012345678901234567890123", true},
+		{ROLE, "01234567890123456789012345678901234567890123456789012345678901234", false},
+		{ROLE, "A-Za-z0-9 _.:@/+", true}, {ROLE, "\\u0041", false},
+		{ROLE, "a\\\"b", false}, {ROLE, "tab\there", false},
+		{ROLE, "caf\xc3\xa9", false},
+		{CREATED, "0", true}, {CREATED, "-1", false},
+		{CREATED, "1700000000.0", false},
+		{SEGS, "", true},
+		{SEGS, SEG("/fix.a", "1") "," SEG("/fix.b", "9007199254740991"), true},
+		{SEGS, SEG("/fix.a", "1") "," SEG("/fix.a", "2"), false}, /* twice */
+		{SEGS, SEG("/fix.a", "1") ", " SEG("/fix.b", "1"), false},
+		{SEGS, SEG("/fix.a", "1") ",", false},
+		{SEGS, SEG("/fix.a", "0"), false},
+		{SEGS, SEG("/fix.a", "9007199254740992"), false},
+		{SEGS, SEG("/fix.a", "04096"), false},
+		{SEGS, SEG("/fix.a", "4096.0"), false},
+		{SEGS, SEG("/fix.a", "4.096e3"), false},
+		{SEGS, SEG("\\/fix.a", "1"), false}, /* cJSON reads "/fix.a" */
+		{SEGS, SEG("/fix.\\u0061", "1"), false},
+		{SEGS, SEG("/fix.", "1"), false}, {SEGS, SEG("fix.a", "1"), false},
+		{SEGS, SEG("/fix.a/../b", "1"), false},
+		{SEGS, SEG("/fix..a", "1"), false},
+		{SEGS, SEG("/fixx.a", "1"), false}, {SEGS, SEG("/other.a", "1"), false},
+		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"live\",\"created\":1}", false},
+		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"intent\",\"created\":1,\"ino\":1}", false},
+		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"live\",\"created\":1,\"ino\":0}", true},
+		{SEGS, "{\"size\":1,\"name\":\"/fix.a\",\"state\":\"intent\",\"created\":1}", false},
+		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"dead\",\"created\":1}", false},
+		{OPS, "", true},
+		{OPS, OP_INTENT("b") "\n{\"op\":\"live\",\"name\":\"/fix.b\",\"ino\":3}\n", true},
+		{OPS, "{\"op\":\"live\",\"name\":\"/fix.zz\",\"ino\":3}\n", true},
+		{OPS, "{\"op\":\"live\",\"name\":\"/fix.a\",\"ino\":9007199254740991}\n", true},
+		{OPS, "{\"op\":\"live\",\"name\":\"/fix.a\",\"ino\":9007199254740992}\n", false},
+		{OPS, "{\"op\":\"live\",\"name\":\"/fixx.a\",\"ino\":3}\n", false},
+		{OPS, "{\"op\":\"live\",\"name\":\"/fix.a\"}\n", false},
+		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.a\"}\n", true},
+		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.zz\"}\n", true},
+		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.a/../../x\"}\n", false},
+		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.a\",\"ino\":1}\n", false},
+		{OPS, OP_INTENT("a") "\n", true}, /* re-stated: intent, ino 0 */
+		{OPS, "{\"op\":\"intent\",\"name\":\"/fix.a\",\"size\":0,\"created\":1}\n", false},
+		{OPS, "{\"op\":\"intent\",\"name\":\"/fix.a\",\"created\":1,\"size\":1}\n", false},
+		{OPS, "{\"op\":\"undo\",\"name\":\"/fix.a\"}\n", false},
+		{OPS, OP_INTENT("b") "\r\n", false}, /* cJSON: fine */
+		{OPS, OP_INTENT("b") " \n", false},
+		{OPS, OP_INTENT("b") OP_INTENT("c") "\n", false},
+		{OPS, "\n", false}, {OPS, OP_INTENT("b") "\n\n", false},
+		{OPS, OP_INTENT("b") "\n{\"op\":\"dr", true}, /* torn */
+		{OPS, OP_INTENT("b") "\n" OP_INTENT("c"), true},
+	};
+#undef SEG
+	size_t n_fast = 0;
+
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		const char *p[11];
+		char buf[4096], what[256];
+		int n;
+
+		memcpy(p, base, sizeof p);
+		if (cases[i].part >= 0)
+			p[cases[i].part] = cases[i].val;
+		n = snprintf(buf, sizeof buf,
+			     "{\"format\":\"shmkeeper-record\",\"version\":%s,"
+			     "\"namespace\":\"%s\",\"owner\":{\"id\":\"%s\","
+			     "\"pid\":%s,\"start_time\":%s,\"boot_id\":\"%s\","
+			     "\"uid\":%s,\"role\":\"%s\",\"created\":%s},"
+			     "\"segments\":[%s]}\n%s",
+			     p[VER], p[NS], p[ID], p[PID], p[START], p[BOOT_ID],
+			     p[UID], p[ROLE], p[CREATED], p[SEGS], p[OPS]);
+		cr_assert(n > 0 && (size_t)n < sizeof buf);
+		snprintf(what, sizeof what, "case %zu (part %d: \"%.60s\")", i,
+			 cases[i].part, cases[i].val ? cases[i].val : "");
+		cr_assert_eq(fast_agrees(buf, (size_t)n, FIX_NS, what),
+			     cases[i].fast, "%s: fast path %s", what,
+			     cases[i].fast ? "refused it" : "took it");
+		n_fast += cases[i].fast;
+	}
+	/* And a NUL byte in a torn tail, which the format string cannot
+	 * carry: still refused, by the slow path. */
+	{
+		char buf[4096];
+		int n = snprintf(buf, sizeof buf, "%s",
+				 SNAP("") "\n" OP_INTENT("b") "\n{\"op\"");
+		buf[n++] = '\0';
+		cr_assert_not(fast_agrees(buf, (size_t)n, FIX_NS, "NUL in a torn tail"));
+	}
+	cr_log_info("%zu cases, %zu on the fast path",
+		    sizeof cases / sizeof *cases, n_fast);
+}
