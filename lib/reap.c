@@ -61,6 +61,11 @@ struct reap {
 	uid_t uid;                /* geteuid(), once */
 	struct shmk_table owners; /* id -> owner_ent */
 	struct shmk_table claims; /* name -> owner_ent of a live owner */
+	struct shmk_table objects; /* name -> struct listed (list_objects) */
+	const char *ns_s;          /* r->ns, interned in the report          */
+	const char *owner_src, *owner_s; /* last owner id and its copy       */
+	bool listed, list_failed;
+	bool kernel_owns_check; /* not root, sticky shm dir: EPERM for others' */
 };
 
 const char *shmk_reap_action_name(enum shmk_reap_action a)
@@ -79,8 +84,37 @@ const char *shmk_reap_action_name(enum shmk_reap_action a)
 	return "unknown";
 }
 
-/* Counts the action in the totals and, unless quiet, appends an item with
- * a fixed reason (no formatting: this runs once per reaped segment). */
+/* The report's strings live in chunks it owns: one allocation per 64 KiB
+ * of text rather than 640 bytes of fixed arrays per item (the items of a
+ * reap of 10,000 segments were a measurable part of its cost). */
+struct chunk {
+	struct chunk *next;
+	size_t used, cap;
+	char data[];
+};
+
+static const char *intern(struct shmk_reap_report *rep, const char *str)
+{
+	struct chunk *c = rep->strings_;
+	size_t n = strlen(str) + 1;
+
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > 65536 ? n : 65536;
+		struct chunk *nc = malloc(sizeof *nc + cap);
+		if (!nc)
+			return "";
+		nc->next = c;
+		nc->used = 0;
+		nc->cap = cap;
+		rep->strings_ = c = nc;
+	}
+	memcpy(c->data + c->used, str, n);
+	c->used += n;
+	return c->data + c->used - n;
+}
+
+/* Counts the action in the totals and, unless quiet, appends an item.
+ * reason is copied unless it is a string literal (copy false). */
 static struct shmk_reap_item *item_s(struct reap *r, enum shmk_reap_action a,
 				     const char *owner, pid_t pid,
 				     const char *object, uint64_t bytes, int err,
@@ -125,15 +159,22 @@ static struct shmk_reap_item *item_s(struct reap *r, enum shmk_reap_action a,
 			return NULL; /* totals stay right; detail is lost */
 		rep->items = n;
 	}
+	if (!r->ns_s)
+		r->ns_s = intern(rep, r->ns);
+	owner = owner ? owner : "";
+	if (owner != r->owner_src) { /* one copy per owner, not per item */
+		r->owner_src = owner;
+		r->owner_s = intern(rep, owner);
+	}
 	it = &rep->items[rep->n_items++];
 	it->action = a;
-	strlcpy(it->ns, r->ns, sizeof it->ns);
-	strlcpy(it->owner, owner ? owner : "", sizeof it->owner);
+	it->ns = r->ns_s;
+	it->owner = r->owner_s;
 	it->pid = pid;
-	strlcpy(it->object, object ? object : "", sizeof it->object);
+	it->object = intern(rep, object ? object : "");
 	it->bytes = bytes;
 	it->error = err;
-	strlcpy(it->reason, reason, sizeof it->reason);
+	it->reason = reason; /* a literal, or replaced by item() */
 	return it;
 }
 
@@ -145,13 +186,15 @@ static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
 		 const char *fmt, ...)
 {
 	struct shmk_reap_item *it = item_s(r, a, owner, pid, object, bytes, err, "");
+	char reason[512];
 	va_list ap;
 
 	if (!it)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(it->reason, sizeof it->reason, fmt, ap);
+	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
+	it->reason = intern(r->rep, reason);
 }
 
 int shmk__owner_record_load(int nsfd, const char *id, const char *ns,
@@ -330,43 +373,123 @@ static void load(struct reap *r, struct owner_ent *o)
 		     "%s/%s: %s; moved to %s", r->ns_path, name, why, qname);
 }
 
+/* The namespace's objects as one listing of the shm directory shows them,
+ * taken once dead owners' locks are held: name -> inode and type. */
+struct listed {
+	char name[NAME_MAX + 2]; /* "/<ns>.<name>" */
+	ino_t ino;
+	unsigned char type;
+};
+
+static void list_objects(struct reap *r)
+{
+	size_t l = strlen(r->ns);
+	int fd = openat(r->shmfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *d;
+	DIR *dir;
+
+	r->listed = true;
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		r->list_failed = true; /* fall back to a stat per segment */
+		return;
+	}
+	while ((d = readdir(dir))) {
+		struct listed *e;
+		if (strncmp(d->d_name, r->ns, l) != 0 || d->d_name[l] != '.')
+			continue;
+		if (!(e = malloc(sizeof *e))) {
+			r->list_failed = true;
+			break;
+		}
+		e->name[0] = '/';
+		strlcpy(e->name + 1, d->d_name, sizeof e->name - 1);
+		e->ino = d->d_ino;
+		e->type = d->d_type;
+		if (shmk__table_put(&r->objects, e->name, e) < 0) {
+			free(e);
+			r->list_failed = true;
+			break;
+		}
+	}
+	closedir(dir);
+}
+
 static void reap_segment(struct reap *r, struct owner_ent *o,
 			 const struct shmk_rec_seg *s)
 {
 	const char *obj = s->name + 1;
 	pid_t pid = o->rec.owner.pid;
+	uint64_t bytes = s->size;
+	struct listed *e;
 	struct stat st;
 
-	if (fstatat(r->shmfd, obj, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
-			item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
-			       s->size, 0, "already gone");
+	/* The listing only pays where it saves the stats (see below). */
+	if (!r->listed) {
+		if (r->kernel_owns_check)
+			list_objects(r);
 		else
-			item(r, SHMK_REAP_ERROR, o->id, pid, s->name, s->size,
-			     -errno, "cannot stat: %s", strerror(errno));
+			r->listed = r->list_failed = true;
+	}
+	/* A "live" entry whose inode the listing confirms is the object this
+	 * owner created (tmpfs does not reuse inode numbers while this one
+	 * lives, and no one else unlinks a name a dead owner's record holds
+	 * while we hold its lock).  It may still have been given to another
+	 * user since: where the kernel itself refuses to let us unlink
+	 * another user's file (we are not root and the directory is sticky,
+	 * as /dev/shm is), it is unlinked without a stat; otherwise, and for
+	 * everything else, it is looked at closely first. */
+	e = r->list_failed ? NULL : shmk__table_get(&r->objects, s->name);
+	if (!r->list_failed && !e) {
+		item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name, s->size, 0,
+		       "already gone");
 		return;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != r->uid) {
-		item(r, SHMK_REAP_ERROR, o->id, pid, s->name, s->size, -EPERM,
-		     "not a regular file of uid %u (uid %u, mode %o): kept",
-		     (unsigned)r->uid, (unsigned)st.st_uid,
-		     (unsigned)st.st_mode);
-		return;
-	}
-	if (s->state == SHMK_SEG_LIVE && s->ino && s->ino != st.st_ino) {
+	if (e && s->state == SHMK_SEG_LIVE && s->ino && e->ino != s->ino) {
 		item(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name, s->size,
 		     0, "gone; the name now belongs to another object (kept)");
 		return;
 	}
-	if (s->state == SHMK_SEG_INTENT && shmk__table_get(&r->claims, s->name)) {
-		item(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name, s->size,
-		     0, "never created by this owner; a live owner holds the "
-			"name (kept)");
-		return;
+	if (!e || !r->kernel_owns_check || s->state != SHMK_SEG_LIVE ||
+	    !s->ino || (e->type != DT_REG && e->type != DT_UNKNOWN)) {
+		if (fstatat(r->shmfd, obj, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid,
+				       s->name, s->size, 0, "already gone");
+			else
+				item(r, SHMK_REAP_ERROR, o->id, pid, s->name,
+				     s->size, -errno, "cannot stat: %s",
+				     strerror(errno));
+			return;
+		}
+		if (!S_ISREG(st.st_mode) || st.st_uid != r->uid) {
+			item(r, SHMK_REAP_ERROR, o->id, pid, s->name, s->size,
+			     -EPERM,
+			     "not a regular file of uid %u (uid %u, mode %o): kept",
+			     (unsigned)r->uid, (unsigned)st.st_uid,
+			     (unsigned)st.st_mode);
+			return;
+		}
+		if (s->state == SHMK_SEG_LIVE && s->ino && s->ino != st.st_ino) {
+			item(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
+			     s->size, 0,
+			     "gone; the name now belongs to another object (kept)");
+			return;
+		}
+		if (s->state == SHMK_SEG_INTENT &&
+		    shmk__table_get(&r->claims, s->name)) {
+			item(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
+			     s->size, 0,
+			     "never created by this owner; a live owner holds "
+			     "the name (kept)");
+			return;
+		}
+		bytes = (uint64_t)st.st_size;
 	}
 	if (r->flags & SHMK_REAP_DRY_RUN) {
-		item(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name,
-		     (uint64_t)st.st_size, 0, "would be unlinked (dry run)");
+		item(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name, bytes, 0,
+		     "would be unlinked (dry run)");
 		return;
 	}
 	if (fiu_fail("shmk/reap/unlink") || unlinkat(r->shmfd, obj, 0) < 0) {
@@ -380,8 +503,8 @@ static void reap_segment(struct reap *r, struct owner_ent *o,
 		return;
 	}
 	SHMK_CRASHPOINT("reap/after_segment");
-	item_s(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name,
-	       (uint64_t)st.st_size, 0, "unlinked");
+	item_s(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name, bytes, 0,
+	       "unlinked");
 }
 
 static void reap_owner(struct reap *r, struct owner_ent *o)
@@ -508,10 +631,16 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 
 	snprintf(r.ns_path, sizeof r.ns_path, "%s/%s", rootpath, ns);
 	r.uid = geteuid();
+	{
+		struct stat sd;
+		r.kernel_owns_check = r.uid != 0 && fstat(shmfd, &sd) == 0 &&
+				      (sd.st_mode & S_ISVTX);
+	}
 	if ((rc = shmk__self_ident(&r.me)) < 0)
 		return rc;
 	if (shmk__table_init(&r.owners, 16) < 0 ||
 	    shmk__table_init(&r.claims, 16) < 0 ||
+	    shmk__table_init(&r.objects, 64) < 0 ||
 	    shmk__table_init(&strays, 16) < 0) {
 		rc = shmk__err(-ENOMEM, "reap: out of memory");
 		goto out;
@@ -616,14 +745,15 @@ out:
 		shmk__record_free(&o->rec);
 		free(o);
 	}
-	{
-		void *v;
-		for (size_t it = 0; (v = shmk__table_next(&strays, &it));)
-			free(v);
-	}
+	void *v;
+	for (size_t it = 0; (v = shmk__table_next(&strays, &it));)
+		free(v);
 	shmk__table_free(&strays);
 	shmk__table_free(&r.owners);
 	shmk__table_free(&r.claims);
+	for (size_t it = 0; (v = shmk__table_next(&r.objects, &it));)
+		free(v);
+	shmk__table_free(&r.objects);
 	shmk__close(&r.nsfd);
 	return rc;
 }
@@ -724,6 +854,10 @@ void shmk_reap_report_free(struct shmk_reap_report *rep)
 {
 	if (!rep)
 		return;
+	for (struct chunk *c = rep->strings_, *n; c; c = n) {
+		n = c->next;
+		free(c);
+	}
 	free(rep->items);
 	free(rep);
 }

@@ -204,15 +204,17 @@ struct shmk_reap_options {
 	unsigned stray_min_age;
 };
 
+/* One thing found and what was done.  The strings are owned by the report
+ * (freed by shmk_reap_report_free()); never NULL. */
 struct shmk_reap_item {
 	enum shmk_reap_action action;
-	char ns[SHMK_NS_MAX + 1];
-	char owner[64];    /* owner id ("" for strays)                     */
-	pid_t pid;         /* owner pid from the record (0 if unknown)     */
-	char object[256];  /* segment name or registry file                */
-	uint64_t bytes;    /* segment size (0 if unknown)                  */
-	int error;         /* negative errno for ERROR/QUARANTINED, else 0 */
-	char reason[256];  /* why, in words                                */
+	const char *ns;
+	const char *owner;  /* owner id ("" for strays)                     */
+	pid_t pid;          /* owner pid from the record (0 if unknown)     */
+	const char *object; /* segment name or registry file                */
+	uint64_t bytes;     /* segment size (0 if unknown)                  */
+	int error;          /* negative errno for ERROR/QUARANTINED, else 0 */
+	const char *reason; /* why, in words                                */
 };
 
 struct shmk_reap_report {
@@ -224,6 +226,7 @@ struct shmk_reap_report {
 	size_t strays_kept, strays_removed;
 	size_t quarantined, errors;
 	uint64_t bytes_reaped, bytes_live, bytes_strays;
+	void *strings_; /* private: where the items' strings live */
 };
 
 /*

@@ -390,3 +390,93 @@ Test(reap, two_reapers_and_a_live_service_never_step_on_each_other)
 	cr_assert_eq(shm_count(), 0);
 	cr_assert_eq(ns_files(NULL), 0);
 }
+
+/* --- as a plain user: the listing path ------------------------------------- */
+
+static int die_with_five(void *arg)
+{
+	struct shmk_options o = topts();
+	shmk_ctx *c;
+	shmk_segment *s;
+
+	o.dir = arg;
+	o.flags = SHMK_OPEN_NO_REAP;
+	if (shmk_open(&o, &c) < 0)
+		return 1;
+	for (int i = 0; i < 5; i++) {
+		char n[16];
+		snprintf(n, sizeof n, "u%d", i);
+		if (shmk_segment_create(c, n, 4096, &s) < 0)
+			return 2;
+	}
+	kill(getpid(), SIGKILL);
+	return 3;
+}
+
+Test(reap, a_plain_user_reaps_by_listing_and_the_kernel_spares_others)
+{
+	/* Not root, in a sticky shm directory: the reaper trusts the listing
+	 * for inodes and the kernel for ownership.  A record naming root's
+	 * object with its very inode must still not get it unlinked. */
+	char root_obj[128], path[PATH_MAX];
+	struct stat st;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to drop to another user");
+	snprintf(root_obj, sizeof root_obj, "%s.rootobj", T.ns);
+	make_object(root_obj);
+	snprintf(path, sizeof path, "%s/%s", T.shm_dir, root_obj);
+	cr_assert_eq(stat(path, &st), 0);
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		char dir[64] = "/tmp/shmk-user-XXXXXX", buf[2048];
+		struct shmk_reap_report *rep;
+		struct shmk_reap_options ro = {.dir = dir, .ns = T.ns,
+					       .shm_dir = T.shm_dir,
+					       .flags = SHMK_REAP_NO_STRAYS};
+		int code = 0;
+
+		if (setgid(65534) < 0 || setuid(65534) < 0 || !mkdtemp(dir))
+			_exit(90);
+		int st2 = reap_child(spawn(die_with_five, dir));
+		if (!WIFSIGNALED(st2))
+			_exit(91);
+		/* A dead owner whose record claims root's object, inode and
+		 * all. */
+		struct shmk_ident who = {.pid = 4000000, .start_time = 1,
+					 .uid = geteuid()};
+		struct shmk_rec_seg s = {.size = 4096, .created = 1,
+					 .state = SHMK_SEG_LIVE,
+					 .ino = (uint64_t)st.st_ino};
+		int n = shmk__fmt_header_open(buf, sizeof buf, T.ns, DEAD_ID,
+					      &who, "", 1);
+		snprintf(s.name, sizeof s.name, "/%s", root_obj);
+		n += shmk__fmt_seg(buf + n, sizeof buf - (size_t)n, &s);
+		n += snprintf(buf + n, sizeof buf - (size_t)n, "]}\n");
+		char f[PATH_MAX];
+		snprintf(f, sizeof f, "%s/%s/" DEAD_ID ".jsonl", dir, T.ns);
+		FILE *fp = fopen(f, "w");
+		fwrite(buf, 1, (size_t)n, fp);
+		fclose(fp);
+		snprintf(f, sizeof f, "%s/%s/" DEAD_ID ".lock", dir, T.ns);
+		fclose(fopen(f, "w"));
+
+		shmk_reap(&ro, &rep);
+		if (!rep || rep->segments_reaped != 5)
+			code = 92;
+		else if (rep->errors != 1)
+			code = 93; /* root's object: EPERM, reported */
+		shmk_reap_report_free(rep);
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			code = code ? code : 94;
+		_exit(code);
+	}
+	int st3 = reap_child(pid);
+	cr_assert(WIFEXITED(st3) && WEXITSTATUS(st3) == 0, "user child: %x", st3);
+	cr_assert(object_exists(root_obj), "root's object was unlinked");
+	remove_object(root_obj);
+	cr_assert_eq(shm_count(), 0);
+}

@@ -472,12 +472,14 @@ static void json_report(const struct opts *o, const char *dir,
 		for (size_t k = 0; r->rep && k < r->rep->n_items; k++)
 			json_item(items, &r->rep->items[k]);
 		if (r->failure[0]) {
+			char object[4096];
+			snprintf(object, sizeof object, "%s/%s", dir, r->ns);
 			struct shmk_reap_item it = {.action = SHMK_REAP_ERROR,
-						    .error = r->rc};
-			snprintf(it.ns, sizeof it.ns, "%s", r->ns);
-			snprintf(it.object, sizeof it.object, "%s/%s", dir,
-				 r->ns);
-			snprintf(it.reason, sizeof it.reason, "%s", r->failure);
+						    .error = r->rc,
+						    .ns = r->ns,
+						    .owner = "",
+						    .object = object,
+						    .reason = r->failure};
 			json_item(items, &it);
 		}
 	}
