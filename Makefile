@@ -3,6 +3,10 @@
 #   make            library (shared + static) and tools
 #   make check      install missing Debian build deps, build, run the tests
 #   make asan       the tests under AddressSanitizer + UBSan
+#   make fuzz       libFuzzer targets for a bounded time (tests/fuzz/fuzz.mk);
+#                   make check replays their corpus and every crash found
+#   make valgrind   the whole suite under valgrind memcheck (tests/valgrind.mk)
+#   make soak       leak-soak, the main job, with its defaults
 #   make bench      benchmarks, as ratios to the bare syscalls
 #   make install    PREFIX=/usr/local DESTDIR= honoured; make uninstall
 #
@@ -131,6 +135,7 @@ test: $(TEST_BIN)
 check: deps
 	$(MAKE) lib tools $(TEST_BIN)
 	$(TEST_BIN) $(CRITERION_ARGS)
+	$(MAKE) --no-print-directory fuzz-replay
 	$(MAKE) installcheck
 
 # Install into a staging DESTDIR and into a real PREFIX; build a program
@@ -201,3 +206,4 @@ uninstall:
 clean:
 	rm -rf $(B)
 -include tests/fuzz/fuzz.mk
+-include tests/valgrind.mk

@@ -1,0 +1,268 @@
+/* fuzz_names.c - libFuzzer target for what a namespace, a segment name, an
+ * owner id and a role may be (lib/names.c).
+ *
+ * The input, as a C string (cut at its first NUL), is checked whole; it is
+ * also split at its first '\n' into a namespace and a name, and each part
+ * is checked too.  Every predicate is compared with a reference written
+ * from the documented alphabets (registry/README.md, shmkeeper.h):
+ *
+ *   namespace   [A-Za-z0-9_-]{1,32}
+ *   name        [A-Za-z0-9_.-]{1,200}, not starting with '.' (so never "."
+ *               or ".."), no '/'; shmk_name_check() says -ENAMETOOLONG
+ *               beyond 200 bytes and -EINVAL for any other refusal
+ *   owner id    [A-Za-z0-9_-]{1,63}
+ *   role        [A-Za-z0-9 _.:@/+-]{0,64}
+ *
+ * and for an accepted pair, "/<ns>.<name>" (and "<ns>.<name>") fits a shm
+ * name and passes shmk__fullname_in_ns(full, ns) but not for another
+ * namespace that is a prefix or an extension of ns; a full name passes for
+ * at most one namespace, the part before its first dot.  Any difference is
+ * an abort().
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(cond, ...)                                                     \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			fprintf(stderr, "fuzz_names: %s:%d: violated: %s: ",  \
+				__FILE__, __LINE__, #cond);                  \
+			fprintf(stderr, __VA_ARGS__);                        \
+			fputc('\n', stderr);                                 \
+			abort();                                             \
+		}                                                            \
+	} while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* ---- the references ------------------------------------------------------ */
+
+static bool in(const char *alphabet, char c)
+{
+	return c && strchr(alphabet, c);
+}
+
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+static bool all_of(const char *s, const char *alphabet)
+{
+	for (; *s; s++)
+		if (!in(alphabet, *s))
+			return false;
+	return true;
+}
+
+static bool ref_ns(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= SHMK_NS_MAX && all_of(s, ALNUM "_-");
+}
+
+static bool ref_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= SHMK_SEGNAME_MAX && s[0] != '.' &&
+	       all_of(s, ALNUM "_.-");
+}
+
+static bool ref_owner_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= SHMK_ID_MAX - 1 && all_of(s, ALNUM "_-");
+}
+
+static bool ref_role(const char *s)
+{
+	return strlen(s) <= SHMK_ROLE_MAX && all_of(s, ALNUM " _.:@/+-");
+}
+
+/* Is full "/<ns>.<name>" or "<ns>.<name>" with name valid? */
+static bool ref_fullname(const char *full, const char *ns)
+{
+	size_t l = strlen(ns);
+
+	if (full[0] == '/')
+		full++;
+	return strncmp(full, ns, l) == 0 && full[l] == '.' &&
+	       ref_name(full + l + 1);
+}
+
+/* ---- the checks ---------------------------------------------------------- */
+
+static bool check_ns(const char *s)
+{
+	int rc = shmk_ns_check(s);
+	bool ok = shmk__ns_ok(s), ref = ref_ns(s);
+
+	CHECK(rc == 0 || rc == -EINVAL, "shmk_ns_check(\"%s\") = %d", s, rc);
+	CHECK((rc == 0) == ref, "shmk_ns_check(\"%s\") = %d, reference %d", s,
+	      rc, (int)ref);
+	CHECK(ok == ref, "shmk__ns_ok(\"%s\") = %d, reference %d", s, (int)ok,
+	      (int)ref);
+	CHECK(rc == 0 || strstr(shmk_last_error(), "namespace"),
+	      "error \"%s\"", shmk_last_error());
+	if (ok) { /* spelled out, as the brief of the format says it */
+		CHECK(!strchr(s, '.') && !strchr(s, '/') &&
+			      strlen(s) <= SHMK_NS_MAX,
+		      "namespace \"%s\"", s);
+	}
+	return ok;
+}
+
+static bool check_name(const char *s)
+{
+	int rc = shmk_name_check(s);
+	bool ok = shmk__segname_ok(s), ref = ref_name(s);
+	size_t n = strlen(s);
+
+	CHECK((rc == 0) == ref, "shmk_name_check(\"%s\") = %d, reference %d",
+	      s, rc, (int)ref);
+	CHECK(ok == ref, "shmk__segname_ok(\"%s\") = %d, reference %d", s,
+	      (int)ok, (int)ref);
+	CHECK(rc == 0 || rc == (n > SHMK_SEGNAME_MAX ? -ENAMETOOLONG : -EINVAL),
+	      "shmk_name_check(\"%s\") (%zu bytes) = %d", s, n, rc);
+	CHECK(rc == 0 || strstr(shmk_last_error(), "segment name"),
+	      "error \"%s\"", shmk_last_error());
+	if (rc == 0) {
+		CHECK(!strchr(s, '/'), "name \"%s\" holds a '/'", s);
+		CHECK(strcmp(s, ".") && strcmp(s, ".."), "name \"%s\"", s);
+		CHECK(s[0] != '.', "name \"%s\" starts with '.'", s);
+		CHECK(n >= 1 && n <= SHMK_SEGNAME_MAX, "name of %zu bytes", n);
+		CHECK(all_of(s, ALNUM "_.-"), "name \"%s\"", s);
+	}
+	return rc == 0;
+}
+
+static void check_owner_role(const char *s)
+{
+	bool id = shmk__owner_id_ok(s), role = shmk__role_ok(s);
+
+	CHECK(id == ref_owner_id(s), "shmk__owner_id_ok(\"%s\") = %d", s,
+	      (int)id);
+	CHECK(role == ref_role(s), "shmk__role_ok(\"%s\") = %d", s, (int)role);
+	if (id) /* a file name <id>.jsonl: no dot, no slash */
+		CHECK(!strchr(s, '.') && !strchr(s, '/'), "owner id \"%s\"", s);
+	if (role) /* written into JSON unescaped by shmk__fmt_header_open() */
+		CHECK(!strchr(s, '"') && !strchr(s, '\\'), "role \"%s\"", s);
+}
+
+/* full against a valid namespace ns. */
+static void check_fullname(const char *full, const char *ns)
+{
+	bool ok = shmk__fullname_in_ns(full, ns);
+	const char *f = full[0] == '/' ? full + 1 : full;
+	const char *dot = strchr(f, '.');
+
+	CHECK(ok == ref_fullname(full, ns),
+	      "shmk__fullname_in_ns(\"%s\", \"%s\") = %d", full, ns, (int)ok);
+	/* The namespace of a full name is the part before its first dot:
+	 * no other namespace can claim it. */
+	if (ok)
+		CHECK(dot && (size_t)(dot - f) == strlen(ns) &&
+			      strncmp(f, ns, strlen(ns)) == 0,
+		      "\"%s\" claimed by namespace \"%s\"", full, ns);
+}
+
+/* An accepted namespace and an accepted name. */
+static void check_pair(const char *ns, const char *name)
+{
+	char full[SHMK_SHM_NAME_MAX + 8], other[SHMK_NS_MAX + 8];
+	size_t l = strlen(ns);
+	int n;
+
+	n = snprintf(full, sizeof full, "/%s.%s", ns, name);
+	CHECK(n > 0 && (size_t)n < SHMK_SHM_NAME_MAX,
+	      "\"/%s.%s\" does not fit a shm name (%d bytes)", ns, name, n);
+	CHECK(n <= 255, "\"/%s.%s\": longer than NAME_MAX", ns, name);
+	CHECK(shmk__fullname_in_ns(full, ns), "\"%s\" not in \"%s\"", full,
+	      ns);
+	CHECK(shmk__fullname_in_ns(full + 1, ns), "\"%s\" not in \"%s\"",
+	      full + 1, ns);
+	check_fullname(full, ns);
+
+	/* Not in a namespace that extends ns, nor in one that ns extends. */
+	snprintf(other, sizeof other, "%s_", ns);
+	CHECK(!shmk__fullname_in_ns(full, other), "\"%s\" in \"%s\"", full,
+	      other);
+	if (l > 1) {
+		memcpy(other, ns, l - 1);
+		other[l - 1] = '\0';
+		CHECK(!shmk__fullname_in_ns(full, other), "\"%s\" in \"%s\"",
+		      full, other);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static bool once;
+	char *s, *a, *b, *nl;
+	bool ns_a, ns_s, name_b, name_s;
+
+	if (size > 4096)
+		return 0;
+	if (!once) { /* NULL, once */
+		once = true;
+		CHECK(shmk_ns_check(NULL) == -EINVAL, "shmk_ns_check(NULL)");
+		CHECK(shmk_name_check(NULL) == -EINVAL, "shmk_name_check(NULL)");
+		CHECK(!shmk__ns_ok(NULL) && !shmk__segname_ok(NULL) &&
+			      !shmk__owner_id_ok(NULL) && shmk__role_ok(NULL),
+		      "NULL");
+	}
+
+	s = malloc(size + 1);
+	CHECK(s, "out of memory");
+	memcpy(s, data, size);
+	s[size] = '\0';
+
+	/* Split at the first '\n' (of the C string): ns "\n" name. */
+	a = strdup(s);
+	CHECK(a, "out of memory");
+	nl = strchr(a, '\n');
+	b = nl ? nl + 1 : a + strlen(a);
+	if (nl)
+		*nl = '\0';
+
+	ns_s = check_ns(s);
+	name_s = check_name(s);
+	check_owner_role(s);
+	ns_a = check_ns(a);
+	(void)check_name(a);
+	check_owner_role(a);
+	(void)check_ns(b);
+	name_b = check_name(b);
+	check_owner_role(b);
+
+	/* Full names. */
+	check_fullname(s, "fix");
+	if (ns_a) {
+		check_fullname(s, a);
+		check_fullname(b, a);
+		if (name_b)
+			check_pair(a, b);
+		if (name_s)
+			check_pair(a, s);
+	}
+	if (ns_s) {
+		check_fullname(b, s);
+		if (name_b)
+			check_pair(s, b);
+		if (name_s)
+			check_pair(s, s);
+	}
+	if (name_s)
+		check_pair("fix", s);
+	if (name_b)
+		check_pair("fix", b);
+
+	free(a);
+	free(s);
+	return 0;
+}
