@@ -63,7 +63,7 @@ int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
 		struct shmk_reap_report rep = {0};
 		(void)shmk__reap_ns(c->root_fd, c->dir, c->ns, c->shm_fd,
 				    SHMK_REAP_NO_STRAYS, 0, &rep);
-		free(rep.items);
+		shmk__reap_report_clear(&rep);
 	}
 	*out = c;
 	return 0;

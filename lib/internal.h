@@ -206,5 +206,7 @@ int shmk__quarantine(int dirfd, const char *dirpath, const char *name,
 int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 		  int shmfd, unsigned flags, unsigned min_age,
 		  struct shmk_reap_report *rep);
+/* Frees what a report holds (items, strings), not the report itself. */
+void shmk__reap_report_clear(struct shmk_reap_report *rep);
 
 #endif

@@ -8,6 +8,9 @@
  *               slots and forks replacements with backoff.
  *   workers     one per slot, forked by the supervisor (a one-thread
  *               process with nothing locked); run the job function.
+ * Without pidfd_open (Linux < 5.3, or valgrind 3.19, which answers ENOSYS)
+ * deaths are still events: the supervisor reads SIGCHLD from a signalfd and
+ * the service sees the supervisor's end of the command socket close.
  *
  * Shared state lives in a control segment created through the registry:
  * per slot one 32-bit state word [leased:1 | phase:3 | gen:28] that every
@@ -35,6 +38,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -338,7 +342,11 @@ static void mem_limit(const struct memwatch *m, uint64_t *limit, int *src)
  * program_invocation_name (which points at argv[0]) and the argument count
  * in /proc/self/cmdline, and hand that over.  If anything does not add up,
  * titles are skipped; PR_SET_NAME still names the process for ps/top. */
-static bool titles_ok;
+/* The argv handed to setproctitle_init(), which moves the arguments out of
+ * the area it reuses for the title into copies stored in this array: the
+ * supervisor's argv from then on, held (not leaked) for the process's
+ * lifetime.  Non-NULL: titles work. */
+static char **titles_argv;
 
 static void titles_init(void)
 {
@@ -358,12 +366,12 @@ static void titles_init(void)
 		a += strlen(a) + 1;
 	}
 	setproctitle_init(argc, argv, environ);
-	titles_ok = true;
+	titles_argv = argv;
 }
 
 static void title(const char *fmt, const char *t, unsigned i, const char *comm)
 {
-	if (titles_ok)
+	if (titles_argv)
 		setproctitle(fmt, t, i);
 	prctl(PR_SET_NAME, comm);
 }
@@ -433,10 +441,19 @@ struct sup_slot {
 	unsigned n_times;
 };
 
+/* The service's SIGCHLD action, which the supervisor replaces and gives
+ * back to its workers. */
+static struct sigaction service_chld;
+
+static void on_death(shmk_pool *p, unsigned i, struct sup_slot *ss,
+		     struct memwatch *mw);
+
 /* Forks the worker of slot i.  all: every slot's state (their pidfds are
- * the supervisor's, not the worker's); cmd_rfd likewise. */
+ * the supervisor's, not the worker's); cmd_rfd and *sig_fd likewise.  A
+ * worker whose death could not be seen (no pidfd, and no SIGCHLD signalfd
+ * either: out of descriptors) is killed at once and handled as a death. */
 static pid_t spawn_worker(shmk_pool *p, unsigned i, struct sup_slot *all,
-			  int cmd_rfd)
+			  int cmd_rfd, int *sig_fd, struct memwatch *mw)
 {
 	uint32_t gen = ST_GEN(atomic_load(&p->ctl->slot[i].state));
 	pid_t sup = getpid();
@@ -450,12 +467,28 @@ static pid_t spawn_worker(shmk_pool *p, unsigned i, struct sup_slot *all,
 				close(all[k].pidfd);
 		if (cmd_rfd >= 0)
 			close(cmd_rfd);
+		if (*sig_fd >= 0)
+			close(*sig_fd);
+		sigaction(SIGCHLD, &service_chld, NULL);
 		worker_main(p, i, gen, sup);
 	}
 	if (pid < 0)
 		return -1;
 	all[i].pid = pid;
 	all[i].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (all[i].pidfd < 0 && *sig_fd < 0) {
+		/* No pidfd_open, say: the death comes through SIGCHLD, blocked
+		 * since the supervisor started, so a signalfd made now still
+		 * reads one that came before. */
+		sigset_t chld;
+		sigemptyset(&chld);
+		sigaddset(&chld, SIGCHLD);
+		*sig_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+	}
+	if (all[i].pidfd < 0 && *sig_fd < 0) {
+		kill(pid, SIGKILL);
+		on_death(p, i, &all[i], mw);
+	}
 	return pid;
 }
 
@@ -606,16 +639,22 @@ static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 {
 	unsigned n = p->o.workers;
 	struct sup_slot *ss = calloc(n, sizeof *ss);
-	struct pollfd *pf = calloc(n + 1, sizeof *pf);
+	struct pollfd *pf = calloc(n + 2, sizeof *pf);
 	struct memwatch mw;
 	int64_t stop_deadline = -1;
 	bool stopping = false, termed = false, killed = false;
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t all;
+	int sig_fd = -1; /* SIGCHLD, made when a worker has no pidfd */
 
 	/* Single-threaded from here on: the only thread of this process. */
 	sigfillset(&all);
 	sigdelset(&all, SIGTERM); /* SIGTERM from outside: die, workers follow */
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* SIGCHLD (blocked, so queued even at SIG_DFL) for the workers that
+	 * have no pidfd.  SIG_DFL, not an inherited SIG_IGN: that would make
+	 * the kernel reap the workers before wait4 could classify them. */
+	sigaction(SIGCHLD, &dfl, &service_chld);
 	titles_init();
 	title("%s: supervisor%.0u", p->o.title, 0, "shmk-supervisor");
 	if (!ss || !pf)
@@ -629,7 +668,7 @@ static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 			_exit(112);
 	}
 	for (unsigned i = 0; i < n; i++)
-		if (spawn_worker(p, i, ss, cmd_rfd) < 0)
+		if (spawn_worker(p, i, ss, cmd_rfd, &sig_fd, &mw) < 0)
 			ss[i].respawn_at = mono_ms() + p->o.backoff_min_ms;
 
 	for (;;) {
@@ -639,7 +678,7 @@ static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 		for (unsigned i = 0; i < n; i++) {
 			if (!stopping && ss[i].respawn_at && ss[i].respawn_at <= now) {
 				ss[i].respawn_at = 0;
-				if (spawn_worker(p, i, ss, cmd_rfd) < 0)
+				if (spawn_worker(p, i, ss, cmd_rfd, &sig_fd, &mw) < 0)
 					ss[i].respawn_at = now + p->o.backoff_max_ms;
 			}
 			if (ss[i].respawn_at && (next < 0 || ss[i].respawn_at < next))
@@ -661,6 +700,8 @@ static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 			pf[nf].fd = ss[i].pidfd; /* -1 entries are ignored */
 			pf[nf++].events = POLLIN;
 		}
+		pf[nf].fd = sig_fd;
+		pf[nf++].events = POLLIN;
 		int timeout = next < 0 ? -1 : (int)(next > now ? next - now : 0);
 		if (poll(pf, nf, timeout) < 0)
 			continue;
@@ -688,10 +729,35 @@ static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 		for (unsigned i = 0; i < n; i++)
 			if (pf[i + 1].fd >= 0 && pf[i + 1].revents)
 				on_death(p, i, &ss[i], &mw);
+		if (pf[n + 1].fd >= 0 && pf[n + 1].revents) {
+			struct signalfd_siginfo sfi;
+			while (read(sig_fd, &sfi, sizeof sfi) > 0)
+				;
+			/* Signals coalesce: ask every worker without a
+			 * pidfd, leaving the zombie for on_death's wait4. */
+			for (unsigned i = 0; i < n; i++) {
+				siginfo_t si;
+				if (ss[i].pid <= 0 || ss[i].pidfd >= 0)
+					continue;
+				si.si_pid = 0;
+				if (waitid(P_PID, (id_t)ss[i].pid, &si,
+					   WEXITED | WNOHANG | WNOWAIT) == 0 &&
+				    si.si_pid == ss[i].pid)
+					on_death(p, i, &ss[i], &mw);
+			}
+		}
 	}
 }
 
 /* ---- watch thread (service side) -------------------------------------- */
+
+/* The descriptor that becomes readable when the supervisor is gone: its
+ * pidfd, or without one the command socket, whose other end only the
+ * supervisor holds (the supervisor never writes to it: readable = EOF). */
+static int sup_gone_fd(const shmk_pool *p)
+{
+	return p->sup_pidfd >= 0 ? p->sup_pidfd : p->cmd_fd;
+}
 
 /* Waits for the supervisor to die.  If it dies while the pool is in use
  * (SIGKILLed, say), every slot stops and every waiting caller wakes with an
@@ -699,7 +765,7 @@ static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 static void *watch_main(void *arg)
 {
 	shmk_pool *p = arg;
-	struct pollfd pf[2] = {{.fd = p->sup_pidfd, .events = POLLIN},
+	struct pollfd pf[2] = {{.fd = sup_gone_fd(p), .events = POLLIN},
 			       {.fd = p->watch_rfd, .events = POLLIN}};
 
 	for (;;) {
@@ -709,6 +775,15 @@ static void *watch_main(void *arg)
 			return NULL; /* shmk_pool_destroy() is taking over */
 		if (pf[0].revents)
 			break;
+	}
+	if (p->sup_pidfd < 0) {
+		/* The socket closes early in the supervisor's exit; a pidfd
+		 * says "exited" only once its workers are orphaned.  Wait for
+		 * that too (WNOWAIT: teardown() reaps it). */
+		siginfo_t si;
+		while (waitid(P_PID, (id_t)p->sup_pid, &si, WEXITED | WNOWAIT) < 0 &&
+		       errno == EINTR)
+			;
 	}
 	atomic_store(&p->ctl->sup_gone, 1);
 	for (unsigned i = 0; i < p->o.workers; i++) {
@@ -769,8 +844,8 @@ static void teardown(shmk_pool *p, int *first)
 		/* The supervisor exits after its workers are reaped; it is
 		 * given the grace period twice over, then killed (its workers
 		 * die with it through PR_SET_PDEATHSIG). */
-		struct pollfd pf = {.fd = p->sup_pidfd, .events = POLLIN};
-		if (p->sup_pidfd >= 0 &&
+		struct pollfd pf = {.fd = sup_gone_fd(p), .events = POLLIN};
+		if (pf.fd >= 0 &&
 		    poll(&pf, 1, (int)(2 * p->o.shutdown_grace_ms + 1000)) == 0)
 			kill(p->sup_pid, SIGKILL);
 		while (SHMK_SYS("waitpid", waitpid(p->sup_pid, &st, 0)) < 0 &&
@@ -888,7 +963,7 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	p->watch_efd = wp[1];
 	wp[0] = wp[1] = -1;
 	p->sup_pidfd = (int)syscall(SYS_pidfd_open, p->sup_pid, 0);
-	if (p->sup_pidfd < 0) {
+	if (p->sup_pidfd < 0 && errno != ENOSYS) { /* ENOSYS: sup_gone_fd() */
 		rc = shmk__err(-errno, "pool: pidfd_open(supervisor %d): %s",
 			       (int)p->sup_pid, strerror(errno));
 		goto fail;

@@ -850,14 +850,21 @@ out:
 	return rc;
 }
 
-void shmk_reap_report_free(struct shmk_reap_report *rep)
+void shmk__reap_report_clear(struct shmk_reap_report *rep)
 {
-	if (!rep)
-		return;
 	for (struct chunk *c = rep->strings_, *n; c; c = n) {
 		n = c->next;
 		free(c);
 	}
+	rep->strings_ = NULL;
 	free(rep->items);
+	rep->items = NULL;
+}
+
+void shmk_reap_report_free(struct shmk_reap_report *rep)
+{
+	if (!rep)
+		return;
+	shmk__reap_report_clear(rep);
 	free(rep);
 }

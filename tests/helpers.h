@@ -63,7 +63,8 @@ void out_free(struct out *o);
 /* Runs path with argv (argv[0] included, NULL-terminated) and envp (NULL:
  * this process's environment), stdout and stderr captured.  The program
  * dies with the test (PR_SET_PDEATHSIG), so a timed-out test leaves no
- * process behind.  nofile: its RLIMIT_NOFILE (0: inherited). */
+ * process behind.  nofile: its RLIMIT_NOFILE, with only descriptors 0-2
+ * open (0: inherited, and whatever this process leaves open on exec). */
 struct out run_tool(const char *path, char *const argv[], char *const envp[],
 		    unsigned long nofile);
 

@@ -1392,7 +1392,7 @@ Test(record, records_the_library_writes_take_the_fast_path_and_read_as_with_cjso
 		check_own_record(c, "snapshot");
 		cr_assert_eq(shmk_segment_destroy(s[1]), 0);
 		s[1] = NULL;
-		cr_assert_eq(shmk_segment_create(c, "after-fold", 1, &s[0]), 0,
+		cr_assert_eq(shmk_segment_create(c, "after-fold", 1, &s[1]), 0,
 			     "%s", shmk_last_error());
 		check_own_record(c, "snapshot and journal");
 	}
