@@ -61,6 +61,12 @@ bool shmk__fullname_in_ns(const char *full, const char *ns);
 bool shmk__owner_id_ok(const char *id);
 bool shmk__role_ok(const char *role);
 
+/* ---- segment.c ---------------------------------------------------------- */
+/* Number and total size of the "<ns>." objects in the shm directory (one
+ * listing, one fstatat each): 0 or -errno. */
+int shmk__ns_usage(int shmfd, const char *ns, uint64_t *count,
+		   uint64_t *bytes);
+
 /* ---- dir.c ------------------------------------------------------------- */
 /* Resolves the registry directory path (argument > env > default). */
 int shmk__dir_resolve(const char *arg, char *out, size_t outsz);

@@ -212,27 +212,9 @@ static void sample_shm(shmk_monitor *m, struct shmk_sample *s)
 		s->shm_free = (uint64_t)v.f_bavail * v.f_frsize;
 		s->shm_total = (uint64_t)v.f_blocks * v.f_frsize;
 	}
-	if (!l)
-		return;
-	int fd = openat(m->shm_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *d;
-
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((d = readdir(dir))) {
-		struct stat st;
-		if (strncmp(d->d_name, m->ns, l) != 0 || d->d_name[l] != '.')
-			continue;
-		if (fstatat(m->shm_fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-			s->ns_segments++;
-			s->ns_bytes += (uint64_t)st.st_size;
-		}
-	}
-	closedir(dir);
+	if (l)
+		(void)shmk__ns_usage(m->shm_fd, m->ns, &s->ns_segments,
+				     &s->ns_bytes);
 }
 
 int shmk_monitor_sample(shmk_monitor *m, struct shmk_sample *s)
@@ -455,20 +437,8 @@ int shmk__monitor_admit(shmk_monitor *m, shmk_ctx *c, const char *name,
 	if (m->o.ns_bytes_hard || m->o.ns_bytes_soft) {
 		/* The namespace of the context, not the monitor's (they may
 		 * differ); counted in the context's shm directory. */
-		size_t l = strlen(c->ns);
-		int fd = openat(c->shm_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-		struct dirent *d;
-		if (!dir && fd >= 0)
-			close(fd);
-		while (dir && (d = readdir(dir))) {
-			struct stat st;
-			if (strncmp(d->d_name, c->ns, l) == 0 && d->d_name[l] == '.' &&
-			    fstatat(c->shm_fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-				s.ns_bytes += (uint64_t)st.st_size;
-		}
-		if (dir)
-			closedir(dir);
+		uint64_t n;
+		(void)shmk__ns_usage(c->shm_fd, c->ns, &n, &s.ns_bytes);
 	}
 	if (m->o.ns_bytes_hard && s.ns_bytes + size > m->o.ns_bytes_hard)
 		return shmk__err(-EDQUOT,

@@ -33,27 +33,28 @@ static int full_name(shmk_ctx *c, const char *name, char *out)
 	return 0;
 }
 
-/* Bytes held by the namespace's objects in the shm directory. */
-static int ns_bytes(shmk_ctx *c, uint64_t *out)
+int shmk__ns_usage(int shmfd, const char *ns, uint64_t *count,
+		   uint64_t *bytes)
 {
-	size_t l = strlen(c->ns);
+	size_t l = strlen(ns);
 	struct dirent *d;
 	DIR *dir;
-	int fd = openat(c->shm_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(shmfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	*out = 0;
+	*count = *bytes = 0;
 	if (fd < 0 || !(dir = fdopendir(fd))) {
 		int rc = -errno;
 		shmk__close(&fd);
-		return shmk__err(rc, "%s: cannot list: %s", c->shm_path,
-				 strerror(-rc));
+		return rc;
 	}
 	while ((d = readdir(dir))) {
 		struct stat st;
-		if (strncmp(d->d_name, c->ns, l) != 0 || d->d_name[l] != '.')
+		if (strncmp(d->d_name, ns, l) != 0 || d->d_name[l] != '.')
 			continue;
-		if (fstatat(c->shm_fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-			*out += (uint64_t)st.st_size;
+		if (fstatat(shmfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			(*count)++;
+			*bytes += (uint64_t)st.st_size;
+		}
 	}
 	closedir(dir);
 	return 0;
@@ -109,9 +110,12 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 		goto out;
 	}
 	if (c->budget) {
-		uint64_t used;
-		if ((rc = ns_bytes(c, &used)) < 0)
+		uint64_t n, used;
+		if ((rc = shmk__ns_usage(c->shm_fd, c->ns, &n, &used)) < 0) {
+			rc = shmk__err(rc, "%s: cannot list: %s", c->shm_path,
+				       strerror(-rc));
 			goto out;
+		}
 		if (used + size > c->budget) {
 			rc = shmk__err(-EDQUOT,
 				       "segment %s: namespace %s would hold "
