@@ -215,3 +215,17 @@ void tj_print(cJSON *doc)
 	cJSON_free(s);
 	tool_flush_stdout();
 }
+
+const char *tool_opt_dir(const char *opt, const char *arg)
+{
+	if (!arg[0])
+		tool_usage_error("%s: empty directory name", opt);
+	return arg;
+}
+
+const char *tool_opt_ns(const char *opt, const char *arg)
+{
+	if (shmk_ns_check(arg) < 0)
+		tool_usage_error("%s: %s", opt, shmk_last_error());
+	return arg;
+}

@@ -40,6 +40,10 @@ _Noreturn void tool_usage_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 /* "prog <version> (libshmkeeper <version>)" on stdout. */
 void tool_print_version(void);
+/* Option values checked once for every tool: a directory (not empty) and a
+ * namespace (shmk_ns_check).  A bad one is a usage error naming the option. */
+const char *tool_opt_dir(const char *opt, const char *arg);
+const char *tool_opt_ns(const char *opt, const char *arg);
 /* Flushes stdout; a failed write is fatal (EX_IOERR): output that was
  * silently lost must not pass for a clean run. */
 void tool_flush_stdout(void);

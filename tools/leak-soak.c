@@ -159,11 +159,7 @@ static void parse_args(int argc, char **argv)
 						 optarg);
 			continue;
 		case 'n': C.ns = optarg; continue;
-		case 'd':
-			if (!optarg[0])
-				tool_usage_error("--dir: empty directory name");
-			C.dir = optarg;
-			continue;
+		case 'd': C.dir = tool_opt_dir("--dir", optarg); continue;
 		case 'j': C.json = true; continue;
 		case 'C': C.csv = optarg; continue;
 		case 'p': C.plot = optarg; continue;

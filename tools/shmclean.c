@@ -107,15 +107,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, ":qvhV", lo, NULL)) != -1) {
 		switch (c) {
 		case O_DIR:
-			if (!optarg[0])
-				tool_usage_error("--dir: empty directory name");
-			o->dir = optarg;
+			o->dir = tool_opt_dir("--dir", optarg);
 			break;
 		case O_NS:
-			if (shmk_ns_check(optarg) < 0)
-				tool_usage_error("--namespace: %s",
-						 shmk_last_error());
-			o->ns = optarg;
+			o->ns = tool_opt_ns("--namespace", optarg);
 			break;
 		case O_ALL: o->all = true; break;
 		case O_DRY: o->dry_run = true; break;
@@ -128,9 +123,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->min_age_set = true;
 			break;
 		case O_SHM:
-			if (!optarg[0])
-				tool_usage_error("--shm-dir: empty directory name");
-			o->shm_dir = optarg;
+			o->shm_dir = tool_opt_dir("--shm-dir", optarg);
 			break;
 		case O_JSON: o->json = true; break;
 		case 'q': q = true; break;

@@ -129,22 +129,15 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, ":hV", lo, NULL)) != -1) {
 		switch (c) {
 		case O_DIR:
-			if (!optarg[0])
-				tool_usage_error("--dir: empty directory name");
-			o->dir = optarg;
+			o->dir = tool_opt_dir("--dir", optarg);
 			break;
 		case O_NS:
-			if (shmk_ns_check(optarg) < 0)
-				tool_usage_error("--namespace: %s",
-						 shmk_last_error());
-			o->ns = optarg;
+			o->ns = tool_opt_ns("--namespace", optarg);
 			break;
 		case O_JSON: o->json = true; break;
 		case O_STRAYS: o->strays = true; break;
 		case O_SHM:
-			if (!optarg[0])
-				tool_usage_error("--shm-dir: empty directory name");
-			o->shm_dir = optarg;
+			o->shm_dir = tool_opt_dir("--shm-dir", optarg);
 			break;
 		case 'h': usage(stdout); tool_flush_stdout(); exit(0);
 		case 'V': tool_print_version(); tool_flush_stdout(); exit(0);
