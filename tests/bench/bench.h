@@ -350,6 +350,47 @@ static inline long bench_dir_entries(const char *dir, const char *sub)
 	return n;
 }
 
+/* The end of every benchmark: close its context (if any), remove - and
+ * complain about - any object of the namespace left in /dev/shm and, with
+ * check_files, any registry file left, remove the registry directory and the
+ * private tmpfs.  0, or -1 if anything was left or could not be removed. */
+static inline int bench_teardown_env(const char *prog, shmk_ctx **ctx,
+				     char *dir, const char *ns, bool check_files)
+{
+	int bad = 0;
+	size_t left;
+	long files;
+
+	if (*ctx && shmk_close(*ctx) < 0) {
+		bench_err(prog, "shmk_close: %s", shmk_last_error());
+		bad = -1;
+	}
+	*ctx = NULL;
+	if (ns[0] && (left = bench_shm_scan(ns, true)) > 0) {
+		bench_err(prog, "%zu object(s) of namespace %s were left in %s "
+				"(removed now)",
+			  left, ns, BENCH_SHM_DIR);
+		bad = -1;
+	}
+	if (dir[0]) {
+		if (check_files && ns[0] &&
+		    (files = bench_dir_entries(dir, ns)) > 0) {
+			bench_err(prog, "%s/%s: %ld registry file(s) left after "
+					"shmk_close",
+				  dir, ns, files);
+			bad = -1;
+		}
+		if (bench_rm_rf(dir) < 0) {
+			bench_err(prog, "cannot remove %s: %s", dir,
+				  strerror(errno));
+			bad = -1;
+		}
+		dir[0] = '\0';
+	}
+	bench_registry_parent_done();
+	return bad;
+}
+
 /* Parses a positive count option value; exits 2 on garbage. */
 static inline size_t bench_parse_count(const char *prog, const char *opt,
 				       const char *v, size_t min)

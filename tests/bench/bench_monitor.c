@@ -380,8 +380,6 @@ static int setup(size_t segs, size_t kids, size_t threads)
 static int cleanup(void)
 {
 	int bad = 0;
-	size_t left;
-	long files;
 
 	shmk_monitor_destroy(S.mon);
 	S.mon = NULL;
@@ -415,32 +413,8 @@ static int cleanup(void)
 	free(S.segs);
 	S.segs = NULL;
 	S.n_segs = 0;
-	if (S.ctx && shmk_close(S.ctx) < 0) {
-		bench_err(PROG, "shmk_close: %s", shmk_last_error());
+	if (bench_teardown_env(PROG, &S.ctx, S.dir, S.ns, true) < 0)
 		bad = -1;
-	}
-	S.ctx = NULL;
-	if (S.ns[0] && (left = bench_shm_scan(S.ns, true)) > 0) {
-		bench_err(PROG, "%zu object(s) of namespace %s were left in %s "
-				"(removed now)",
-			  left, S.ns, BENCH_SHM_DIR);
-		bad = -1;
-	}
-	if (S.dir[0]) {
-		if (S.ns[0] && (files = bench_dir_entries(S.dir, S.ns)) > 0) {
-			bench_err(PROG, "%s/%s: %ld registry file(s) left after "
-					"shmk_close",
-				  S.dir, S.ns, files);
-			bad = -1;
-		}
-		if (bench_rm_rf(S.dir) < 0) {
-			bench_err(PROG, "cannot remove %s: %s", S.dir,
-				  strerror(errno));
-			bad = -1;
-		}
-		S.dir[0] = '\0';
-	}
-	bench_registry_parent_done();
 	return bad;
 }
 

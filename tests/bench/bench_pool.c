@@ -906,8 +906,6 @@ out:
 static int cleanup(void)
 {
 	int bad = 0;
-	size_t left;
-	long files;
 
 	if (S.kid > 0) {
 		kill(S.kid, SIGKILL);
@@ -924,32 +922,8 @@ static int cleanup(void)
 	for (int i = 0; i <= WORKERS; i++)
 		if (S.bare_names[i][0])
 			shm_unlink(S.bare_names[i]);
-	if (S.ctx && shmk_close(S.ctx) < 0) {
-		bench_err(PROG, "shmk_close: %s", shmk_last_error());
+	if (bench_teardown_env(PROG, &S.ctx, S.dir, S.ns, true) < 0)
 		bad = -1;
-	}
-	S.ctx = NULL;
-	if (S.ns[0] && (left = bench_shm_scan(S.ns, true)) > 0) {
-		bench_err(PROG, "%zu object(s) of namespace %s were left in %s "
-				"(removed now)",
-			  left, S.ns, BENCH_SHM_DIR);
-		bad = -1;
-	}
-	if (S.dir[0]) {
-		if (S.ns[0] && (files = bench_dir_entries(S.dir, S.ns)) > 0) {
-			bench_err(PROG, "%s/%s: %ld registry file(s) left after "
-					"shmk_close",
-				  S.dir, S.ns, files);
-			bad = -1;
-		}
-		if (bench_rm_rf(S.dir) < 0) {
-			bench_err(PROG, "cannot remove %s: %s", S.dir,
-				  strerror(errno));
-			bad = -1;
-		}
-		S.dir[0] = '\0';
-	}
-	bench_registry_parent_done();
 	return bad;
 }
 

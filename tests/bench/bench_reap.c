@@ -230,7 +230,6 @@ static double bare_round(void)
 static int cleanup(void)
 {
 	int bad = 0;
-	size_t left;
 
 	for (size_t i = 0; S.kids && i < S.owners; i++) {
 		int st;
@@ -239,22 +238,15 @@ static int cleanup(void)
 		kill(S.kids[i], SIGKILL);
 		wait_kid(i, &st);
 	}
-	if (S.ns[0] && (left = bench_shm_scan(S.ns, true)) > 0) {
-		bench_err(PROG, "%zu object(s) of namespace %s were left in %s "
-				"(removed now)",
-			  left, S.ns, BENCH_SHM_DIR);
-		bad = -1;
+	{
+		shmk_ctx *none = NULL;
+		if (bench_teardown_env(PROG, &none, S.dir, S.ns, false) < 0)
+			bad = -1;
 	}
-	if (S.dir[0] && bench_rm_rf(S.dir) < 0) {
-		bench_err(PROG, "cannot remove %s: %s", S.dir, strerror(errno));
-		bad = -1;
-	}
-	S.dir[0] = '\0';
 	free(S.names);
 	free(S.kids);
 	S.names = NULL;
 	S.kids = NULL;
-	bench_registry_parent_done();
 	return bad;
 }
 

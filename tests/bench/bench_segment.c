@@ -327,9 +327,7 @@ out:
 /* Releases everything; returns -1 if something was left behind. */
 static int cleanup(void)
 {
-	int bad = 0, rc;
-	size_t left;
-	long files;
+	int bad = 0;
 
 	for (size_t i = 0; i < S.n_bare; i++) {
 		munmap(S.bare[i].addr, SEG_SIZE);
@@ -349,32 +347,8 @@ static int cleanup(void)
 	free(S.lib);
 	S.lib = NULL;
 	S.n_lib = 0;
-	if (S.ctx && (rc = shmk_close(S.ctx)) < 0) {
-		bench_err(PROG, "shmk_close: %s", shmk_last_error());
+	if (bench_teardown_env(PROG, &S.ctx, S.dir, S.ns, true) < 0)
 		bad = -1;
-	}
-	S.ctx = NULL;
-	if (S.ns[0] && (left = bench_shm_scan(S.ns, true)) > 0) {
-		bench_err(PROG, "%zu object(s) of namespace %s were left in %s "
-				"(removed now)",
-			  left, S.ns, BENCH_SHM_DIR);
-		bad = -1;
-	}
-	if (S.dir[0]) {
-		if (S.ns[0] && (files = bench_dir_entries(S.dir, S.ns)) > 0) {
-			bench_err(PROG, "%s/%s: %ld registry file(s) left after "
-					"shmk_close",
-				  S.dir, S.ns, files);
-			bad = -1;
-		}
-		if (bench_rm_rf(S.dir) < 0) {
-			bench_err(PROG, "cannot remove %s: %s", S.dir,
-				  strerror(errno));
-			bad = -1;
-		}
-		S.dir[0] = '\0';
-	}
-	bench_registry_parent_done();
 	return bad;
 }
 
