@@ -52,9 +52,11 @@ int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
 			       c->shm_path, strerror(errno));
 		goto fail;
 	}
-	c->durable = opt->durability == SHMK_DURABLE_ON ||
-		     (opt->durability == SHMK_DURABLE_AUTO &&
-		      !shmk__fd_is_volatile(c->ns_fd));
+	/* Durability is off unless asked for (docs/DESIGN.md): the registry
+	 * must survive the death of processes, which loses nothing written
+	 * to the page cache, not power loss, which empties the tmpfs its
+	 * segments live on anyway. */
+	c->durable = opt->durability == SHMK_DURABLE_ON;
 
 	/* A restarted service finds no garbage from its previous life.  What
 	 * the reap could not handle (a quarantined record, say) is for

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* libfiu failpoints: the macros compile to nothing unless FIU_ENABLE is
@@ -107,6 +108,7 @@ struct shmk_ident {
 	unsigned long long start_time; /* clock ticks after boot (stat #22) */
 	char boot_id[40];
 	uid_t uid;
+	uint64_t pidns; /* inode of the owner's pid namespace; 0 unknown */
 };
 /* Identity of this process (cached per pid). */
 int shmk__self_ident(struct shmk_ident *out);
@@ -118,6 +120,73 @@ int shmk__ident_alive(const struct shmk_ident *id);
 int64_t shmk__now(void);
 /* getpid(), cached (reset in fork children). */
 pid_t shmk__pid(void);
+
+/* ---- unlink.c: the one place a segment name is removed ------------------ */
+enum shmk_unlink_result {
+	SHMK_UL_UNLINKED = 0, /* the owner's object was unlinked now        */
+	SHMK_UL_GONE,         /* nothing under the name any more            */
+	SHMK_UL_REPLACED,     /* the name holds another inode: not touched  */
+	SHMK_UL_FOREIGN,      /* not a regular file of uid: not touched     */
+	SHMK_UL_ERROR,        /* stat or unlink failed: req.error           */
+};
+#define SHMK_UL_DRY_RUN 0x1u       /* decide, remove nothing, drop nothing */
+#define SHMK_UL_TRUST_LISTING 0x2u /* listed_ino came from a listing taken
+				      now and the kernel refuses to let us
+				      unlink other users' files: no stat */
+struct shmk_unlink_req {
+	int shmfd;
+	const char *name;    /* "/<ns>.<x>" (or without the '/')            */
+	uint64_t ino;        /* inode the owner recorded; 0: intent only    */
+	uint64_t listed_ino; /* inode a listing showed under name; 0: none  */
+	uid_t uid;           /* whose objects may be removed                */
+	unsigned flags;      /* SHMK_UL_*                                   */
+	const char *fp;      /* failpoint name for the unlink (tests)       */
+	int error;           /* out: negative errno for FOREIGN and ERROR   */
+};
+/* Unlinks q->name only if it still holds the owner's object, then (and
+ * only then, and unless dry run) calls drop(arg) so the caller forgets the
+ * entry: after UNLINKED, GONE and REPLACED.  st (may be NULL) receives the
+ * object's stat when one was taken (st_size 0 otherwise). */
+enum shmk_unlink_result shmk__seg_remove(struct shmk_unlink_req *q,
+					 struct stat *st,
+					 int (*drop)(void *arg), void *arg);
+const char *shmk__unlink_result_name(enum shmk_unlink_result r);
+
+/* ---- liveness.c: the one judge of an owner's life ---------------------- */
+enum shmk_liveness {
+	SHMK_LIVE_ALIVE = 1,
+	SHMK_LIVE_DEAD,
+	SHMK_LIVE_UNKNOWN, /* nothing proves either: keep, report, fail */
+	SHMK_LIVE_GONE,    /* internal: the lock file vanished meanwhile */
+};
+struct shmk_judgement {
+	enum shmk_liveness state;
+	int error;      /* negative errno behind UNKNOWN (or a DEAD we cannot
+			   act on: lock not held), else 0 */
+	int lock_fd;    /* DEAD and asked to hold: the OFD-locked lock file,
+			   owned by the caller (close it to let go); else -1 */
+	pid_t holder;   /* ALIVE by an inspector's question: the lock holder */
+	bool no_lock;   /* there is no lock file: judged by identity alone */
+	char cause[256];
+};
+/*
+ * Judges owner id of namespace directory nsfd.  rec_owner: the identity
+ * from its record, if one could be read (NULL otherwise).  hold: take the
+ * lock (a reaper: DEAD then comes with j->lock_fd, except when the lock
+ * file cannot be opened for writing, j->error says why); otherwise only
+ * ask (an inspector, disturbs nobody).  Never called for an owner that is
+ * this very process (closing any fd of our own lock file drops our lock).
+ * Returns j->state; never GONE when there is a record to judge by.
+ */
+enum shmk_liveness shmk__owner_judge(int nsfd, const char *id,
+				     const struct shmk_ident *rec_owner,
+				     bool hold, struct shmk_judgement *j);
+/* Judges again once the record could be read: by identity when there is
+ * no lock file (j->no_lock), else the cross-check that a lock found free
+ * belongs to a process that is really gone (closes j->lock_fd if not). */
+enum shmk_liveness shmk__owner_recheck(const struct shmk_ident *rec_owner,
+				       struct shmk_judgement *j);
+const char *shmk__liveness_name(enum shmk_liveness l);
 
 /* ---- table.c: name -> pointer hash table ------------------------------- */
 struct shmk_table {

@@ -8,9 +8,9 @@
  *    ANY descriptor of the file.  So the owner opens its lock file exactly
  *    once (lock_fd) and nothing in this process ever opens it again: the
  *    reaper skips owners whose id names this very process (reap.c).
- *  - The lock file is created under a temporary name, locked, and only then
- *    renamed into place: a reaper never sees an unlocked lock file of a
- *    live owner.
+ *  - The lock file is created unnamed (O_TMPFILE), locked, and only then
+ *    linked into place: a reaper never sees an unlocked lock file of a
+ *    live owner (lock_create()).
  *  - POSIX locks are not inherited across fork, so a fork child never
  *    passes for the parent; it builds an owner of its own when it first
  *    creates a segment (shmk__owner_ensure() sees the pid changed).
@@ -45,10 +45,31 @@ void shmk__owner_forget(struct shmk_owner *o)
 	o->must_rewrite = false;
 }
 
+/* Links the locked, unnamed file fd into place as name: through
+ * /proc/self/fd (no privilege needed), else AT_EMPTY_PATH (needs
+ * CAP_DAC_READ_SEARCH).  Neither opens the file, so our lock stays. */
+static int link_unnamed(int fd, int dirfd, const char *name)
+{
+	char path[64];
+
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, path, dirfd, name, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno == EEXIST)
+		return -1;
+	return linkat(fd, "", dirfd, name, AT_EMPTY_PATH);
+}
+
+/* The lock file is never visible unlocked (a reaper in that window would
+ * call us dead): it is created unnamed (O_TMPFILE), locked, and only then
+ * linked into place.  Where O_TMPFILE or the link is not available it is
+ * created as ".<id>.lock.tmp", locked and renamed; the judge (liveness.c)
+ * never takes such a newborn for dead. */
 static int lock_create(shmk_ctx *c, struct shmk_owner *o)
 {
 	char tmp[SHMK_ID_MAX + 16];
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	bool named = false;
 	int rc;
 
 	snprintf(tmp, sizeof tmp, ".%s.tmp", o->lock_name);
@@ -56,25 +77,51 @@ static int lock_create(shmk_ctx *c, struct shmk_owner *o)
 		      shmk__err(-EMFILE, "%s/%s: cannot create lock file: "
 					 "injected fault",
 				c->ns_path, o->lock_name));
-	o->lock_fd = SHMK_SYS("openat",
-			      openat(c->ns_fd, tmp,
-				     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-					     O_CLOEXEC,
-				     0600));
+	o->lock_fd = SHMK_SYS("openat", openat(c->ns_fd, ".",
+					       O_TMPFILE | O_RDWR | O_CLOEXEC,
+					       0600));
+	if (o->lock_fd < 0 && errno != EMFILE && errno != ENFILE &&
+	    errno != ENOMEM && errno != EACCES && errno != EROFS &&
+	    errno != ENOSPC && errno != EDQUOT && errno != EIO) {
+		/* No O_TMPFILE here (EOPNOTSUPP, EISDIR, EINVAL, ...). */
+		named = true;
+		o->lock_fd = SHMK_SYS("openat",
+				      openat(c->ns_fd, tmp,
+					     O_RDWR | O_CREAT | O_EXCL |
+						     O_NOFOLLOW | O_CLOEXEC,
+					     0600));
+	}
 	if (o->lock_fd < 0)
 		return shmk__err(-errno, "%s/%s: cannot create lock file: %s",
-				 c->ns_path, tmp, strerror(errno));
+				 c->ns_path, o->lock_name, strerror(errno));
 	fiu_do_on("shmk/lock/fcntl", { errno = ENOLCK; goto fail; });
 	if (SHMK_SYS("fcntl", fcntl(o->lock_fd, F_SETLK, &fl)) < 0)
 		goto fail;
 	SHMK_CRASHPOINT("lock/after_lock");
 	fiu_do_on("shmk/lock/rename", { errno = EIO; goto fail; });
-	if (SHMK_SYS("rename", renameat(c->ns_fd, tmp, c->ns_fd, o->lock_name)) < 0)
+	if (!named && link_unnamed(o->lock_fd, c->ns_fd, o->lock_name) < 0) {
+		if (errno == EEXIST)
+			goto fail;
+		/* No way to name an unnamed file here: the old way. */
+		named = true;
+		shmk__close(&o->lock_fd);
+		o->lock_fd = SHMK_SYS("openat",
+				      openat(c->ns_fd, tmp,
+					     O_RDWR | O_CREAT | O_EXCL |
+						     O_NOFOLLOW | O_CLOEXEC,
+					     0600));
+		if (o->lock_fd < 0 ||
+		    SHMK_SYS("fcntl", fcntl(o->lock_fd, F_SETLK, &fl)) < 0)
+			goto fail;
+	}
+	if (named &&
+	    SHMK_SYS("rename", renameat(c->ns_fd, tmp, c->ns_fd, o->lock_name)) < 0)
 		goto fail;
 	return 0;
 fail:
 	rc = -errno;
-	unlinkat(c->ns_fd, tmp, 0);
+	if (named)
+		unlinkat(c->ns_fd, tmp, 0);
 	shmk__close(&o->lock_fd);
 	return shmk__err(rc, "%s/%s: cannot lock and install lock file: %s",
 			 c->ns_path, o->lock_name, strerror(-rc));
@@ -117,6 +164,9 @@ int shmk__owner_ensure(shmk_ctx *c)
 	return 0;
 
 fail_unlock:
+	/* Record before lock file, as in shmk__owner_close(): the snapshot
+	 * may have failed after its rename (a directory fsync). */
+	unlinkat(c->ns_fd, o->rec_name, 0);
 	unlinkat(c->ns_fd, o->lock_name, 0);
 fail:
 	shmk__owner_forget(o);
@@ -210,6 +260,20 @@ void shmk__owner_defer(shmk_ctx *c, const char *line, size_t len)
 	o->pending_len = len;
 }
 
+struct close_drop {
+	struct shmk_owner *o;
+	struct shmk_rec_seg *s;
+};
+
+/* The whole record goes below, after every segment: no drop line. */
+static int close_drop(void *arg)
+{
+	struct close_drop *d = arg;
+
+	free(shmk__table_del(&d->o->segs, d->s->name));
+	return 0;
+}
+
 int shmk__owner_close(shmk_ctx *c)
 {
 	struct shmk_owner *o = &c->own;
@@ -222,13 +286,26 @@ int shmk__owner_close(shmk_ctx *c)
 		shmk__owner_forget(o);
 		return 0;
 	}
-	/* Invariant 2: a segment leaves the record only after it is gone. */
+	/* Invariants 2 and 4: a segment leaves the record only after it is
+	 * gone, and only our inode is ever unlinked (unlink.c). */
 	for (size_t it = 0; (s = shmk__table_next(&o->segs, &it));) {
-		if (unlinkat(c->shm_fd, s->name + 1, 0) == 0 || errno == ENOENT) {
-			free(shmk__table_del(&o->segs, s->name));
-		} else if (!first) {
-			first = shmk__err(-errno, "segment %s: cannot unlink: %s",
-					  s->name, strerror(errno));
+		struct shmk_unlink_req q = {.shmfd = c->shm_fd, .name = s->name,
+					    .ino = s->ino, .uid = o->ident.uid,
+					    .fp = "shmk/segment/unlink"};
+		struct close_drop d = {o, s};
+
+		switch (shmk__seg_remove(&q, NULL, close_drop, &d)) {
+		case SHMK_UL_UNLINKED:
+		case SHMK_UL_GONE:
+		case SHMK_UL_REPLACED:
+			break;
+		case SHMK_UL_FOREIGN:
+		case SHMK_UL_ERROR:
+			if (!first)
+				first = shmk__err(q.error, "segment %s: cannot "
+							   "unlink: %s",
+						  s->name, strerror(-q.error));
+			break;
 		}
 	}
 	if (first == 0) {

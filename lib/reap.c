@@ -1,4 +1,4 @@
-/* reap.c - reclaiming the segments of dead owners (invariants 4 and 5).
+/* reap.c - reclaiming the segments of dead owners (invariants 4, 5, 7).
  *
  * For one namespace:
  *  1. List the namespace's objects in the shm directory (only if strays are
@@ -6,21 +6,21 @@
  *     had its intent recorded before we read the records, so a segment
  *     being created right now is never mistaken for a stray.
  *  2. Find every owner id in the namespace directory (lock files, records,
- *     and temporary files of both) and probe each owner's lock with an
- *     open-file-description lock (F_OFD_SETLK): it conflicts with the
- *     owner's POSIX lock, with other reapers' OFD locks, even with other
- *     threads of this process, and never blocks.  Taking it proves the owner
- *     dead; we then re-check that the path still names the inode we locked.
- *     Owners that are this very process are never probed: opening our own
- *     lock file and closing it would drop our lock (owner.c).
- *  3. A dead owner's record is loaded strictly; a bad one is quarantined and
- *     never used as grounds to unlink.  Each segment is unlinked only if it
- *     is a regular file of our uid, and - if the record knows its inode -
- *     the same inode; a segment only in "intent" is left alone if a live
- *     owner claims the name.  Then the record, temporary files and finally
- *     the lock file (still locked by us) are removed.
+ *     and temporary files of both; only names of the owner-file grammar)
+ *     and ask the liveness judge (liveness.c) about each, holding nothing:
+ *     ALIVE, DEAD or UNKNOWN with a cause.  Live and unknown owners'
+ *     records are read for the names they claim.
+ *  3. Dead owners one at a time, so the pass needs a fixed number of
+ *     descriptors however many there are: take the lock (the judge again,
+ *     now holding it), read the record strictly (a bad one is quarantined,
+ *     never used as grounds to unlink), unlink each segment through
+ *     shmk__seg_remove() (only the inode the owner created, only a regular
+ *     file of ours; a segment only in "intent" is left alone if a live or
+ *     unknown owner claims the name), then the record, temporary files and
+ *     finally the lock file (still locked by us), and let go of the lock.
  *  4. Strays: listed objects no record names.  Reported; unlinked only on
- *     request, when older than the minimum age and ours.
+ *     request, when older than the minimum age, ours, and when every
+ *     record of the namespace could be read.
  */
 #include "internal.h"
 
@@ -38,10 +38,11 @@
 
 struct owner_ent {
 	char id[SHMK_ID_MAX];
-	bool has_lock, has_tmp_lock, has_rec;
-	bool self, dead, busy, loaded;
-	bool lost_lock; /* lock free, process running: exiting, or a bug */
-	int lock_fd;
+	bool self, loaded, load_tried, claimed;
+	bool rec_bad;   /* a record exists that could not be read */
+	enum shmk_liveness state;
+	int error;      /* with UNKNOWN: the cause's errno */
+	char *cause;    /* with UNKNOWN and ALIVE: the judge's words (owned) */
 	struct shmk_record rec;
 };
 
@@ -66,6 +67,9 @@ struct reap {
 	const char *owner_src, *owner_s; /* last owner id and its copy       */
 	bool listed, list_failed;
 	bool kernel_owns_check; /* not root, sticky shm dir: EPERM for others' */
+	bool claims_loaded;
+	bool records_unreadable; /* some record could not be read: no strays */
+	struct shmk_table *strays;
 };
 
 const char *shmk_reap_action_name(enum shmk_reap_action a)
@@ -80,6 +84,8 @@ const char *shmk_reap_action_name(enum shmk_reap_action a)
 	case SHMK_REAP_STRAY_REMOVED: return "stray-removed";
 	case SHMK_REAP_RECORD_QUARANTINED: return "quarantined";
 	case SHMK_REAP_ERROR: return "error";
+	case SHMK_REAP_OWNER_UNKNOWN: return "owner-unknown";
+	case SHMK_REAP_SEGMENT_KEPT: return "kept";
 	}
 	return "unknown";
 }
@@ -145,6 +151,11 @@ static struct shmk_reap_item *item_s(struct reap *r, enum shmk_reap_action a,
 		break;
 	case SHMK_REAP_RECORD_QUARANTINED: rep->quarantined++; break;
 	case SHMK_REAP_ERROR: rep->errors++; break;
+	case SHMK_REAP_OWNER_UNKNOWN: rep->owners_unknown++; break;
+	case SHMK_REAP_SEGMENT_KEPT:
+		rep->segments_kept++;
+		rep->bytes_kept += bytes;
+		break;
 	}
 	if ((r->flags & SHMK__REAP_QUIET) &&
 	    (a == SHMK_REAP_SEGMENT_LIVE || a == SHMK_REAP_OWNER_ALIVE ||
@@ -233,7 +244,6 @@ static struct owner_ent *owner_get(struct reap *r, const char *id)
 	if (!shmk__owner_id_ok(id) || !(o = calloc(1, sizeof *o)))
 		return NULL;
 	snprintf(o->id, sizeof o->id, "%s", id);
-	o->lock_fd = -1;
 	if (shmk__table_put(&r->owners, o->id, o) < 0) {
 		free(o);
 		return NULL;
@@ -270,107 +280,110 @@ static int scan_owners(struct reap *r)
 	while ((d = readdir(dir))) {
 		char id[SHMK_ID_MAX];
 		const char *n = d->d_name;
-		struct owner_ent *o = NULL;
 
-		if (strip(n, SHMK_LOCK_SUFFIX, id) && (o = owner_get(r, id)))
-			o->has_lock = true;
-		else if (strip(n, SHMK_REC_SUFFIX, id) && (o = owner_get(r, id)))
-			o->has_rec = true;
-		else if (n[0] == '.' &&
-			 strip(n + 1, SHMK_LOCK_SUFFIX ".tmp", id) &&
-			 (o = owner_get(r, id)))
-			o->has_tmp_lock = true;
-		else if (n[0] == '.' && strip(n + 1, SHMK_REC_SUFFIX ".tmp", id))
+		if (strip(n, SHMK_LOCK_SUFFIX, id) ||
+		    strip(n, SHMK_REC_SUFFIX, id) ||
+		    (n[0] == '.' && strip(n + 1, SHMK_LOCK_SUFFIX ".tmp", id)) ||
+		    (n[0] == '.' && strip(n + 1, SHMK_REC_SUFFIX ".tmp", id)))
 			(void)owner_get(r, id);
 	}
 	closedir(dir);
 	return 0;
 }
 
-/* Probe the owner's lock.  Sets o->dead (lock taken and verified) or
- * o->busy (held by someone). */
-static void probe(struct reap *r, struct owner_ent *o)
-{
-	char name[SHMK_ID_MAX + 16];
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-	struct stat a, b;
-
-	if (o->has_lock)
-		snprintf(name, sizeof name, "%s" SHMK_LOCK_SUFFIX, o->id);
-	else if (o->has_tmp_lock)
-		snprintf(name, sizeof name, ".%s" SHMK_LOCK_SUFFIX ".tmp", o->id);
-	else
-		return; /* no lock file: judged by identity in load_and_judge */
-
-	o->lock_fd = openat(r->nsfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (o->lock_fd < 0)
-		return; /* gone meanwhile: reaped or closed by its owner */
-	if (fstat(o->lock_fd, &a) < 0 || !S_ISREG(a.st_mode) ||
-	    a.st_uid != r->uid) {
-		item(r, SHMK_REAP_ERROR, o->id, 0, name, 0, -EPERM,
-		     "lock file is not a regular file of ours: left alone");
-		shmk__close(&o->lock_fd);
-		o->busy = true;
-		return;
-	}
-	if (fiu_fail("shmk/reap/lock") ||
-	    fcntl(o->lock_fd, F_OFD_SETLK, &fl) < 0) {
-		shmk__close(&o->lock_fd);
-		o->busy = true;
-		return;
-	}
-	/* Locked.  Is it still the file under that name (not one unlinked by
-	 * its closing owner or another reaper)? */
-	if (fstatat(r->nsfd, name, &b, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-		shmk__close(&o->lock_fd);
-		return;
-	}
-	o->dead = true;
-}
-
-static void load(struct reap *r, struct owner_ent *o)
+/* Reads the owner's record once.  A record that cannot be read is
+ * quarantined when its owner is provably dead or absent (quarantine is
+ * true), and otherwise reported and left where it is. */
+static void load(struct reap *r, struct owner_ent *o, bool quarantine)
 {
 	char name[SHMK_ID_MAX + 16], why[256], qname[PATH_MAX];
 	int rc;
 
-	/* Not trusting has_rec from the directory scan: the owner may have
-	 * written its record after the scan and before it died.  Once we hold
-	 * a dead owner's lock nothing changes any more, so read it now. */
-	if (o->loaded)
+	if (o->load_tried && !(quarantine && o->rec_bad))
 		return;
 	snprintf(name, sizeof name, "%s" SHMK_REC_SUFFIX, o->id);
-	rc = shmk__owner_record_load(r->nsfd, o->id, r->ns, &o->rec, why,
-				     sizeof why);
-	if (rc == 0) {
-		o->loaded = true;
+	if (!o->load_tried) {
+		o->load_tried = true;
+		rc = shmk__owner_record_load(r->nsfd, o->id, r->ns, &o->rec,
+					     why, sizeof why);
+		if (rc == 0) {
+			o->loaded = true;
+			return;
+		}
+		shmk__record_free(&o->rec);
+		if (rc == -ENOENT)
+			return;
+		o->rec_bad = true;
+		o->error = rc;
+		free(o->cause);
+		o->cause = strdup(why);
+	}
+	/* A live (or unknown) owner's file is never pulled from under it. */
+	if (!quarantine) {
+		r->records_unreadable = true;
+		item(r, SHMK_REAP_ERROR, o->id, 0, name, 0, o->error,
+		     "%s/%s: unreadable record (%s)", r->ns_path, name,
+		     o->cause ? o->cause : "");
 		return;
 	}
-	shmk__record_free(&o->rec);
-	o->has_rec = false;
-	if (rc == -ENOENT)
-		return;
-	o->has_rec = true;
-	/* A live owner's file is never pulled from under it; a dead owner's
-	 * bad file is moved aside, and its segments become strays. */
-	if (!o->dead) {
-		item(r, SHMK_REAP_ERROR, o->id, 0, name, 0, rc,
-		     "%s/%s: unreadable record (%s)", r->ns_path, name, why);
-		return;
-	}
+	o->rec_bad = false; /* reported once, here */
 	if (r->flags & SHMK_REAP_DRY_RUN) {
-		item(r, SHMK_REAP_RECORD_QUARANTINED, o->id, 0, name, 0, rc,
+		item(r, SHMK_REAP_RECORD_QUARANTINED, o->id, 0, name, 0, o->error,
 		     "%s/%s: %s; would be moved to quarantine (dry run)",
-		     r->ns_path, name, why);
+		     r->ns_path, name, o->cause ? o->cause : "");
 		return;
 	}
 	if (shmk__quarantine(r->nsfd, r->ns_path, name, qname, sizeof qname) < 0)
-		item(r, SHMK_REAP_ERROR, o->id, 0, name, 0, rc,
-		     "%s/%s: bad record (%s), and %s", r->ns_path, name, why,
-		     shmk_last_error());
+		item(r, SHMK_REAP_ERROR, o->id, 0, name, 0, o->error,
+		     "%s/%s: bad record (%s), and %s", r->ns_path, name,
+		     o->cause ? o->cause : "", shmk_last_error());
 	else
-		item(r, SHMK_REAP_RECORD_QUARANTINED, o->id, 0, name, 0, rc,
-		     "%s/%s: %s; moved to %s", r->ns_path, name, why, qname);
+		item(r, SHMK_REAP_RECORD_QUARANTINED, o->id, 0, name, 0, o->error,
+		     "%s/%s: %s; moved to %s", r->ns_path, name,
+		     o->cause ? o->cause : "", qname);
+}
+
+static void set_cause(struct owner_ent *o, const struct shmk_judgement *j)
+{
+	free(o->cause);
+	o->cause = strdup(j->cause);
+	o->error = j->error;
+	o->state = j->state;
+}
+
+/* Step 2: what the judge says, holding nothing. */
+static void survey(struct reap *r, struct owner_ent *o)
+{
+	struct shmk_judgement j;
+
+	shmk__owner_judge(r->nsfd, o->id, NULL, false, &j);
+	if (j.no_lock) {
+		/* Only the record can tell.  Its owner is absent (no lock
+		 * file): a bad record is quarantined, and reported once. */
+		load(r, o, true);
+		shmk__owner_recheck(o->loaded ? &o->rec.owner : NULL, &j);
+	}
+	set_cause(o, &j);
+}
+
+/* Names claimed by live and unknown owners: an "intent" entry of a dead
+ * owner naming one of them was never created by that owner. */
+static void load_claims(struct reap *r)
+{
+	struct owner_ent *o;
+
+	if (r->claims_loaded)
+		return;
+	r->claims_loaded = true;
+	for (size_t it = 0; (o = shmk__table_next(&r->owners, &it));) {
+		if (o->state == SHMK_LIVE_DEAD)
+			continue;
+		load(r, o, false);
+		if (!o->loaded)
+			continue;
+		for (size_t i = 0; i < o->rec.n_segs; i++)
+			shmk__table_put(&r->claims, o->rec.segs[i]->name, o);
+	}
 }
 
 /* The namespace's objects as one listing of the shm directory shows them,
@@ -416,116 +429,154 @@ static void list_objects(struct reap *r)
 	closedir(dir);
 }
 
+struct seg_drop {
+	struct reap *r;
+	const char *name;
+};
+
+/* The reaper's "drop": the name no longer holds the dead owner's object,
+ * so it is not a stray either.  The record itself goes once every entry
+ * is settled (reap_owner). */
+static int seg_settled(void *arg)
+{
+	struct seg_drop *d = arg;
+	struct stray *s = d->r->strays ? shmk__table_get(d->r->strays, d->name)
+				       : NULL;
+
+	if (s)
+		s->claimed = true;
+	return 0;
+}
+
 static void reap_segment(struct reap *r, struct owner_ent *o,
 			 const struct shmk_rec_seg *s)
 {
-	const char *obj = s->name + 1;
 	pid_t pid = o->rec.owner.pid;
-	uint64_t bytes = s->size;
-	struct listed *e;
+	struct seg_drop d = {r, s->name};
+	struct shmk_unlink_req q = {.shmfd = r->shmfd, .name = s->name,
+				    .ino = s->state == SHMK_SEG_LIVE ? s->ino : 0,
+				    .uid = r->uid, .fp = "shmk/reap/unlink"};
+	struct listed *e = NULL;
 	struct stat st;
 
-	/* The listing only pays where it saves the stats (see below). */
+	/* The listing only pays where it saves the stats: where the kernel
+	 * itself refuses to let us unlink another user's file (we are not
+	 * root and the directory is sticky, as /dev/shm is), a "live" entry
+	 * whose inode the listing confirms is unlinked without a stat. */
 	if (!r->listed) {
 		if (r->kernel_owns_check)
 			list_objects(r);
 		else
 			r->listed = r->list_failed = true;
 	}
-	/* A "live" entry whose inode the listing confirms is the object this
-	 * owner created (tmpfs does not reuse inode numbers while this one
-	 * lives, and no one else unlinks a name a dead owner's record holds
-	 * while we hold its lock).  It may still have been given to another
-	 * user since: where the kernel itself refuses to let us unlink
-	 * another user's file (we are not root and the directory is sticky,
-	 * as /dev/shm is), it is unlinked without a stat; otherwise, and for
-	 * everything else, it is looked at closely first. */
-	e = r->list_failed ? NULL : shmk__table_get(&r->objects, s->name);
-	if (!r->list_failed && !e) {
-		item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name, s->size, 0,
-		       "already gone");
-		return;
+	if (!r->list_failed) {
+		if (!(e = shmk__table_get(&r->objects, s->name))) {
+			seg_settled(&d);
+			item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
+			       s->size, 0, "already gone");
+			return;
+		}
+		q.listed_ino = e->ino;
+		if (e->type == DT_REG)
+			q.flags |= SHMK_UL_TRUST_LISTING;
 	}
-	if (e && s->state == SHMK_SEG_LIVE && s->ino && e->ino != s->ino) {
-		item(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name, s->size,
-		     0, "gone; the name now belongs to another object (kept)");
-		return;
-	}
-	if (!e || !r->kernel_owns_check || s->state != SHMK_SEG_LIVE ||
-	    !s->ino || (e->type != DT_REG && e->type != DT_UNKNOWN)) {
-		if (fstatat(r->shmfd, obj, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT)
-				item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid,
-				       s->name, s->size, 0, "already gone");
-			else
-				item(r, SHMK_REAP_ERROR, o->id, pid, s->name,
-				     s->size, -errno, "cannot stat: %s",
-				     strerror(errno));
-			return;
-		}
-		if (!S_ISREG(st.st_mode) || st.st_uid != r->uid) {
-			item(r, SHMK_REAP_ERROR, o->id, pid, s->name, s->size,
-			     -EPERM,
-			     "not a regular file of uid %u (uid %u, mode %o): kept",
-			     (unsigned)r->uid, (unsigned)st.st_uid,
-			     (unsigned)st.st_mode);
-			return;
-		}
-		if (s->state == SHMK_SEG_LIVE && s->ino && s->ino != st.st_ino) {
-			item(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
-			     s->size, 0,
-			     "gone; the name now belongs to another object (kept)");
-			return;
-		}
-		if (s->state == SHMK_SEG_INTENT &&
-		    shmk__table_get(&r->claims, s->name)) {
+	if (s->state == SHMK_SEG_INTENT) {
+		load_claims(r);
+		if (shmk__table_get(&r->claims, s->name)) {
+			seg_settled(&d);
 			item(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
 			     s->size, 0,
 			     "never created by this owner; a live owner holds "
 			     "the name (kept)");
 			return;
 		}
-		bytes = (uint64_t)st.st_size;
 	}
-	if (r->flags & SHMK_REAP_DRY_RUN) {
-		item(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name, bytes, 0,
-		     "would be unlinked (dry run)");
-		return;
-	}
-	if (fiu_fail("shmk/reap/unlink") || unlinkat(r->shmfd, obj, 0) < 0) {
-		if (errno == ENOENT) /* a concurrent reaper was faster */
-			item(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
-			     s->size, 0, "already gone");
+	if (r->flags & SHMK_REAP_DRY_RUN)
+		q.flags |= SHMK_UL_DRY_RUN;
+	switch (shmk__seg_remove(&q, &st, seg_settled, &d)) {
+	case SHMK_UL_UNLINKED:
+		SHMK_CRASHPOINT("reap/after_segment");
+		if (r->flags & SHMK_REAP_DRY_RUN)
+			item_s(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name,
+			       st.st_size ? (uint64_t)st.st_size : s->size, 0,
+			       "would be unlinked (dry run)");
 		else
-			item(r, SHMK_REAP_ERROR, o->id, pid, s->name, s->size,
-			     -errno, "cannot unlink: %s",
-			     strerror(errno ? errno : EIO));
-		return;
+			item_s(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name,
+			       st.st_size ? (uint64_t)st.st_size : s->size, 0,
+			       "unlinked");
+		break;
+	case SHMK_UL_GONE:
+		item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name, s->size,
+		       0, "already gone");
+		break;
+	case SHMK_UL_REPLACED:
+		item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name, s->size,
+		       0, "gone; the name now belongs to another object (kept)");
+		break;
+	case SHMK_UL_FOREIGN:
+		item(r, SHMK_REAP_ERROR, o->id, pid, s->name, s->size, -EPERM,
+		     "not a regular file of uid %u (uid %u, mode %o): kept",
+		     (unsigned)r->uid, (unsigned)st.st_uid,
+		     (unsigned)st.st_mode);
+		break;
+	case SHMK_UL_ERROR:
+		item(r, SHMK_REAP_ERROR, o->id, pid, s->name, s->size, q.error,
+		     "cannot unlink: %s", strerror(-q.error));
+		break;
 	}
-	SHMK_CRASHPOINT("reap/after_segment");
-	item_s(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name, bytes, 0,
-	       "unlinked");
 }
 
+/* Step 3 for one owner the survey found dead: take its lock, read its
+ * record, reap, remove its files, let go.  One lock descriptor at a time. */
 static void reap_owner(struct reap *r, struct owner_ent *o)
 {
 	char name[SHMK_ID_MAX + 16];
+	struct shmk_judgement j;
 	size_t errors = r->rep->errors;
-	pid_t pid = o->loaded ? o->rec.owner.pid : 0;
+	pid_t pid;
 
+	shmk__owner_judge(r->nsfd, o->id, o->loaded ? &o->rec.owner : NULL,
+			  true, &j);
+	if (j.state == SHMK_LIVE_DEAD && !j.no_lock) {
+		/* Not trusting a record read before the lock was ours: the
+		 * owner may have written it after and before it died.  Once
+		 * we hold a dead owner's lock nothing changes any more. */
+		if (o->loaded) {
+			shmk__record_free(&o->rec);
+			o->loaded = false;
+		}
+		o->load_tried = false;
+		load(r, o, j.lock_fd >= 0);
+		shmk__owner_recheck(o->loaded ? &o->rec.owner : NULL, &j);
+	}
+	set_cause(o, &j);
+	if (j.state != SHMK_LIVE_DEAD) {
+		/* Alive after all (another reaper holds it, or it is exiting),
+		 * or unknown: reported with the others (step 4). */
+		shmk__close(&j.lock_fd);
+		return;
+	}
+	pid = o->loaded ? o->rec.owner.pid : 0;
+	if (j.lock_fd < 0 && !j.no_lock) {
+		/* Dead, but we cannot hold its lock (read-only registry): we
+		 * may not act for it. */
+		item(r, SHMK_REAP_ERROR, o->id, pid, o->id, 0, j.error,
+		     "%s/%s: %s", r->ns_path, o->id, j.cause);
+		return;
+	}
 	if (o->loaded)
 		for (size_t i = 0; i < o->rec.n_segs; i++)
 			reap_segment(r, o, o->rec.segs[i]);
 	if (r->flags & SHMK_REAP_DRY_RUN) {
 		item(r, SHMK_REAP_OWNER_DEAD, o->id, pid, o->id, 0, 0,
 		     "owner dead (dry run: nothing removed)");
-		return;
+		goto out;
 	}
 	if (r->rep->errors != errors) {
 		/* Keep the record: it still names what we could not unlink. */
 		item(r, SHMK_REAP_OWNER_DEAD, o->id, pid, o->id, 0, 0,
 		     "owner dead; record kept for what could not be reaped");
-		return;
+		goto out;
 	}
 	/* Invariant 2: record after segments; lock file last, still ours. */
 	static const char *const fmts[] = {"%s" SHMK_REC_SUFFIX,
@@ -544,7 +595,18 @@ static void reap_owner(struct reap *r, struct owner_ent *o)
 		}
 	}
 	item(r, SHMK_REAP_OWNER_DEAD, o->id, pid, o->id, 0, 0,
-	     "owner dead: %zu segment(s) in record", o->loaded ? o->rec.n_segs : 0);
+	     "owner dead (%s): %zu segment(s) in record", j.cause,
+	     o->loaded ? o->rec.n_segs : 0);
+out:
+	shmk__close(&j.lock_fd); /* lets go of our OFD lock */
+	for (size_t i = 0; o->loaded && i < o->rec.n_segs; i++) {
+		struct seg_drop d = {r, o->rec.segs[i]->name};
+		seg_settled(&d); /* a name in a record is never a stray */
+	}
+	/* Its names are settled (or kept by the errors above, in which case
+	 * the record stays on disk and the next reap tries again). */
+	shmk__record_free(&o->rec);
+	o->loaded = false;
 }
 
 static int list_strays(struct reap *r, struct shmk_table *out)
@@ -598,6 +660,10 @@ static void handle_strays(struct reap *r, struct shmk_table *strays,
 			item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
 			     "in no record (age %llds)%s", (long long)age,
 			     (r->flags & SHMK_REAP_STRAYS) ? " (dry run)" : "");
+		} else if (r->records_unreadable) {
+			item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
+			     "in no readable record, but a record of the "
+			     "namespace could not be read: kept");
 		} else if (!S_ISREG(s->st.st_mode) || s->st.st_uid != r->uid) {
 			item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
 			     "in no record, but owned by uid %u: kept",
@@ -607,12 +673,29 @@ static void handle_strays(struct reap *r, struct shmk_table *strays,
 			     "in no record, but only %llds old (minimum %us): "
 			     "kept",
 			     (long long)age, min_age);
-		} else if (unlinkat(r->shmfd, s->name + 1, 0) < 0 && errno != ENOENT) {
-			item(r, SHMK_REAP_ERROR, "", 0, s->name, sz, -errno,
-			     "stray: cannot unlink: %s", strerror(errno));
 		} else {
-			item(r, SHMK_REAP_STRAY_REMOVED, "", 0, s->name, sz, 0,
-			     "in no record, %llds old: unlinked", (long long)age);
+			struct shmk_unlink_req q = {
+				.shmfd = r->shmfd, .name = s->name,
+				.ino = (uint64_t)s->st.st_ino, .uid = r->uid};
+			switch (shmk__seg_remove(&q, NULL, NULL, NULL)) {
+			case SHMK_UL_UNLINKED:
+				item(r, SHMK_REAP_STRAY_REMOVED, "", 0, s->name,
+				     sz, 0, "in no record, %llds old: unlinked",
+				     (long long)age);
+				break;
+			case SHMK_UL_GONE:
+				break;
+			case SHMK_UL_REPLACED:
+			case SHMK_UL_FOREIGN:
+				item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz,
+				     0, "changed while we looked: kept");
+				break;
+			case SHMK_UL_ERROR:
+				item(r, SHMK_REAP_ERROR, "", 0, s->name, sz,
+				     q.error, "stray: cannot unlink: %s",
+				     strerror(-q.error));
+				break;
+			}
 		}
 	}
 }
@@ -625,7 +708,6 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 			 .ns = ns, .flags = flags, .rep = rep};
 	struct shmk_table strays = {0};
 	bool want_strays = !(flags & SHMK_REAP_NO_STRAYS);
-	bool need_claims = want_strays || !(flags & SHMK__REAP_QUIET);
 	struct owner_ent *o;
 	int rc;
 
@@ -645,8 +727,11 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 		rc = shmk__err(-ENOMEM, "reap: out of memory");
 		goto out;
 	}
-	if (want_strays && (rc = list_strays(&r, &strays)) < 0)
-		goto out;
+	if (want_strays) {
+		if ((rc = list_strays(&r, &strays)) < 0)
+			goto out;
+		r.strays = &strays;
+	}
 
 	rc = rootfd < 0 ? -ENOENT
 			: shmk__dir_open_secure(rootfd, ns, false, r.ns_path,
@@ -666,71 +751,45 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 		goto out;
 	}
 
-	/* Pass 1: who is dead; dead owners' records. */
+	/* Step 2: the judge's word on every owner, holding nothing. */
 	for (size_t it = 0; (o = shmk__table_next(&r.owners, &it));) {
-		if ((o->self = id_is_self(&r, o->id)))
+		if ((o->self = id_is_self(&r, o->id))) {
+			o->state = SHMK_LIVE_ALIVE;
 			continue;
-		probe(&r, o);
-		if (o->dead) {
-			load(&r, o);
-			/* The lock was free, but is the process gone?  A live
-			 * owner that lost its lock must not lose its memory. */
-			if (o->loaded && shmk__ident_alive(&o->rec.owner)) {
-				o->dead = false;
-				o->lost_lock = true;
-				shmk__close(&o->lock_fd);
-			}
-		} else if (!o->busy && !o->has_lock && !o->has_tmp_lock &&
-			   o->has_rec) {
-			/* No lock file at all: judge by identity. */
-			load(&r, o);
-			if (o->loaded && !shmk__ident_alive(&o->rec.owner))
-				o->dead = true;
-		} else if (!o->busy && !o->has_lock && !o->has_tmp_lock &&
-			   !o->has_rec) {
-			/* Only temporary files: judge by the pid and start
-			 * time the id carries. */
-			struct shmk_ident id = {0};
-			if (sscanf(o->id, "p%d-%llu-", &id.pid, &id.start_time) == 2 &&
-			    !shmk__ident_alive(&id))
-				o->dead = true;
 		}
-		if (!o->dead && !o->loaded)
-			o->busy = true;
+		survey(&r, o);
 	}
-	/* Live owners' claims, needed for strays, for the report, and to
-	 * keep an "intent" of a dead owner from hitting a live one's name. */
-	for (size_t it = 0; !need_claims && (o = shmk__table_next(&r.owners, &it));)
-		for (size_t i = 0; o->dead && o->loaded && i < o->rec.n_segs; i++)
-			if (o->rec.segs[i]->state == SHMK_SEG_INTENT)
-				need_claims = true;
-	for (size_t it = 0; need_claims && (o = shmk__table_next(&r.owners, &it));) {
-		if (o->dead)
-			continue;
-		load(&r, o);
-		if (!o->loaded)
-			continue;
-		for (size_t i = 0; i < o->rec.n_segs; i++)
-			shmk__table_put(&r.claims, o->rec.segs[i]->name, o);
-	}
+	/* Live and unknown owners' names, for strays and for the report. */
+	if (want_strays || !(flags & SHMK__REAP_QUIET))
+		load_claims(&r);
 
-	/* Pass 2: act. */
-	for (size_t it = 0; (o = shmk__table_next(&r.owners, &it));) {
-		if (o->dead) {
+	/* Step 3: dead owners, one at a time. */
+	for (size_t it = 0; (o = shmk__table_next(&r.owners, &it));)
+		if (o->state == SHMK_LIVE_DEAD)
 			reap_owner(&r, o);
+
+	/* What is left alone, and why. */
+	for (size_t it = 0; (o = shmk__table_next(&r.owners, &it));) {
+		pid_t pid = o->loaded ? o->rec.owner.pid : 0;
+
+		if (o->state == SHMK_LIVE_DEAD)
+			continue;
+		if (o->state == SHMK_LIVE_UNKNOWN) {
+			item(&r, SHMK_REAP_OWNER_UNKNOWN, o->id, pid, o->id, 0,
+			     o->error ? o->error : -EIO, "%s/%s: %s: left alone",
+			     r.ns_path, o->id, o->cause ? o->cause : "unknown");
+			for (size_t i = 0; o->loaded && i < o->rec.n_segs; i++)
+				item_s(&r, SHMK_REAP_SEGMENT_KEPT, o->id, pid,
+				       o->rec.segs[i]->name,
+				       o->rec.segs[i]->size, 0,
+				       "owner's liveness unknown: kept");
 			continue;
 		}
-		if (!o->self && !o->busy && !o->loaded)
-			continue; /* vanished while we looked */
-		pid_t pid = o->loaded ? o->rec.owner.pid : 0;
+		if (!o->self && !o->loaded && !o->rec_bad && o->load_tried)
+			continue; /* closed while we looked */
 		item(&r, SHMK_REAP_OWNER_ALIVE, o->id, pid, o->id, 0, 0, "%s",
 		     o->self ? "this process"
-		     : o->lost_lock
-			     ? "lock file unlocked but the process is still "
-			       "running (exiting?): left alone"
-		     : o->loaded && !shmk__ident_alive(&o->rec.owner)
-			     ? "lock held (another reaper at work?)"
-			     : "owner alive");
+			     : o->cause && o->cause[0] ? o->cause : "owner alive");
 		for (size_t i = 0; o->loaded && i < o->rec.n_segs; i++)
 			item_s(&r, SHMK_REAP_SEGMENT_LIVE, o->id, pid,
 			       o->rec.segs[i]->name, o->rec.segs[i]->size, 0,
@@ -741,8 +800,8 @@ strays:
 		handle_strays(&r, &strays, min_age);
 out:
 	for (size_t it = 0; (o = shmk__table_next(&r.owners, &it));) {
-		shmk__close(&o->lock_fd); /* releases our OFD lock */
 		shmk__record_free(&o->rec);
+		free(o->cause);
 		free(o);
 	}
 	void *v;
@@ -839,10 +898,12 @@ int shmk_reap(const struct shmk_reap_options *opt,
 out:
 	shmk__close(&rootfd);
 	shmk__close(&shmfd);
-	if (rc == 0 && (rep->quarantined || rep->errors))
+	if (rc == 0 && (rep->quarantined || rep->errors || rep->owners_unknown))
 		rc = shmk__err(-EIO, "reap: %zu record(s) quarantined, %zu "
-				     "error(s); see the report",
-			       rep->quarantined, rep->errors);
+				     "error(s), %zu owner(s) of unknown "
+				     "liveness; see the report",
+			       rep->quarantined, rep->errors,
+			       rep->owners_unknown);
 	if (out)
 		*out = rep;
 	else

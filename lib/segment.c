@@ -228,25 +228,54 @@ out:
 	return rc;
 }
 
-/* Caller holds c->mu and is the owner. */
-static int destroy_locked(shmk_ctx *c, struct shmk_rec_seg *e)
+struct destroy_drop {
+	shmk_ctx *c;
+	struct shmk_rec_seg *e;
+};
+
+/* Forgets the entry once its name no longer holds our object.  A lost
+ * drop line leaves a record naming a gone segment: harmless, and the
+ * owner rewrites the file before its next append. */
+static int destroy_drop(void *arg)
 {
+	struct destroy_drop *d = arg;
 	char line[SHMK_SHM_NAME_MAX + 64];
 
-	fiu_do_on("shmk/segment/unlink", { errno = EBUSY; goto fail; });
-	if (unlinkat(c->shm_fd, e->name + 1, 0) < 0 && errno != ENOENT)
-		goto fail;
 	SHMK_CRASHPOINT("destroy/after_unlink");
-	shmk__table_del(&c->own.segs, e->name);
-	/* A lost drop leaves a record naming a gone segment: harmless, and
-	 * the owner rewrites the file before its next append. */
-	(void)log_op(c, shmk__fmt_op_drop(line, sizeof line, e->name), line);
+	shmk__table_del(&d->c->own.segs, d->e->name);
+	(void)log_op(d->c, shmk__fmt_op_drop(line, sizeof line, d->e->name),
+		     line);
 	SHMK_CRASHPOINT("destroy/after_drop");
-	free(e);
+	free(d->e);
 	return 0;
-fail:
-	return shmk__err(-errno, "segment %s: cannot unlink: %s", e->name,
-			 strerror(errno));
+}
+
+/* Caller holds c->mu and is the owner.  Invariants 2 and 4 in one place:
+ * shmk__seg_remove() unlinks only our inode and drops after it. */
+static int destroy_locked(shmk_ctx *c, struct shmk_rec_seg *e)
+{
+	struct destroy_drop d = {c, e};
+	struct shmk_unlink_req q = {.shmfd = c->shm_fd, .name = e->name,
+				    .ino = e->ino, .uid = c->own.ident.uid,
+				    .fp = "shmk/segment/unlink"};
+	char name[SHMK_SHM_NAME_MAX];
+	struct stat st;
+
+	memcpy(name, e->name, sizeof name);
+	switch (shmk__seg_remove(&q, &st, destroy_drop, &d)) {
+	case SHMK_UL_UNLINKED:
+	case SHMK_UL_GONE:
+	case SHMK_UL_REPLACED: /* ours was removed behind our back */
+		return 0;
+	case SHMK_UL_FOREIGN:
+		return shmk__err(-EPERM, "segment %s: cannot unlink: no longer "
+					 "a regular file of ours (uid %u)",
+				 name, (unsigned)st.st_uid);
+	case SHMK_UL_ERROR:
+		break;
+	}
+	return shmk__err(q.error, "segment %s: cannot unlink: %s", name,
+			 strerror(-q.error));
 }
 
 int shmk_segment_destroy_name(shmk_ctx *c, const char *name)

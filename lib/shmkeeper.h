@@ -72,8 +72,12 @@ SHMK_API int shmk_name_check(const char *name);
 typedef struct shmk_ctx shmk_ctx;
 
 enum shmk_durability {
-	SHMK_DURABLE_AUTO = 0, /* fsync unless the registry is on tmpfs/ramfs */
-	SHMK_DURABLE_OFF = 1,  /* never fsync (right for tmpfs)               */
+	/* The default, the same as OFF on every filesystem: the registry
+	 * must survive the death of processes (nothing written to the page
+	 * cache is lost by that), not power loss, which empties the tmpfs
+	 * the segments live on anyway. */
+	SHMK_DURABLE_AUTO = 0,
+	SHMK_DURABLE_OFF = 1,  /* never fsync                                 */
 	SHMK_DURABLE_ON = 2,   /* fsync files and the directory on each change */
 };
 
@@ -186,6 +190,8 @@ enum shmk_reap_action {
 	SHMK_REAP_STRAY_REMOVED,     /* stray unlinked on request             */
 	SHMK_REAP_RECORD_QUARANTINED,/* bad record moved to quarantine/       */
 	SHMK_REAP_ERROR,             /* could not act; see reason             */
+	SHMK_REAP_OWNER_UNKNOWN,     /* liveness cannot be established: kept  */
+	SHMK_REAP_SEGMENT_KEPT,      /* segment of an unknown owner: kept     */
 };
 
 /* shmk_reap_options.flags */
@@ -227,6 +233,12 @@ struct shmk_reap_report {
 	size_t quarantined, errors;
 	uint64_t bytes_reaped, bytes_live, bytes_strays;
 	void *strings_; /* private: where the items' strings live */
+	/* Owners whose liveness could not be established (unreadable lock
+	 * file, read-only registry, another pid namespace, ...): nothing of
+	 * theirs was removed; each has an item saying why.  Makes the reap
+	 * return -EIO, like errors. */
+	size_t owners_unknown, segments_kept;
+	uint64_t bytes_kept;
 };
 
 /*

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 TestSuite(owner, .init = tenv_setup, .fini = tenv_teardown, .timeout = 30);
@@ -187,7 +188,13 @@ Test(owner, a_record_without_lock_file_is_judged_by_identity)
 
 Test(owner, an_unlocked_temporary_lock_file_of_a_dead_creator_is_removed)
 {
+	/* Older than a newborn's moment between create and lock. */
+	struct timespec old[2] = {{.tv_sec = time(NULL) - 3600},
+				  {.tv_sec = time(NULL) - 3600}};
+	char p[PATH_MAX];
 	put_file(".p12345-1-0000abcd.lock.tmp", "", 0);
+	snprintf(p, sizeof p, "%s/.p12345-1-0000abcd.lock.tmp", T.ns_dir);
+	cr_assert_eq(utimensat(AT_FDCWD, p, old, 0), 0);
 	int rc;
 	struct shmk_reap_report *rep = treap(SHMK_REAP_NO_STRAYS, &rc);
 	cr_assert_eq(rc, 0, "%s", shmk_last_error());
