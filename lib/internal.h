@@ -39,7 +39,9 @@ int shmk__fiu_errno(void);
 				    : (call))
 
 #define SHMK_FORMAT "shmkeeper-record"
-#define SHMK_FORMAT_VERSION 1
+/* The version the serialisers write (shmk__fmt_header_open: 1 when the
+ * owner's pid namespace is unknown) and the highest the parsers read. */
+#define SHMK_FORMAT_VERSION 2
 #define SHMK_RECORD_MAX (32u << 20) /* refuse records larger than 32 MiB */
 #define SHMK_JSON_DEPTH_MAX 8       /* our documents nest 3 deep */
 #define SHMK_ID_MAX 64
@@ -108,7 +110,8 @@ struct shmk_ident {
 	unsigned long long start_time; /* clock ticks after boot (stat #22) */
 	char boot_id[40];
 	uid_t uid;
-	uint64_t pidns; /* inode of the owner's pid namespace; 0 unknown */
+	uint64_t pidns; /* inode of the owner's pid namespace
+			   (/proc/<pid>/ns/pid), 0 unknown (version-1 records) */
 };
 /* Identity of this process (cached per pid). */
 int shmk__self_ident(struct shmk_ident *out);

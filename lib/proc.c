@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -106,6 +107,19 @@ static void read_boot_id(char out[40])
 	}
 }
 
+/* Inode of this process's pid namespace, the namespace its pid (and start
+ * time) mean something in: 0 if it cannot be read, or if it does not fit
+ * the record format (above 2^53-1; nsfs inode numbers are 32-bit). */
+static uint64_t read_pidns(void)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/pid", &st) < 0 ||
+	    (uint64_t)st.st_ino > 9007199254740991ull)
+		return 0;
+	return (uint64_t)st.st_ino;
+}
+
 int shmk__self_ident(struct shmk_ident *out)
 {
 	pid_t pid = shmk__pid();
@@ -121,6 +135,7 @@ int shmk__self_ident(struct shmk_ident *out)
 					     "start time: %s",
 					 (int)pid, strerror(-rc));
 		read_boot_id(id.boot_id);
+		id.pidns = read_pidns();
 		self = id;
 		__atomic_store_n(&self_pid, pid, __ATOMIC_RELEASE);
 	}

@@ -1,4 +1,5 @@
-/* record.c - the on-disk record, format v1 (registry/schema.json).
+/* record.c - the on-disk record, format v2 (registry/schema.json); v1
+ * (no owner.pidns) is still read.
  *
  * A record file "<owner-id>.jsonl" is JSON Lines:
  *   line 1    the snapshot: format, version, namespace, owner identity and
@@ -33,20 +34,28 @@ static int fmt_done(int n, size_t sz)
 	return (n < 0 || (size_t)n >= sz) ? -ENOBUFS : n;
 }
 
+/* Version 2 names the owner's pid namespace ("pidns", the owner's last
+ * key); an owner whose pid namespace is unknown (pidns 0) is written as
+ * version 1, which has no such key and reads back as pidns 0, so that what
+ * is written always parses back to the same identity. */
 int shmk__fmt_header_open(char *buf, size_t sz, const char *ns,
 			  const char *id, const struct shmk_ident *o,
 			  const char *role, int64_t created)
 {
+	char pidns[32] = "";
+
+	if (o->pidns)
+		snprintf(pidns, sizeof pidns, ",\"pidns\":%" PRIu64, o->pidns);
 	return fmt_done(
 		snprintf(buf, sz,
 			 "{\"format\":\"" SHMK_FORMAT "\",\"version\":%d,"
 			 "\"namespace\":\"%s\",\"owner\":{\"id\":\"%s\","
 			 "\"pid\":%d,\"start_time\":%llu,\"boot_id\":\"%s\","
 			 "\"uid\":%u,\"role\":\"%s\",\"created\":%" PRId64
-			 "},\"segments\":[",
-			 SHMK_FORMAT_VERSION, ns, id, (int)o->pid,
-			 o->start_time, o->boot_id, (unsigned)o->uid,
-			 role ? role : "", created),
+			 "%s},\"segments\":[",
+			 o->pidns ? SHMK_FORMAT_VERSION : 1, ns, id,
+			 (int)o->pid, o->start_time, o->boot_id,
+			 (unsigned)o->uid, role ? role : "", created, pidns),
 		sz);
 }
 
@@ -371,7 +380,7 @@ static int parse_header(struct pctx *p, const cJSON *j, const char *expect_ns,
 					   "owner", "segments", NULL};
 	static const char *const okeys[] = {"id",  "pid",  "start_time",
 					    "boot_id", "uid", "role",
-					    "created", NULL};
+					    "created", "pidns", NULL};
 	const cJSON *f, *v, *o, *segs, *e;
 	uint64_t u;
 	int rc;
@@ -389,7 +398,7 @@ static int parse_header(struct pctx *p, const cJSON *j, const char *expect_ns,
 		return bad(p, "\"version\" is not a positive integer");
 	if (v->valuedouble > SHMK_FORMAT_VERSION) {
 		bad(p, "future format version %.17g (this library reads "
-		       "version %d)",
+		       "versions 1 to %d)",
 		    v->valuedouble, SHMK_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
@@ -424,6 +433,18 @@ static int parse_header(struct pctx *p, const cJSON *j, const char *expect_ns,
 	    (rc = get_uint(p, o, "owner", "created", MAX_SAFE_INT, &u)) < 0)
 		return rc;
 	r->created = (int64_t)u;
+	/* Version 2 names the pid namespace the pid and start time belong
+	 * to; version 1 did not (0: unknown). */
+	if (r->version == 1) {
+		if (cJSON_GetObjectItemCaseSensitive(o, "pidns"))
+			return bad(p, "owner.pidns is not a key of version 1");
+	} else {
+		if ((rc = get_uint(p, o, "owner", "pidns", MAX_SAFE_INT,
+				   &r->owner.pidns)) < 0)
+			return rc;
+		if (r->owner.pidns == 0)
+			return bad(p, "owner.pidns is 0");
+	}
 
 	segs = cJSON_GetObjectItemCaseSensitive(j, "segments");
 	if (!cJSON_IsArray(segs))

@@ -31,8 +31,10 @@
  *     at most 16 digits and at most the slow path's maximum (2^53-1, pid
  *     4194304, uid 4294967294): exact in a double, so cJSON's valuedouble
  *     is exactly the value, and in range as get_uint() demands; pid 0,
- *     size 0 are refused as there;
- *   - "version" is exactly SHMK_FORMAT_VERSION; the namespace must equal
+ *     pidns 0, size 0 are refused as there;
+ *   - "version" is exactly 1 or 2 (SHMK_FORMAT_VERSION); version 2, and
+ *     only version 2, ends the owner with "pidns":N, N in 1..2^53-1
+ *     (version 1 leaves pidns 0); the namespace must equal
  *     expect_ns when one is given; a segment listed twice in the snapshot
  *     is refused; "live" segments have an ino and "intent" ones have none;
  *   - the journal folds as in record.c: an intent adds or replaces (ino
@@ -53,8 +55,8 @@
 #include <string.h>
 
 #define MAX53 9007199254740991ull /* 2^53 - 1 */
-#define STR_(x) #x
-#define STR(x) STR_(x)
+/* snapshot() knows the shapes of versions 1 and 2 only. */
+_Static_assert(SHMK_FORMAT_VERSION == 2, "teach snapshot() the new version");
 
 struct cur {
 	const char *p, *e; /* next byte; end of the complete lines */
@@ -178,16 +180,21 @@ static int snapshot(struct cur *c, const char *expect_ns, size_t hint,
 {
 	uint64_t u;
 
-	if (!LIT(c, "{\"format\":\"" SHMK_FORMAT
-		    "\",\"version\":" STR(SHMK_FORMAT_VERSION)
-		    ",\"namespace\":\"") ||
+	if (!LIT(c, "{\"format\":\"" SHMK_FORMAT "\",\"version\":"))
+		return -EAGAIN;
+	if (LIT(c, "2"))
+		r->version = 2;
+	else if (LIT(c, "1"))
+		r->version = 1;
+	else
+		return -EAGAIN;
+	if (!LIT(c, ",\"namespace\":\"") ||
 	    !str(c, r->ns, sizeof r->ns) || !shmk__ns_ok(r->ns) ||
 	    (expect_ns && strcmp(r->ns, expect_ns) != 0) ||
 	    !LIT(c, ",\"owner\":{\"id\":\"") ||
 	    !str(c, r->id, sizeof r->id) || !shmk__owner_id_ok(r->id) ||
 	    !LIT(c, ",\"pid\":") || !num(c, 4194304, &u) || u == 0)
 		return -EAGAIN;
-	r->version = SHMK_FORMAT_VERSION;
 	r->owner.pid = (pid_t)u;
 	if (!LIT(c, ",\"start_time\":") || !num(c, MAX53, &u))
 		return -EAGAIN;
@@ -200,9 +207,15 @@ static int snapshot(struct cur *c, const char *expect_ns, size_t hint,
 	r->owner.uid = (uid_t)u;
 	if (!LIT(c, ",\"role\":\"") || !str(c, r->role, sizeof r->role) ||
 	    !shmk__role_ok(r->role) || !LIT(c, ",\"created\":") ||
-	    !num(c, MAX53, &u) || !LIT(c, "},\"segments\":["))
+	    !num(c, MAX53, &u))
 		return -EAGAIN;
 	r->created = (int64_t)u;
+	if (r->version == 2 &&
+	    (!LIT(c, ",\"pidns\":") || !num(c, MAX53, &r->owner.pidns) ||
+	     r->owner.pidns == 0))
+		return -EAGAIN;
+	if (!LIT(c, "},\"segments\":["))
+		return -EAGAIN;
 
 	/* Only now, so that a large file of another shape costs nothing. */
 	if (shmk__table_init(&r->index, hint) < 0)

@@ -1,5 +1,6 @@
-/* test_record.c - the on-disk record, format v1: the fixtures of registry/,
- * the formatters, and loading record files from a namespace directory. */
+/* test_record.c - the on-disk record, format v2 (and v1, still read): the
+ * fixtures of registry/, the formatters, and loading record files from a
+ * namespace directory.  What version 2 added is also in test_recv2.c. */
 #include "helpers.h"
 #include "internal.h"
 
@@ -194,7 +195,11 @@ Test(record, every_valid_fixture_parses_with_its_expected_segment_count)
 		cr_assert_eq(r.n_segs, want, "%s: %zu segments, want %lu",
 			     f.base[i], r.n_segs, want);
 		cr_assert_eq(r.index.used, r.n_segs, "%s", f.base[i]);
-		cr_assert_eq(r.version, 1);
+		cr_assert(r.version == 1 || r.version == 2, "%s: version %d",
+			  f.base[i], r.version);
+		/* Version 2 names the pid namespace, version 1 cannot. */
+		cr_assert_eq(r.owner.pidns == 0, r.version == 1, "%s: pidns %llu",
+			     f.base[i], (unsigned long long)r.owner.pidns);
 		cr_assert_str_eq(r.ns, FIX_NS);
 		cr_assert_gt(r.owner.pid, 0);
 		for (size_t k = 0; k < r.n_segs; k++) {
@@ -420,7 +425,7 @@ Test(record, a_future_version_is_refused_with_eprotonosupport)
 
 	cr_assert_eq(shmk__record_parse(buf, len, FIX_NS, &r, why, sizeof why),
 		     -EPROTONOSUPPORT, "%s", why);
-	cr_assert_not_null(strstr(why, "future format version 2"), "%s", why);
+	cr_assert_not_null(strstr(why, "future format version 3"), "%s", why);
 	shmk__record_free(&r);
 	free(buf);
 
@@ -545,7 +550,8 @@ Test(record, formatter_output_parses_back_to_the_same_values)
 	struct shmk_ident me = {.pid = 31337,
 				.start_time = MAX53,
 				.boot_id = BOOT,
-				.uid = 4294967294u};
+				.uid = 4294967294u,
+				.pidns = MAX53};
 	struct shmk_rec_seg segs[3] = {
 		{.name = "/fmt-NS_1.a", .size = 4096, .created = 1700000001,
 		 .ino = 77, .state = SHMK_SEG_LIVE},
@@ -586,6 +592,7 @@ Test(record, formatter_output_parses_back_to_the_same_values)
 	cr_assert_eq(r.owner.start_time, MAX53);
 	cr_assert_str_eq(r.owner.boot_id, BOOT);
 	cr_assert_eq(r.owner.uid, 4294967294u);
+	cr_assert_eq(r.owner.pidns, MAX53);
 	cr_assert_str_eq(r.role, "pool/1: w@h +x_y.z-w");
 	cr_assert_eq(r.created, 1700000000);
 	cr_assert_eq(r.n_ops, 0);
@@ -1122,6 +1129,7 @@ static void same_parse(const struct shmk_record *a, const struct shmk_record *b,
 	cr_assert_str_eq(a->owner.boot_id, b->owner.boot_id, "%s: boot_id",
 			 what);
 	cr_assert_eq(a->owner.uid, b->owner.uid, "%s: uid", what);
+	cr_assert_eq(a->owner.pidns, b->owner.pidns, "%s: pidns", what);
 	cr_assert_str_eq(a->role, b->role, "%s: role", what);
 	cr_assert_eq(a->created, b->created, "%s: created", what);
 	cr_assert_eq(a->n_ops, b->n_ops, "%s: n_ops", what);
@@ -1409,11 +1417,12 @@ Test(record, records_the_library_writes_take_the_fast_path_and_read_as_with_cjso
 /* A record of every shape the serialisers write: a snapshot with live and
  * intent segments, then intent, live, live of an unknown name, drop, drop
  * of an unknown name, re-stated intents (of an intent and of a live
- * segment), and a torn tail. */
-static size_t all_shapes(char *buf, size_t cap)
+ * segment), and a torn tail.  With pidns 0 the header is the version-1
+ * one (no "pidns"), as the serialiser writes it for an unknown namespace. */
+static size_t all_shapes(char *buf, size_t cap, uint64_t pidns)
 {
 	struct shmk_ident me = {.pid = 4242, .start_time = 123456,
-				.boot_id = BOOT, .uid = 1000};
+				.boot_id = BOOT, .uid = 1000, .pidns = pidns};
 	struct shmk_rec_seg segs[] = {
 		{.name = "/fix.a", .size = 4096, .created = 1700000001,
 		 .ino = 12, .state = SHMK_SEG_LIVE},
@@ -1461,9 +1470,13 @@ Test(record, no_single_byte_change_makes_the_fast_path_disagree_with_the_slow_on
 	/* Replacements: digits, letters, quotes, escapes, blanks, JSON
 	 * punctuation, NUL, a newline, a high byte. */
 	static const char subst[] = "0159aAz\"\\ \t\n\r-./_:,{}[]\x7f\x80";
+	/* Version 2 (the pidns of the init namespace), then version 1. */
+	static const uint64_t pidnss[] = {4026531836u, 0};
+
+	for (size_t v = 0; v < sizeof pidnss / sizeof *pidnss; v++) {
 	char base[2048], mut[2048 + 1];
-	size_t len = all_shapes(base, sizeof base), n_mut = 0, n_fast = 0,
-	       n_slow = 0;
+	size_t len = all_shapes(base, sizeof base, pidnss[v]), n_mut = 0,
+	       n_fast = 0, n_slow = 0;
 	struct shmk_record r;
 	char why[256], what[128];
 
@@ -1476,6 +1489,8 @@ Test(record, no_single_byte_change_makes_the_fast_path_disagree_with_the_slow_on
 	cr_assert_eq(r.n_segs, 3, "b, c, d");
 	cr_assert_eq(r.n_ops, 7);
 	cr_assert(r.torn);
+	cr_assert_eq(r.version, pidnss[v] ? 2 : 1);
+	cr_assert_eq(r.owner.pidns, pidnss[v]);
 	shmk__record_free(&r);
 
 	/* Each byte: deleted, doubled, and replaced by 4 of subst (the NUL
@@ -1499,8 +1514,9 @@ Test(record, no_single_byte_change_makes_the_fast_path_disagree_with_the_slow_on
 				memcpy(mut + i + 1, base + i, len - i);
 				ml++;
 			}
-			snprintf(what, sizeof what, "byte %zu '%c' -> variant %zu",
-				 i, base[i], k);
+			snprintf(what, sizeof what,
+				 "version %d: byte %zu '%c' -> variant %zu",
+				 pidnss[v] ? 2 : 1, i, base[i], k);
 			n_fast += fast_agrees(mut, ml, FIX_NS, what);
 			n_mut++;
 		}
@@ -1509,19 +1525,24 @@ Test(record, no_single_byte_change_makes_the_fast_path_disagree_with_the_slow_on
 	/* Both sides of the comparison were exercised. */
 	cr_assert_gt(n_fast, 0);
 	cr_assert_gt(n_slow, n_fast);
-	cr_log_info("%zu mutants: %zu accepted by cJSON, %zu of them also "
-		    "taken by the fast path",
-		    n_mut, n_slow, n_fast);
+	cr_log_info("version %d: %zu mutants: %zu accepted by cJSON, %zu of "
+		    "them also taken by the fast path",
+		    pidnss[v] ? 2 : 1, n_mut, n_slow, n_fast);
+	}
 }
 
 Test(record, the_fast_path_takes_exactly_the_serialisers_shapes_and_ranges)
 {
-	/* The snapshot as the serialisers write it, in 11 parts; each case
-	 * changes one part (ops: the lines after the snapshot). */
-	enum { VER, NS, ID, PID, START, BOOT_ID, UID, ROLE, CREATED, SEGS, OPS };
+	/* The snapshot as the serialisers write it, in 12 parts; each case
+	 * changes one part (PIDNS: what follows the owner's created, ops: the
+	 * lines after the snapshot).  Each case is tried on the version-2
+	 * shape and, unless it is about the version or the pidns, on the
+	 * version-1 one (version "1", no pidns); ver says if only one. */
+	enum { VER, NS, ID, PID, START, BOOT_ID, UID, ROLE, CREATED, PIDNS,
+	       SEGS, OPS, N_PARTS };
 	static const char *const base[] = {
-		"1", "fix", "p4242-123456-0badcafe", "4242", "123456", BOOT,
-		"1000", "t", "1700000000",
+		"2", "fix", "p4242-123456-0badcafe", "4242", "123456", BOOT,
+		"1000", "t", "1700000000", ",\"pidns\":4026531836",
 		"{\"name\":\"/fix.a\",\"size\":4096,\"state\":\"live\","
 		"\"created\":1,\"ino\":7}",
 		OP_INTENT("b") "\n"};
@@ -1530,99 +1551,130 @@ Test(record, the_fast_path_takes_exactly_the_serialisers_shapes_and_ranges)
 		int part;
 		const char *val;
 		bool fast;
+		int ver; /* 0: both shapes; 1 or 2: that one only */
 	} cases[] = {
-		{-1, NULL, true},
-		{VER, "2", false}, /* a future version: -EPROTONOSUPPORT */
-		{VER, "1.0", false}, {VER, "01", false}, {VER, " 1", false},
-		{NS, "other", false}, {NS, "", false}, {NS, "f.x", false},
-		{ID, "p", true},
-		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", true},
-		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", false},
-		{ID, "", false}, {ID, "a b", false}, {ID, "\\u0070", false},
-		{PID, "1", true}, {PID, "4194304", true}, {PID, "4194305", false},
-		{PID, "0", false}, {PID, "-1", false}, {PID, "01", false},
-		{PID, "1e3", false}, {PID, "\"1\"", false}, {PID, "4242 ", false},
-		{START, "0", true}, {START, "9007199254740991", true},
-		{START, "9007199254740992", false},
-		{START, "18446744073709551617", false}, {START, "1.5", false},
-		{START, "00", false},
-		{BOOT_ID, "", true}, {BOOT_ID, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f", false},
-		{BOOT_ID, "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0", false},
-		{UID, "0", true}, {UID, "4294967294", true},
-		{UID, "4294967295", false},
-		{ROLE, "", true},
-		{ROLE, "0123456789012345678901234567890123456789012345678901234567890123", true},
-		{ROLE, "01234567890123456789012345678901234567890123456789012345678901234", false},
-		{ROLE, "A-Za-z0-9 _.:@/+", true}, {ROLE, "\\u0041", false},
-		{ROLE, "a\\\"b", false}, {ROLE, "tab\there", false},
-		{ROLE, "caf\xc3\xa9", false},
-		{CREATED, "0", true}, {CREATED, "-1", false},
-		{CREATED, "1700000000.0", false},
-		{SEGS, "", true},
-		{SEGS, SEG("/fix.a", "1") "," SEG("/fix.b", "9007199254740991"), true},
-		{SEGS, SEG("/fix.a", "1") "," SEG("/fix.a", "2"), false}, /* twice */
-		{SEGS, SEG("/fix.a", "1") ", " SEG("/fix.b", "1"), false},
-		{SEGS, SEG("/fix.a", "1") ",", false},
-		{SEGS, SEG("/fix.a", "0"), false},
-		{SEGS, SEG("/fix.a", "9007199254740992"), false},
-		{SEGS, SEG("/fix.a", "04096"), false},
-		{SEGS, SEG("/fix.a", "4096.0"), false},
-		{SEGS, SEG("/fix.a", "4.096e3"), false},
-		{SEGS, SEG("\\/fix.a", "1"), false}, /* cJSON reads "/fix.a" */
-		{SEGS, SEG("/fix.\\u0061", "1"), false},
-		{SEGS, SEG("/fix.", "1"), false}, {SEGS, SEG("fix.a", "1"), false},
-		{SEGS, SEG("/fix.a/../b", "1"), false},
-		{SEGS, SEG("/fix..a", "1"), false},
-		{SEGS, SEG("/fixx.a", "1"), false}, {SEGS, SEG("/other.a", "1"), false},
-		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"live\",\"created\":1}", false},
-		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"intent\",\"created\":1,\"ino\":1}", false},
-		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"live\",\"created\":1,\"ino\":0}", true},
-		{SEGS, "{\"size\":1,\"name\":\"/fix.a\",\"state\":\"intent\",\"created\":1}", false},
-		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"dead\",\"created\":1}", false},
-		{OPS, "", true},
-		{OPS, OP_INTENT("b") "\n{\"op\":\"live\",\"name\":\"/fix.b\",\"ino\":3}\n", true},
-		{OPS, "{\"op\":\"live\",\"name\":\"/fix.zz\",\"ino\":3}\n", true},
-		{OPS, "{\"op\":\"live\",\"name\":\"/fix.a\",\"ino\":9007199254740991}\n", true},
-		{OPS, "{\"op\":\"live\",\"name\":\"/fix.a\",\"ino\":9007199254740992}\n", false},
-		{OPS, "{\"op\":\"live\",\"name\":\"/fixx.a\",\"ino\":3}\n", false},
-		{OPS, "{\"op\":\"live\",\"name\":\"/fix.a\"}\n", false},
-		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.a\"}\n", true},
-		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.zz\"}\n", true},
-		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.a/../../x\"}\n", false},
-		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.a\",\"ino\":1}\n", false},
-		{OPS, OP_INTENT("a") "\n", true}, /* re-stated: intent, ino 0 */
-		{OPS, "{\"op\":\"intent\",\"name\":\"/fix.a\",\"size\":0,\"created\":1}\n", false},
-		{OPS, "{\"op\":\"intent\",\"name\":\"/fix.a\",\"created\":1,\"size\":1}\n", false},
-		{OPS, "{\"op\":\"undo\",\"name\":\"/fix.a\"}\n", false},
-		{OPS, OP_INTENT("b") "\r\n", false}, /* cJSON: fine */
-		{OPS, OP_INTENT("b") " \n", false},
-		{OPS, OP_INTENT("b") OP_INTENT("c") "\n", false},
-		{OPS, "\n", false}, {OPS, OP_INTENT("b") "\n\n", false},
-		{OPS, OP_INTENT("b") "\n{\"op\":\"dr", true}, /* torn */
-		{OPS, OP_INTENT("b") "\n" OP_INTENT("c"), true},
+		{-1, NULL, true, 0},
+		{VER, "3", false, 2}, /* a future version: -EPROTONOSUPPORT */
+		{VER, "1", false, 2}, /* version 1 with a pidns */
+		{VER, "2", false, 1}, /* version 2 without one */
+		{VER, "3", false, 1},
+		{VER, "2.0", false, 2}, {VER, "02", false, 2}, {VER, " 2", false, 2},
+		{VER, "1.0", false, 1}, {VER, "01", false, 1}, {VER, " 1", false, 1},
+		{PIDNS, ",\"pidns\":1", true, 2},
+		{PIDNS, ",\"pidns\":9007199254740991", true, 2},
+		{PIDNS, ",\"pidns\":9007199254740992", false, 2},
+		{PIDNS, ",\"pidns\":18446744073709551617", false, 2},
+		{PIDNS, ",\"pidns\":0", false, 2},
+		{PIDNS, ",\"pidns\":-1", false, 2},
+		{PIDNS, ",\"pidns\":01", false, 2},
+		{PIDNS, ",\"pidns\":1.0", false, 2}, /* cJSON: fine */
+		{PIDNS, ",\"pidns\":1e3", false, 2},
+		{PIDNS, ",\"pidns\":\"1\"", false, 2},
+		{PIDNS, ",\"pidns\":null", false, 2},
+		{PIDNS, ",\"pidns\":1 ", false, 2},
+		{PIDNS, ",\"pidns\":1,\"pidns\":1", false, 2},
+		{PIDNS, ",\"pidns\":1,\"x\":1", false, 2},
+		{PIDNS, ",\"PIDNS\":1", false, 2},
+		{PIDNS, "", false, 2}, /* version 2 without a pidns */
+		{PIDNS, ",\"pidns\":1", false, 1}, /* version 1 with one */
+		{NS, "other", false, 0}, {NS, "", false, 0}, {NS, "f.x", false, 0},
+		{ID, "p", true, 0},
+		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", true, 0},
+		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", false, 0},
+		{ID, "", false, 0}, {ID, "a b", false, 0}, {ID, "\\u0070", false, 0},
+		{PID, "1", true, 0}, {PID, "4194304", true, 0}, {PID, "4194305", false, 0},
+		{PID, "0", false, 0}, {PID, "-1", false, 0}, {PID, "01", false, 0},
+		{PID, "1e3", false, 0}, {PID, "\"1\"", false, 0}, {PID, "4242 ", false, 0},
+		{START, "0", true, 0}, {START, "9007199254740991", true, 0},
+		{START, "9007199254740992", false, 0},
+		{START, "18446744073709551617", false, 0}, {START, "1.5", false, 0},
+		{START, "00", false, 0},
+		{BOOT_ID, "", true, 0}, {BOOT_ID, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f", false, 0},
+		{BOOT_ID, "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0", false, 0},
+		{UID, "0", true, 0}, {UID, "4294967294", true, 0},
+		{UID, "4294967295", false, 0},
+		{ROLE, "", true, 0},
+		{ROLE, "0123456789012345678901234567890123456789012345678901234567890123", true, 0},
+		{ROLE, "01234567890123456789012345678901234567890123456789012345678901234", false, 0},
+		{ROLE, "A-Za-z0-9 _.:@/+", true, 0}, {ROLE, "\\u0041", false, 0},
+		{ROLE, "a\\\"b", false, 0}, {ROLE, "tab\there", false, 0},
+		{ROLE, "caf\xc3\xa9", false, 0},
+		{CREATED, "0", true, 0}, {CREATED, "-1", false, 0},
+		{CREATED, "1700000000.0", false, 0},
+		{SEGS, "", true, 0},
+		{SEGS, SEG("/fix.a", "1") "," SEG("/fix.b", "9007199254740991"), true, 0},
+		{SEGS, SEG("/fix.a", "1") "," SEG("/fix.a", "2"), false, 0}, /* twice */
+		{SEGS, SEG("/fix.a", "1") ", " SEG("/fix.b", "1"), false, 0},
+		{SEGS, SEG("/fix.a", "1") ",", false, 0},
+		{SEGS, SEG("/fix.a", "0"), false, 0},
+		{SEGS, SEG("/fix.a", "9007199254740992"), false, 0},
+		{SEGS, SEG("/fix.a", "04096"), false, 0},
+		{SEGS, SEG("/fix.a", "4096.0"), false, 0},
+		{SEGS, SEG("/fix.a", "4.096e3"), false, 0},
+		{SEGS, SEG("\\/fix.a", "1"), false, 0}, /* cJSON reads "/fix.a" */
+		{SEGS, SEG("/fix.\\u0061", "1"), false, 0},
+		{SEGS, SEG("/fix.", "1"), false, 0}, {SEGS, SEG("fix.a", "1"), false, 0},
+		{SEGS, SEG("/fix.a/../b", "1"), false, 0},
+		{SEGS, SEG("/fix..a", "1"), false, 0},
+		{SEGS, SEG("/fixx.a", "1"), false, 0}, {SEGS, SEG("/other.a", "1"), false, 0},
+		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"live\",\"created\":1}", false, 0},
+		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"intent\",\"created\":1,\"ino\":1}", false, 0},
+		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"live\",\"created\":1,\"ino\":0}", true, 0},
+		{SEGS, "{\"size\":1,\"name\":\"/fix.a\",\"state\":\"intent\",\"created\":1}", false, 0},
+		{SEGS, "{\"name\":\"/fix.a\",\"size\":1,\"state\":\"dead\",\"created\":1}", false, 0},
+		{OPS, "", true, 0},
+		{OPS, OP_INTENT("b") "\n{\"op\":\"live\",\"name\":\"/fix.b\",\"ino\":3}\n", true, 0},
+		{OPS, "{\"op\":\"live\",\"name\":\"/fix.zz\",\"ino\":3}\n", true, 0},
+		{OPS, "{\"op\":\"live\",\"name\":\"/fix.a\",\"ino\":9007199254740991}\n", true, 0},
+		{OPS, "{\"op\":\"live\",\"name\":\"/fix.a\",\"ino\":9007199254740992}\n", false, 0},
+		{OPS, "{\"op\":\"live\",\"name\":\"/fixx.a\",\"ino\":3}\n", false, 0},
+		{OPS, "{\"op\":\"live\",\"name\":\"/fix.a\"}\n", false, 0},
+		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.a\"}\n", true, 0},
+		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.zz\"}\n", true, 0},
+		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.a/../../x\"}\n", false, 0},
+		{OPS, "{\"op\":\"drop\",\"name\":\"/fix.a\",\"ino\":1}\n", false, 0},
+		{OPS, OP_INTENT("a") "\n", true, 0}, /* re-stated: intent, ino 0 */
+		{OPS, "{\"op\":\"intent\",\"name\":\"/fix.a\",\"size\":0,\"created\":1}\n", false, 0},
+		{OPS, "{\"op\":\"intent\",\"name\":\"/fix.a\",\"created\":1,\"size\":1}\n", false, 0},
+		{OPS, "{\"op\":\"undo\",\"name\":\"/fix.a\"}\n", false, 0},
+		{OPS, OP_INTENT("b") "\r\n", false, 0}, /* cJSON: fine */
+		{OPS, OP_INTENT("b") " \n", false, 0},
+		{OPS, OP_INTENT("b") OP_INTENT("c") "\n", false, 0},
+		{OPS, "\n", false, 0}, {OPS, OP_INTENT("b") "\n\n", false, 0},
+		{OPS, OP_INTENT("b") "\n{\"op\":\"dr", true, 0}, /* torn */
+		{OPS, OP_INTENT("b") "\n" OP_INTENT("c"), true, 0},
 	};
 #undef SEG
 	size_t n_fast = 0;
 
-	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-		const char *p[11];
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+	for (int ver = 2; ver >= 1; ver--) {
+		const char *p[N_PARTS];
 		char buf[4096], what[256];
 		int n;
 
+		if (cases[i].ver && cases[i].ver != ver)
+			continue;
 		memcpy(p, base, sizeof p);
+		if (ver == 1) {
+			p[VER] = "1";
+			p[PIDNS] = "";
+		}
 		if (cases[i].part >= 0)
 			p[cases[i].part] = cases[i].val;
 		n = snprintf(buf, sizeof buf,
 			     "{\"format\":\"shmkeeper-record\",\"version\":%s,"
 			     "\"namespace\":\"%s\",\"owner\":{\"id\":\"%s\","
 			     "\"pid\":%s,\"start_time\":%s,\"boot_id\":\"%s\","
-			     "\"uid\":%s,\"role\":\"%s\",\"created\":%s},"
+			     "\"uid\":%s,\"role\":\"%s\",\"created\":%s%s},"
 			     "\"segments\":[%s]}\n%s",
 			     p[VER], p[NS], p[ID], p[PID], p[START], p[BOOT_ID],
-			     p[UID], p[ROLE], p[CREATED], p[SEGS], p[OPS]);
+			     p[UID], p[ROLE], p[CREATED], p[PIDNS], p[SEGS],
+			     p[OPS]);
 		cr_assert(n > 0 && (size_t)n < sizeof buf);
-		snprintf(what, sizeof what, "case %zu (part %d: \"%.60s\")", i,
-			 cases[i].part, cases[i].val ? cases[i].val : "");
+		snprintf(what, sizeof what,
+			 "case %zu, version-%d shape (part %d: \"%.60s\")", i,
+			 ver, cases[i].part, cases[i].val ? cases[i].val : "");
 		cr_assert_eq(fast_agrees(buf, (size_t)n, FIX_NS, what),
 			     cases[i].fast, "%s: fast path %s", what,
 			     cases[i].fast ? "refused it" : "took it");

@@ -14,7 +14,8 @@
  *   - an acceptance with expect_ns NULL decides the others: same result
  *     when expect_ns is the record's namespace, a refusal for any other;
  *   - an accepted record: namespace, owner id, role and boot id valid,
- *     pid and uid in range; every segment named "/<ns>.<name>" and passing
+ *     pid and uid in range, version 1 with pidns 0 or version 2 with
+ *     pidns in 1..2^53-1; every segment named "/<ns>.<name>" and passing
  *     shmk__fullname_in_ns, size in 1..2^53-1, created and ino <= 2^53-1,
  *     state intent (ino 0) or live; n_segs equals the index count, segs[]
  *     sorted by name without duplicates and each one the index's entry;
@@ -158,7 +159,13 @@ static void check_record(const struct shmk_record *r, const char *buf,
 {
 	size_t nl = count_char(buf, len, '\n');
 
-	CHECK(r->version == SHMK_FORMAT_VERSION, "version %d", r->version);
+	CHECK(r->version == 1 || r->version == SHMK_FORMAT_VERSION,
+	      "version %d", r->version);
+	/* Version 2 names the owner's pid namespace, version 1 does not. */
+	CHECK(r->version == 1 ? r->owner.pidns == 0
+			      : r->owner.pidns >= 1 && r->owner.pidns <= MAX53,
+	      "version %d with pidns %llu", r->version,
+	      (unsigned long long)r->owner.pidns);
 	CHECK(shmk__ns_ok(r->ns) && shmk_ns_check(r->ns) == 0, "ns \"%s\"",
 	      r->ns);
 	CHECK(!expect_ns || strcmp(r->ns, expect_ns) == 0,
@@ -222,6 +229,7 @@ static void check_same_record(const struct shmk_record *a,
 		      a->owner.start_time == b->owner.start_time &&
 		      strcmp(a->owner.boot_id, b->owner.boot_id) == 0 &&
 		      a->owner.uid == b->owner.uid &&
+		      a->owner.pidns == b->owner.pidns &&
 		      strcmp(a->role, b->role) == 0 && a->created == b->created,
 	      "%s: header differs", what);
 	check_same_segs(a, b, what);

@@ -16,7 +16,8 @@
  *   1. as a record file, as it is (expect_ns NULL, "fix" and, if accepted,
  *      its own namespace);
  *   2. as a program that drives the serialisers (shmk__fmt_header_open,
- *      shmk__fmt_seg, shmk__fmt_op_*): owner fields, snapshot segments and
+ *      shmk__fmt_seg, shmk__fmt_op_*): owner fields (the pid namespace
+ *      too: 0 writes a version-1 header), snapshot segments and
  *      journal operations, with values picked from the edges of every range
  *      (0, 2^53-1, 2^53, 2^64-1, pid 4194305, uid 4294967295, negative
  *      times...), names in and out of the namespace, of every length, with
@@ -70,6 +71,7 @@ static void same_record(const struct shmk_record *a,
 		      a->owner.start_time == b->owner.start_time &&
 		      strcmp(a->owner.boot_id, b->owner.boot_id) == 0 &&
 		      a->owner.uid == b->owner.uid &&
+		      a->owner.pidns == b->owner.pidns &&
 		      strcmp(a->role, b->role) == 0 && a->created == b->created,
 	      "%s: owner fields differ", what);
 	CHECK(a->n_ops == b->n_ops, "%s: n_ops %zu vs %zu", what, a->n_ops,
@@ -321,6 +323,9 @@ static void generated(const uint8_t *data, size_t size)
 	me.pid = (pid_t)pid;
 	me.uid = (uid_t)uid;
 	me.start_time = (flags & 0x08) ? pick_num(&g) : 123456;
+	/* Version 2 unless the pick is 0 (unknown: written as version 1);
+	 * picks past 2^53-1 make records both paths must refuse. */
+	me.pidns = (flags & 0x02) ? pick_num(&g) : 4026531836u;
 
 	n = shmk__fmt_header_open(buf, GEN_CAP, ns, id, &me, role,
 				  (flags & 0x04) ? (int64_t)pick_num(&g)
