@@ -287,4 +287,38 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 /* Frees what a report holds (items, strings), not the report itself. */
 void shmk__reap_report_clear(struct shmk_reap_report *rep);
 
+/* ---- holders.c: who has shm objects open or mapped (fuser semantics) ---- */
+/* One pass over /proc answers "who holds inode X of the shm filesystem" for
+ * any number of X: a reaper scans once per pass, not once per object. */
+struct shmk_holders; /* opaque; free with shmk__holders_free() */
+#define SHMK_HELD_FD 1u  /* some process has an open descriptor to it */
+#define SHMK_HELD_MAP 2u /* some process maps it */
+/* Scans every /proc/<pid> once: its open descriptors (statx through the
+ * /proc/<pid>/fd links: device and inode) and its mappings (the device
+ * "MM:mm" and inode columns of /proc/<pid>/maps), remembering only what
+ * lives on device dev.  Processes that exit meanwhile, zombies and kernel
+ * threads are skipped.  A process whose fd directory or maps cannot be read
+ * (EACCES, ...) is remembered as unreadable with its pid, effective uid and
+ * errno; what was read of it before the failure is kept.  At most two
+ * descriptors are open at any time.  Returns 0 and *out (caller owns it;
+ * free with shmk__holders_free) or -errno with shmk__err() set and *out
+ * NULL: -ENOMEM, -EMFILE/-ENFILE (our limits, not a process's fault), or
+ * the error listing /proc. */
+int shmk__holders_scan(dev_t dev, struct shmk_holders **out);
+void shmk__holders_free(struct shmk_holders *h); /* NULL is a no-op */
+/* Pids holding inode ino (open fd or mapping), ascending, up to max written
+ * to pids (may be NULL if max is 0); returns the total count (may exceed
+ * max).  *how (if not NULL) gets the union of SHMK_HELD_FD/SHMK_HELD_MAP
+ * over all holders (0 if none).  O(log n). */
+size_t shmk__holders_of(const struct shmk_holders *h, ino_t ino, pid_t *pids,
+			size_t max, unsigned *how);
+/* Processes that could not be read: how many, and the i-th one's pid and
+ * uid ((uid_t)-1 if unknown) through pid/uid (either may be NULL).
+ * _unreadable_at returns the negative errno that stopped the reading
+ * (e.g. -EACCES; always < 0), or -EINVAL with shmk__err() set if
+ * i >= shmk__holders_unreadable(h). */
+size_t shmk__holders_unreadable(const struct shmk_holders *h);
+int shmk__holders_unreadable_at(const struct shmk_holders *h, size_t i,
+				pid_t *pid, uid_t *uid);
+
 #endif

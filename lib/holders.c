@@ -1,0 +1,445 @@
+/* holders.c - which processes have an shm object open or mapped (the
+ * semantics of fuser(1)), for a whole set of objects in one pass over /proc.
+ *
+ * Why: a stray may be removed only when no process holds it (invariant 4),
+ * and a reaped segment's bytes are freed only when nothing maps it any more.
+ * Both questions are about inodes of one filesystem (the shm directory's),
+ * so the scan keeps only the (inode, pid, how) triples whose device is that
+ * filesystem's and answers each question by binary search.
+ *
+ * What is looked at, per process (numeric entries of /proc; threads are not
+ * listed there and share the fd table and mm of their process):
+ *   /proc/<pid>/fd/<n>  statx through the magic link: st_dev, st_ino;
+ *   /proc/<pid>/maps    the "MM:mm inode" columns of every mapping.
+ * One DIR (the /proc listing) plus at most one more descriptor (the fd
+ * directory, then the maps file) is open at any time, whatever the number
+ * of processes or fds.
+ *
+ * What is not seen (as with fuser): descriptors in flight in a unix socket
+ * (SCM_RIGHTS), a thread that unshared its fd table (CLONE_FILES), and
+ * processes of other pid namespaces than the one /proc was mounted for.
+ *
+ * Unknown is not "nobody" (invariant 7): a process whose fd directory or
+ * maps cannot be read is remembered with its pid, uid and errno, and the
+ * caller decides (a reaper must not call an object unheld while such a
+ * process could hold it).  Zombies and kernel threads hold no files and are
+ * not reported even when unreadable; a process that exits during the scan
+ * ("vanished", ENOENT/ESRCH) holds nothing by then and is skipped.
+ */
+#include "internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define PF_KTHREAD_FLAG 0x00200000u /* include/linux/sched.h */
+#define MAPS_BUF (64u << 10)        /* a maps line is < PATH_MAX + 100 */
+
+struct held {
+	ino_t ino;
+	pid_t pid;
+	unsigned how; /* SHMK_HELD_FD | SHMK_HELD_MAP */
+};
+
+struct unreadable {
+	pid_t pid;
+	uid_t uid;
+	int err; /* positive errno */
+};
+
+struct shmk_holders {
+	struct held *e; /* sorted by (ino, pid), one entry per pair, owned */
+	size_t n, cap;
+	struct unreadable *u; /* in /proc order, owned */
+	size_t nu, capu;
+};
+
+/* The scan's working state: the result plus what one pass needs. */
+struct scan {
+	struct shmk_holders *h;
+	int procfd;          /* /proc, borrowed from the DIR */
+	unsigned maj, min;   /* of the device we look for */
+	char devstr[32];     /* "MM:mm " exactly as maps prints it */
+	size_t devlen;
+	char *buf;           /* MAPS_BUF bytes, owned */
+};
+
+static int grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+	size_t ncap;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 64;
+	if (!(p = SHMK_SYSP("malloc", NULL, reallocarray(*arr, ncap, size))))
+		return -ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+/* Adds (ino, pid, how); entries of one process that follow each other with
+ * the same inode (consecutive mappings of one file) are folded here, the
+ * rest by the sort at the end.  start: the process's first entry. */
+static int add_held(struct shmk_holders *h, size_t start, ino_t ino,
+		    pid_t pid, unsigned how)
+{
+	if (h->n > start && h->e[h->n - 1].ino == ino) {
+		h->e[h->n - 1].how |= how;
+		return 0;
+	}
+	if (grow((void **)&h->e, &h->cap, h->n, sizeof *h->e) < 0)
+		return -ENOMEM;
+	h->e[h->n++] = (struct held){.ino = ino, .pid = pid, .how = how};
+	return 0;
+}
+
+/* Reads the small file /proc/<name>/<what> into buf (NUL-terminated). */
+static int read_proc_small(int procfd, const char *name, const char *what,
+			   char *buf, size_t sz)
+{
+	char path[64];
+	ssize_t n;
+	int fd, rc;
+
+	snprintf(path, sizeof path, "%s/%s", name, what);
+	if ((fd = openat(procfd, path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	while ((n = read(fd, buf, sz - 1)) < 0 && errno == EINTR)
+		;
+	rc = n < 0 ? -errno : 0;
+	shmk__close(&fd);
+	if (rc == 0)
+		buf[n] = '\0';
+	return rc;
+}
+
+/* A process we could not read: is it one that holds nothing anyway (gone,
+ * zombie, kernel thread)?  If not, remember it with its effective uid. */
+static int note_unreadable(struct scan *s, const char *name, pid_t pid,
+			   int err)
+{
+	struct shmk_holders *h = s->h;
+	char buf[1024];
+	const char *p;
+	unsigned long flags = 0;
+	uid_t uid = (uid_t)-1;
+	int field;
+
+	if (err == ENOENT || err == ESRCH)
+		return 0; /* vanished */
+	/* stat is world-readable: state is field 3 (after the last ')', comm
+	 * may hold anything), flags field 9. */
+	if (read_proc_small(s->procfd, name, "stat", buf, sizeof buf) < 0)
+		return 0; /* vanished meanwhile (or no procfs at all) */
+	if ((p = strrchr(buf, ')')) && p[1] == ' ' && p[2]) {
+		if (p[2] == 'Z' || p[2] == 'X')
+			return 0;
+		for (field = 2, p++; field < 9 && *p; p++)
+			if (*p == ' ')
+				field++;
+		if (field == 9)
+			flags = strtoul(p, NULL, 10);
+		if (flags & PF_KTHREAD_FLAG)
+			return 0;
+	}
+	/* "Uid:\treal\teffective\tsaved\tfs" */
+	if (read_proc_small(s->procfd, name, "status", buf, sizeof buf) == 0 &&
+	    (p = strstr(buf, "\nUid:"))) {
+		char *eff;
+		(void)strtoul(p + 5, &eff, 10); /* skip the real uid */
+		uid = (uid_t)strtoul(eff, NULL, 10);
+	}
+	if (grow((void **)&h->u, &h->capu, h->nu, sizeof *h->u) < 0)
+		return -ENOMEM;
+	h->u[h->nu++] = (struct unreadable){.pid = pid, .uid = uid, .err = err};
+	return 0;
+}
+
+/* One maps line [p, nl): "start-end perms offset MM:mm inode   path". */
+static int maps_line(struct scan *s, size_t start, pid_t pid, const char *p,
+		     const char *nl)
+{
+	ino_t ino = 0;
+	int k;
+
+	for (k = 0; k < 3; k++) {
+		if (!(p = memchr(p, ' ', (size_t)(nl - p))))
+			return 0;
+		p++;
+	}
+	if ((size_t)(nl - p) < s->devlen || memcmp(p, s->devstr, s->devlen))
+		return 0;
+	for (p += s->devlen; p < nl && *p >= '0' && *p <= '9'; p++)
+		ino = ino * 10 + (ino_t)(*p - '0');
+	return ino ? add_held(s->h, start, ino, pid, SHMK_HELD_MAP) : 0;
+}
+
+/* The mappings of one process: one read() loop into s->buf, lines parsed
+ * in place.  0, -ENOMEM, or the positive errno that stopped the reading. */
+static int scan_maps(struct scan *s, const char *name, pid_t pid, size_t start)
+{
+	char path[64];
+	size_t have = 0;
+	bool skip = false; /* the rest of an over-long line is in the way */
+	int fd, rc = 0;
+
+	snprintf(path, sizeof path, "%s/maps", name);
+	if ((fd = openat(s->procfd, path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno;
+	for (;;) {
+		ssize_t n = read(fd, s->buf + have, MAPS_BUF - have);
+		char *p, *nl, *end;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		have += (size_t)n;
+		end = s->buf + have;
+		for (p = s->buf; (nl = memchr(p, '\n', (size_t)(end - p)));
+		     p = nl + 1) {
+			if (!skip && (rc = maps_line(s, start, pid, p, nl)) < 0)
+				goto out;
+			skip = false;
+		}
+		if (p == s->buf && have == MAPS_BUF) {
+			/* No newline in a full buffer: the columns we want
+			 * are at the start; parse them, drop the rest. */
+			if (!skip && (rc = maps_line(s, start, pid, p, end)) < 0)
+				goto out;
+			skip = true;
+			have = 0;
+			continue;
+		}
+		have = (size_t)(end - p);
+		memmove(s->buf, p, have);
+	}
+out:
+	shmk__close(&fd);
+	return rc;
+}
+
+/* The open descriptors of one process.  0, -ENOMEM, or a positive errno. */
+static int scan_fds(struct scan *s, const char *name, pid_t pid, size_t start)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int fd, rc = 0;
+
+	snprintf(path, sizeof path, "%s/fd", name);
+	fd = openat(s->procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	if (!(dir = fdopendir(fd))) {
+		rc = errno;
+		shmk__close(&fd);
+		return rc;
+	}
+	for (;;) {
+		struct statx stx;
+
+		errno = 0;
+		if (!(d = readdir(dir))) {
+			rc = errno;
+			break;
+		}
+		if (d->d_name[0] == '.')
+			continue;
+		/* Follows the magic link to the open file.  DONT_SYNC: dev
+		 * and inode need no revalidation, and a process's fd on a
+		 * network or FUSE filesystem must not make us wait for its
+		 * server. */
+		if (statx(dirfd(dir), d->d_name, AT_STATX_DONT_SYNC, STATX_INO,
+			  &stx) < 0) {
+			if (errno == ENOENT)
+				continue; /* closed meanwhile */
+			rc = errno;
+			break;
+		}
+		if (stx.stx_dev_major == s->maj && stx.stx_dev_minor == s->min &&
+		    (rc = add_held(s->h, start, (ino_t)stx.stx_ino, pid,
+				   SHMK_HELD_FD)) < 0)
+			break;
+	}
+	closedir(dir);
+	return rc;
+}
+
+static int scan_pid(struct scan *s, const char *name, pid_t pid)
+{
+	size_t start = s->h->n;
+	int rc;
+
+	/* fds first, closed, then maps: never two per-process descriptors. */
+	if ((rc = scan_fds(s, name, pid, start)) == 0)
+		rc = scan_maps(s, name, pid, start);
+	if (rc <= 0)
+		return rc; /* done, or -ENOMEM */
+	if (rc == EMFILE || rc == ENFILE || rc == ENOMEM)
+		return -rc; /* our trouble, not the process's */
+	if (rc == ENOENT || rc == ESRCH)
+		s->h->n = start; /* it exited: it holds nothing now */
+	/* What was read before the failure is true and stays. */
+	return note_unreadable(s, name, pid, rc);
+}
+
+static int cmp_held(const void *a, const void *b)
+{
+	const struct held *x = a, *y = b;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* Sorts by (ino, pid) and folds the entries of one pair into one. */
+static void sort_and_fold(struct shmk_holders *h)
+{
+	size_t i, k = 0;
+
+	if (!h->n)
+		return;
+	qsort(h->e, h->n, sizeof *h->e, cmp_held);
+	for (i = 1; i < h->n; i++) {
+		if (h->e[i].ino == h->e[k].ino && h->e[i].pid == h->e[k].pid)
+			h->e[k].how |= h->e[i].how;
+		else
+			h->e[++k] = h->e[i];
+	}
+	h->n = k + 1;
+}
+
+static pid_t pid_of(const char *name)
+{
+	long v = 0;
+
+	if (!*name)
+		return 0;
+	for (; *name; name++) {
+		if (*name < '0' || *name > '9' || v > INT_MAX / 10)
+			return 0;
+		v = v * 10 + (*name - '0');
+	}
+	return (pid_t)v;
+}
+
+int shmk__holders_scan(dev_t dev, struct shmk_holders **out)
+{
+	struct scan s = {.maj = major(dev), .min = minor(dev)};
+	struct dirent *d;
+	DIR *proc = NULL;
+	int fd = -1, rc = 0;
+
+	if (!out)
+		return shmk__err(-EINVAL, "shmk__holders_scan: out is NULL");
+	*out = NULL;
+	/* The kernel prints "%02x:%02x " (show_map_vma); so do we. */
+	s.devlen = (size_t)snprintf(s.devstr, sizeof s.devstr, "%02x:%02x ",
+				    s.maj, s.min);
+	if (!(s.h = SHMK_SYSP("malloc", NULL, calloc(1, sizeof *s.h))) ||
+	    !(s.buf = SHMK_SYSP("malloc", NULL, malloc(MAPS_BUF)))) {
+		rc = shmk__err(-ENOMEM, "/proc: scanning for holders: out of "
+					"memory");
+		goto out;
+	}
+	fd = SHMK_SYS("openat", openat(AT_FDCWD, "/proc",
+				       O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (fd < 0 || !(proc = fdopendir(fd))) {
+		rc = shmk__err(-errno, "/proc: cannot open: %s",
+			       strerror(errno));
+		shmk__close(&fd);
+		goto out;
+	}
+	s.procfd = dirfd(proc);
+	for (;;) {
+		pid_t pid;
+
+		errno = 0;
+		if (!(d = readdir(proc))) {
+			if (errno)
+				rc = shmk__err(-errno, "/proc: cannot list: %s",
+					       strerror(errno));
+			break;
+		}
+		if ((pid = pid_of(d->d_name)) <= 0)
+			continue;
+		if ((rc = scan_pid(&s, d->d_name, pid)) < 0) {
+			rc = shmk__err(rc, "/proc/%d: scanning for holders: "
+					   "%s", (int)pid, strerror(-rc));
+			break;
+		}
+	}
+	if (rc == 0) {
+		sort_and_fold(s.h);
+		*out = s.h;
+		s.h = NULL;
+	}
+out:
+	if (proc)
+		closedir(proc);
+	free(s.buf);
+	shmk__holders_free(s.h);
+	return rc;
+}
+
+void shmk__holders_free(struct shmk_holders *h)
+{
+	if (!h)
+		return;
+	free(h->e);
+	free(h->u);
+	free(h);
+}
+
+size_t shmk__holders_of(const struct shmk_holders *h, ino_t ino, pid_t *pids,
+			size_t max, unsigned *how)
+{
+	size_t lo = 0, hi = h ? h->n : 0, count = 0;
+	unsigned all = 0;
+
+	while (lo < hi) { /* first entry with e.ino >= ino */
+		size_t mid = lo + (hi - lo) / 2;
+		if (h->e[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; h && lo < h->n && h->e[lo].ino == ino; lo++, count++) {
+		if (count < max && pids)
+			pids[count] = h->e[lo].pid;
+		all |= h->e[lo].how;
+	}
+	if (how)
+		*how = all;
+	return count;
+}
+
+size_t shmk__holders_unreadable(const struct shmk_holders *h)
+{
+	return h ? h->nu : 0;
+}
+
+int shmk__holders_unreadable_at(const struct shmk_holders *h, size_t i,
+				pid_t *pid, uid_t *uid)
+{
+	if (!h || i >= h->nu)
+		return shmk__err(-EINVAL, "holders: no unreadable process #%zu",
+				 i);
+	if (pid)
+		*pid = h->u[i].pid;
+	if (uid)
+		*uid = h->u[i].uid;
+	return -h->u[i].err;
+}
