@@ -296,6 +296,15 @@ static void drain(int *fd, char **buf, size_t *len)
 struct out run_tool(const char *path, char *const argv[], char *const envp[],
 		    unsigned long nofile)
 {
+	struct run_opts ro = {.nofile = nofile};
+
+	return run_tool_opts(path, argv, envp, &ro);
+}
+
+struct out run_tool_opts(const char *path, char *const argv[],
+			 char *const envp[], const struct run_opts *ro)
+{
+	unsigned long nofile = ro->nofile;
 	extern char **environ;
 	struct out r = {0};
 	int po[2], pe[2], go[2] = {-1, -1}, st;
@@ -333,6 +342,11 @@ struct out run_tool(const char *path, char *const argv[], char *const envp[],
 			_exit(126);
 		if (dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
 			_exit(126);
+		if (ro->cpu_secs && !getenv("SHMK_UNDER_VALGRIND")) {
+			struct rlimit cl = {ro->cpu_secs, ro->cpu_secs + 1};
+			if (setrlimit(RLIMIT_CPU, &cl) < 0)
+				_exit(126);
+		}
 		if (nofile) { /* ready; wait for the parent to set the limit */
 			char c = 'r';
 			close(go[1]);
