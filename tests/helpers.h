@@ -72,6 +72,9 @@ struct run_opts {
 	unsigned long nofile; /* as run_tool()'s; 0: inherited             */
 	unsigned cpu_secs;    /* RLIMIT_CPU, 0: none (none under valgrind,
 				 which is slower than any budget)           */
+	bool stdout_broken;   /* stdout: a pipe whose read end is closed
+				 before the tool runs, SIGPIPE at its
+				 default as under a shell (r.out stays "") */
 };
 struct out run_tool_opts(const char *path, char *const argv[],
 			 char *const envp[], const struct run_opts *ro);

@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -16,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 TestSuite(tools2, .init = tenv_setup, .fini = tenv_teardown, .timeout = 60);
@@ -47,6 +50,110 @@ static struct out run_with(const struct run_opts *ro, const char *tool, ...)
 	mkargv(argv, tool, ap);
 	va_end(ap);
 	return run_tool_opts(tool, argv, NULL, ro);
+}
+
+/* Number of "<ns>." objects in T.shm_dir; removes them if remove. */
+static size_t ns_objects(const char *ns, bool remove)
+{
+	size_t l = strlen(ns), n = 0;
+	DIR *d = opendir(T.shm_dir);
+	struct dirent *e;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, ns, l) != 0 || e->d_name[l] != '.')
+			continue;
+		n++;
+		if (remove) {
+			char p[PATH_MAX];
+			snprintf(p, sizeof p, "%s/%s", T.shm_dir, e->d_name);
+			unlink(p);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* ---- a reader that goes away ------------------------------------------------- */
+
+enum { N_NS = 4, SEGS_PER_NS = 60 };
+static char extra_ns[N_NS][64]; /* "<T.ns>a", "<T.ns>b", ... */
+
+/* The extra namespaces' objects, which tenv_teardown does not look for:
+ * removed here even when the test failed half-way. */
+static void extra_ns_teardown(void)
+{
+	for (int i = 0; i < N_NS; i++)
+		if (extra_ns[i][0])
+			ns_objects(extra_ns[i], true);
+	tenv_teardown();
+}
+
+/* Child: creates SEGS_PER_NS segments in namespace arg and exits without
+ * closing anything, leaving a dead owner behind.  Its report lines
+ * ("<ns>: reaped /<ns>.s<i> (4.0K) of dead owner ...") fill far more
+ * than one stdio buffer per namespace. */
+static int die_holding_segments(void *arg)
+{
+	struct shmk_options o = topts();
+	shmk_ctx *c = NULL;
+	shmk_segment *s;
+	char name[32];
+
+	o.ns = arg;
+	if (shmk_open(&o, &c) < 0)
+		return 1;
+	for (int i = 0; i < SEGS_PER_NS; i++) {
+		snprintf(name, sizeof name, "s%d", i);
+		if (shmk_segment_create(c, name, 4096, &s) < 0)
+			return 2;
+	}
+	return 0; /* _exit: no shmk_close */
+}
+
+Test(tools2, shmclean_whose_reader_went_away_reaps_every_namespace_and_exits_74,
+     .fini = extra_ns_teardown)
+{
+	struct run_opts ro = {.stdout_broken = true};
+	struct out r;
+
+	for (int i = 0; i < N_NS; i++) {
+		snprintf(extra_ns[i], sizeof extra_ns[i], "%s%c", T.ns, 'a' + i);
+		int st = reap_child(spawn(die_holding_segments, extra_ns[i]));
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			  "dead owner of %s not made (status %#x): run alone?",
+			  extra_ns[i], st);
+		cr_assert_eq(ns_objects(extra_ns[i], false), SEGS_PER_NS);
+	}
+
+	r = run_with(&ro, SHMCLEAN, "--dir", T.dir, "--shm-dir", T.shm_dir,
+		     NULL);
+	cr_assert_eq(r.code, EX_IOERR,
+		     "shmclean exited %d (141: killed by SIGPIPE)\n%s", r.code,
+		     r.err);
+	cr_assert_not_null(strstr(r.err, "shmclean: error: unable to write "
+					 "output: Broken pipe\n"),
+			   "%s", r.err);
+	cr_assert_null(strstr(strstr(r.err, "Broken pipe") + 1, "Broken pipe"),
+		       "reported more than once:\n%s", r.err);
+	for (int i = 0; i < N_NS; i++)
+		cr_assert_eq(ns_objects(extra_ns[i], false), 0,
+			     "namespace %s left unreaped:\n%s", extra_ns[i],
+			     r.err);
+	out_free(&r);
+}
+
+Test(tools2, shmls_whose_reader_went_away_says_so_once_and_exits_74)
+{
+	struct run_opts ro = {.stdout_broken = true};
+	struct out r = run_with(&ro, SHMLS, "--dir", T.dir, NULL);
+
+	cr_assert_eq(r.code, EX_IOERR, "shmls exited %d (141: SIGPIPE)\n%s",
+		     r.code, r.err);
+	cr_assert_str_eq(r.err, "shmls: error: unable to write output: "
+				"Broken pipe\n");
+	out_free(&r);
 }
 
 /* ---- shmls at scale ---------------------------------------------------------- */

@@ -139,8 +139,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_SHM:
 			o->shm_dir = tool_opt_dir("--shm-dir", optarg);
 			break;
-		case 'h': usage(stdout); tool_flush_stdout(); exit(0);
-		case 'V': tool_print_version(); tool_flush_stdout(); exit(0);
+		case 'h': usage(stdout); exit(tool_status(0));
+		case 'V': tool_print_version(); exit(tool_status(0));
 		case ':':
 			tool_usage_error("option %s needs an argument",
 					 argv[optind - 1]);
@@ -886,12 +886,11 @@ int main(int argc, char **argv)
 			print_totals(label, &all, o.strays);
 		}
 	}
-	tool_flush_stdout();
-
 	if (failed)
 		status = failed;
 	else if (bad)
 		status = EX_DATAERR;
+	status = tool_status(status); /* EX_IOERR if output was lost */
 	for (size_t i = 0; i < n; i++) {
 		free_ns(&views[i]);
 		free(names[i]);
