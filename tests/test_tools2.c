@@ -211,3 +211,39 @@ Test(tools2, shmls_lists_30000_owners_within_4_cpu_seconds, .timeout = 240)
 	cJSON_Delete(doc);
 	out_free(&r);
 }
+
+/* ---- namespace "sem" ---------------------------------------------------------- */
+
+Test(tools2, namespace_sem_is_refused_because_its_objects_are_semaphores)
+{
+	cr_assert_eq(shmk_ns_check("sem"), -EINVAL);
+	cr_assert_not_null(strstr(shmk_last_error(), "semaphores"), "%s",
+			   shmk_last_error());
+	cr_assert_not(shmk__ns_ok("sem"));
+	/* Only that name: its neighbours are ordinary namespaces. */
+	cr_assert_eq(shmk_ns_check("sems"), 0);
+	cr_assert_eq(shmk_ns_check("SEM"), 0);
+	cr_assert(shmk__ns_ok("sem_"));
+}
+
+Test(tools2, shmclean_namespace_sem_is_a_usage_error)
+{
+	struct run_opts ro = {0};
+	struct out r = run_with(&ro, SHMCLEAN, "--dir", T.dir, "--namespace",
+				"sem", "--strays", "--dry-run", NULL);
+
+	cr_assert_eq(r.code, EX_USAGE, "exit %d\n%s%s", r.code, r.out, r.err);
+	cr_assert_not_null(strstr(r.err, "--namespace: "), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "semaphores"), "%s", r.err);
+	out_free(&r);
+}
+
+Test(tools2, shmk_open_refuses_namespace_sem)
+{
+	struct shmk_options o = topts();
+	shmk_ctx *c = NULL;
+
+	o.ns = "sem";
+	cr_assert_eq(shmk_open(&o, &c), -EINVAL, "%s", shmk_last_error());
+	cr_assert_null(c);
+}
