@@ -12,6 +12,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +81,15 @@ static size_t ns_objects(const char *ns, bool remove)
 
 enum { N_NS = 4, SEGS_PER_NS = 60 };
 static char extra_ns[N_NS][64]; /* "<T.ns>a", "<T.ns>b", ... */
+
+static int rm_tree_one(const char *p, const struct stat *st, int flag,
+		       struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p) < 0 && errno != ENOENT ? -1 : 0;
+}
 
 /* The extra namespaces' objects, which tenv_teardown does not look for:
  * removed here even when the test failed half-way. */
@@ -246,4 +257,186 @@ Test(tools2, shmk_open_refuses_namespace_sem)
 	o.ns = "sem";
 	cr_assert_eq(shmk_open(&o, &c), -EINVAL, "%s", shmk_last_error());
 	cr_assert_null(c);
+}
+
+/* ---- the registry fallback ---------------------------------------------------- */
+
+static void mkdir_mode(const char *path, mode_t mode)
+{
+	cr_assert_eq(mkdir(path, mode), 0, "mkdir %s: %s", path, strerror(errno));
+	cr_assert_eq(chmod(path, mode), 0); /* whatever the umask */
+}
+
+static void assert_mode(const char *path, mode_t mode)
+{
+	struct stat st;
+
+	cr_assert_eq(lstat(path, &st), 0, "%s: %s", path, strerror(errno));
+	cr_assert(S_ISDIR(st.st_mode), "%s is not a directory", path);
+	cr_assert_eq(st.st_mode & 07777, mode, "%s: mode %04o", path,
+		     (unsigned)(st.st_mode & 07777));
+}
+
+/* What shmk__dir_fallback() says for us with run_user and home. */
+static const char *fallback(const char *home, const char *run_user)
+{
+	static char out[PATH_MAX];
+	int n = shmk__dir_fallback(geteuid(), home, run_user, out, sizeof out);
+
+	cr_assert(n > 0 && (size_t)n < sizeof out, "n = %d", n);
+	return out;
+}
+
+Test(tools2, registry_fallback_is_the_runtime_directory_when_it_is_ours)
+{
+	char run[PATH_MAX], mine[PATH_MAX], want[PATH_MAX + 16];
+
+	snprintf(run, sizeof run, "%s/run-user", T.dir);
+	snprintf(mine, sizeof mine, "%s/%u", run, (unsigned)geteuid());
+	mkdir_mode(run, 0755);
+	mkdir_mode(mine, 0700);
+	snprintf(want, sizeof want, "%s/shmkeeper", mine);
+	cr_assert_str_eq(fallback(NULL, run), want);
+}
+
+Test(tools2, registry_fallback_skips_a_writable_runtime_directory_for_home)
+{
+	char run[PATH_MAX], mine[PATH_MAX], home[PATH_MAX], p[PATH_MAX + 32];
+
+	snprintf(run, sizeof run, "%s/run-user", T.dir);
+	snprintf(mine, sizeof mine, "%s/%u", run, (unsigned)geteuid());
+	snprintf(home, sizeof home, "%s/home", T.dir);
+	mkdir_mode(run, 0755);
+	mkdir_mode(mine, 0777); /* anybody could have put things in it */
+	mkdir_mode(home, 0750);
+	snprintf(p, sizeof p, "%s/.local/state/shmkeeper", home);
+	cr_assert_str_eq(fallback(home, run), p);
+	/* The parents are made, 0700; the registry itself is left to
+	 * shmk_open(), which creates and checks it. */
+	snprintf(p, sizeof p, "%s/.local", home);
+	assert_mode(p, 0700);
+	snprintf(p, sizeof p, "%s/.local/state", home);
+	assert_mode(p, 0700);
+	snprintf(p, sizeof p, "%s/.local/state/shmkeeper", home);
+	cr_assert_neq(access(p, F_OK), 0);
+	/* Existing parents of ours are used as they are. */
+	cr_assert_str_eq(fallback(home, NULL), strcat(strcpy(p, home),
+						      "/.local/state/shmkeeper"));
+}
+
+Test(tools2, registry_fallback_uses_tmp_only_when_home_is_not_safely_ours)
+{
+	char home[PATH_MAX], local[PATH_MAX + 16], shared[PATH_MAX], tmp[64];
+	int fd;
+
+	snprintf(tmp, sizeof tmp, "/tmp/shmkeeper-%u", (unsigned)geteuid());
+	snprintf(home, sizeof home, "%s/home", T.dir);
+	snprintf(local, sizeof local, "%s/.local", home);
+	snprintf(shared, sizeof shared, "%s/shared", T.dir);
+	cr_assert_str_eq(fallback(NULL, NULL), tmp);
+	cr_assert_str_eq(fallback("/nonexistent-shmk-home", NULL), tmp);
+	cr_assert_str_eq(fallback("relative/home", NULL), tmp);
+
+	mkdir_mode(home, 0770); /* the group could squat .local */
+	cr_assert_str_eq(fallback(home, NULL), tmp);
+	cr_assert_neq(access(local, F_OK), 0, "created in a group-writable home");
+	cr_assert_eq(chmod(home, 0700), 0);
+
+	mkdir_mode(shared, 01777); /* .local: a symlink to a shared dir */
+	cr_assert_eq(symlink(shared, local), 0);
+	cr_assert_str_eq(fallback(home, NULL), tmp);
+	cr_assert_eq(unlink(local), 0);
+
+	fd = open(local, O_CREAT | O_WRONLY | O_CLOEXEC, 0600); /* not a dir */
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_str_eq(fallback(home, NULL), tmp);
+	cr_assert_eq(unlink(local), 0);
+
+	if (geteuid() == 0) { /* a home of somebody else */
+		cr_assert_eq(chown(home, 65534, 65534), 0);
+		cr_assert_str_eq(fallback(home, NULL), tmp);
+		cr_assert_neq(access(local, F_OK), 0, "created in another's home");
+	}
+}
+
+/* The end to end case, as root for a user (nobody, 65534) without
+ * XDG_RUNTIME_DIR whose /tmp fallback somebody (root here) pre-created.
+ * Its runtime directory is made for the test, as logind would. */
+#define NOBODY 65534
+static const char squat_dir[] = "/tmp/shmkeeper-65534";
+static const char nobody_run[] = "/run/user/65534";
+static bool made_squat, made_run;
+
+static void squat_teardown(void)
+{
+	if (made_run)
+		nftw(nobody_run, rm_tree_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (made_squat)
+		rmdir(squat_dir);
+	tenv_teardown();
+}
+
+/* Child: becomes nobody and opens T.ns with no directory given; writes
+ * "ok <dir>" or "fail <sentence>" to the pipe *arg. */
+static int open_as_nobody(void *arg)
+{
+	int wfd = *(int *)arg;
+	struct shmk_options o = {.ns = T.ns, .shm_dir = T.shm_dir,
+				 .durability = SHMK_DURABLE_OFF};
+	shmk_ctx *c = NULL;
+	shmk_segment *seg = NULL;
+	char msg[PATH_MAX + 600];
+	int rc;
+
+	unsetenv("XDG_RUNTIME_DIR");
+	unsetenv("SHMKEEPER_DIR");
+	setenv("HOME", T.dir, 1); /* not nobody's: must not be used */
+	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		return 3;
+	rc = shmk_open(&o, &c);
+	if (rc == 0 && (rc = shmk_segment_create(c, "x", 4096, &seg)) == 0)
+		rc = shmk_segment_destroy(seg);
+	snprintf(msg, sizeof msg, "%s %s", rc == 0 ? "ok" : "fail",
+		 rc == 0 ? shmk_dir(c) : shmk_last_error());
+	if (c && shmk_close(c) < 0 && rc == 0)
+		snprintf(msg, sizeof msg, "fail %s", shmk_last_error());
+	return write(wfd, msg, strlen(msg)) < 0 ? 4 : 0;
+}
+
+Test(tools2, a_user_without_runtime_env_is_not_stopped_by_a_squatted_tmp_registry,
+     .fini = squat_teardown)
+{
+	char got[PATH_MAX + 600] = "";
+	struct stat st;
+	int p[2], st_child;
+	ssize_t n;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root (to become uid %d)", NOBODY);
+	if (lstat("/run/user", &st) < 0 || !S_ISDIR(st.st_mode))
+		cr_skip_test("no /run/user on this system");
+	if (lstat(squat_dir, &st) == 0 || lstat(nobody_run, &st) == 0)
+		cr_skip_test("%s or %s exists already: not ours to touch",
+			     squat_dir, nobody_run);
+	/* The squat: not nobody's, so the old fallback refused it. */
+	cr_assert_eq(mkdir(squat_dir, 0700), 0, "%s", strerror(errno));
+	made_squat = true;
+	cr_assert_eq(mkdir(nobody_run, 0700), 0, "%s", strerror(errno));
+	made_run = true;
+	cr_assert_eq(chown(nobody_run, NOBODY, NOBODY), 0);
+
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	st_child = reap_child(spawn(open_as_nobody, &p[1]));
+	close(p[1]);
+	n = read(p[0], got, sizeof got - 1);
+	close(p[0]);
+	cr_assert(WIFEXITED(st_child) && WEXITSTATUS(st_child) == 0,
+		  "child status %#x", st_child);
+	cr_assert_gt(n, 0);
+	got[n] = '\0';
+	cr_assert_str_eq(got, "ok /run/user/65534/shmkeeper");
+	/* The squatted directory was left alone (and is still empty). */
+	cr_assert_eq(rmdir(squat_dir), 0, "%s", strerror(errno));
+	made_squat = false;
 }
