@@ -71,8 +71,17 @@ int shmk__ns_usage(int shmfd, const char *ns, uint64_t *count,
 		   uint64_t *bytes);
 
 /* ---- dir.c ------------------------------------------------------------- */
-/* Resolves the registry directory path (argument > env > default). */
+/* Resolves the registry directory path (argument > env > default; the
+ * order is in dir.c). */
 int shmk__dir_resolve(const char *arg, char *out, size_t outsz);
+/* The registry directory of user uid when neither an argument, nor
+ * SHMKEEPER_DIR, nor XDG_RUNTIME_DIR says (and uid is not root): one no
+ * other user can pre-create.  home: uid's home directory (NULL: none);
+ * run_user: where the runtime directories are ("/run/user").  May create
+ * <home>/.local and <home>/.local/state (0700).  Returns what snprintf()
+ * returns for out. */
+int shmk__dir_fallback(uid_t uid, const char *home, const char *run_user,
+		       char *out, size_t outsz);
 /* Opens (creating 0700 if create) directory name relative to atfd and
  * refuses it unless it is a real directory owned by us and not
  * group/world writable.  what/path name it in errors. */

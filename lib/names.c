@@ -14,11 +14,16 @@ static bool is_nschar(unsigned char c)
 	       (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
+/* glibc keeps the named semaphore "/x" as the object "sem.x" in /dev/shm:
+ * namespace "sem" would take the host's semaphores for its segments (and a
+ * stray scan would remove them). */
+#define SHMK_NS_SEM "sem"
+
 bool shmk__ns_ok(const char *ns)
 {
 	size_t n = 0;
 
-	if (!ns)
+	if (!ns || strcmp(ns, SHMK_NS_SEM) == 0)
 		return false;
 	for (; ns[n]; n++)
 		if (n >= SHMK_NS_MAX || !is_nschar((unsigned char)ns[n]))
@@ -78,6 +83,12 @@ bool shmk__role_ok(const char *role)
 
 int shmk_ns_check(const char *ns)
 {
+	if (ns && strcmp(ns, SHMK_NS_SEM) == 0)
+		return shmk__err(-EINVAL,
+				 "namespace \"%s\": refused: glibc keeps named "
+				 "semaphores as /dev/shm/sem.<name>, so its "
+				 "objects would be the host's semaphores",
+				 ns);
 	if (!shmk__ns_ok(ns))
 		return shmk__err(-EINVAL,
 				 "namespace \"%.64s\": invalid: must be 1 to %d "

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -881,14 +882,56 @@ static void teardown(shmk_pool *p, int *first)
 	p->ctl_seg = NULL;
 }
 
+/* Segment names carry a random part: "pool-<pid>-<n>-<16 hex>-ctl" and
+ * "...-slot<i>".  Without it they were predictable, and another process of
+ * ours that pre-created them kept every pool from starting (O_EXCL never
+ * adopts a name).  A name that exists all the same gets a new random part,
+ * a few times. */
+#define POOL_NAME_TRIES 4
+
+static void new_base(shmk_pool *p, unsigned n)
+{
+	uint64_t r = 0;
+
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) {
+		/* No entropy yet (early boot): weaker, still not a guess
+		 * from the pid, and EEXIST is retried. */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r = ((uint64_t)ts.tv_nsec << 32 | (uint64_t)random()) ^
+		    (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)p;
+	}
+	snprintf(p->base, sizeof p->base, "pool-%d-%u-%016" PRIx64,
+		 (int)getpid(), n, r);
+}
+
+/* Creates the pool's segment "<base>-<what>"; on EEXIST the base gets a
+ * new random part (kept for the segments that follow) and it is tried
+ * again. */
+static int pool_seg_create(shmk_pool *p, unsigned n, const char *what,
+			   size_t size, shmk_segment **out)
+{
+	char name[128];
+	int rc = -EEXIST;
+
+	for (int t = 0; t < POOL_NAME_TRIES && rc == -EEXIST; t++) {
+		if (t)
+			new_base(p, n);
+		snprintf(name, sizeof name, "%s-%s", p->base, what);
+		rc = shmk_segment_create(p->ctx, name, size, out);
+	}
+	return rc;
+}
+
 int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 		     shmk_pool **out)
 {
 	static _Atomic unsigned counter;
 	shmk_pool *p;
 	int cmd[2] = {-1, -1}, wp[2] = {-1, -1}, rc = 0, first = 0;
-	char name[128];
+	char name[32];
 	size_t ctl_size;
+	unsigned n;
 
 	if (!out)
 		return shmk__err(-EINVAL, "shmk_pool_create: out is NULL");
@@ -905,13 +948,12 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	p->o = *opt;
 	defaults(&p->o);
 	p->sup_pidfd = p->cmd_fd = p->watch_efd = p->watch_rfd = -1;
-	snprintf(p->base, sizeof p->base, "pool-%d-%u", (int)getpid(),
-		 atomic_fetch_add(&counter, 1));
+	n = atomic_fetch_add(&counter, 1);
+	new_base(p, n);
 
 	/* Slots and control block, through the registry. */
 	ctl_size = sizeof(struct pctl) + p->o.workers * sizeof(struct pslot);
-	snprintf(name, sizeof name, "%s-ctl", p->base);
-	if ((rc = shmk_segment_create(ctx, name, ctl_size, &p->ctl_seg)) < 0)
+	if ((rc = pool_seg_create(p, n, "ctl", ctl_size, &p->ctl_seg)) < 0)
 		goto fail;
 	p->ctl = shmk_segment_addr(p->ctl_seg);
 	p->ctl->magic = POOL_MAGIC;
@@ -922,9 +964,9 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 		goto fail;
 	}
 	for (unsigned i = 0; i < p->o.workers; i++) {
-		snprintf(name, sizeof name, "%s-slot%u", p->base, i);
-		if ((rc = shmk_segment_create(ctx, name, p->o.slot_size,
-					      &p->slots[i])) < 0)
+		snprintf(name, sizeof name, "slot%u", i);
+		if ((rc = pool_seg_create(p, n, name, p->o.slot_size,
+					  &p->slots[i])) < 0)
 			goto fail;
 		atomic_store(&p->ctl->slot[i].state, ST_MAKE(0, PH_STARTING, 0));
 	}

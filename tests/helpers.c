@@ -296,9 +296,18 @@ static void drain(int *fd, char **buf, size_t *len)
 struct out run_tool(const char *path, char *const argv[], char *const envp[],
 		    unsigned long nofile)
 {
+	struct run_opts ro = {.nofile = nofile};
+
+	return run_tool_opts(path, argv, envp, &ro);
+}
+
+struct out run_tool_opts(const char *path, char *const argv[],
+			 char *const envp[], const struct run_opts *ro)
+{
+	unsigned long nofile = ro->nofile;
 	extern char **environ;
 	struct out r = {0};
-	int po[2], pe[2], go[2] = {-1, -1}, st;
+	int po[2], pe[2], go[2] = {-1, -1}, pb[2] = {-1, -1}, st;
 	size_t lo = 0, le = 0;
 	pid_t pid, parent = getpid();
 	char *untraced[64];
@@ -323,6 +332,10 @@ struct out run_tool(const char *path, char *const argv[], char *const envp[],
 	}
 	cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
 	cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
+	if (ro->stdout_broken) { /* nobody will ever read it */
+		cr_assert_eq(pipe2(pb, O_CLOEXEC), 0);
+		close(pb[0]);
+	}
 	if (nofile)
 		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go), 0);
 	fflush(NULL);
@@ -331,8 +344,16 @@ struct out run_tool(const char *path, char *const argv[], char *const envp[],
 	if (pid == 0) {
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 			_exit(126);
-		if (dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
+		if (dup2(ro->stdout_broken ? pb[1] : po[1], 1) < 0 ||
+		    dup2(pe[1], 2) < 0)
 			_exit(126);
+		if (ro->stdout_broken && signal(SIGPIPE, SIG_DFL) == SIG_ERR)
+			_exit(126);
+		if (ro->cpu_secs && !getenv("SHMK_UNDER_VALGRIND")) {
+			struct rlimit cl = {ro->cpu_secs, ro->cpu_secs + 1};
+			if (setrlimit(RLIMIT_CPU, &cl) < 0)
+				_exit(126);
+		}
 		if (nofile) { /* ready; wait for the parent to set the limit */
 			char c = 'r';
 			close(go[1]);
@@ -369,6 +390,8 @@ struct out run_tool(const char *path, char *const argv[], char *const envp[],
 	}
 	close(po[1]);
 	close(pe[1]);
+	if (pb[1] >= 0)
+		close(pb[1]);
 	r.out = calloc(1, 1);
 	r.err = calloc(1, 1);
 	while (po[0] >= 0 || pe[0] >= 0) {

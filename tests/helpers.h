@@ -67,6 +67,17 @@ void out_free(struct out *o);
  * open (0: inherited, and whatever this process leaves open on exec). */
 struct out run_tool(const char *path, char *const argv[], char *const envp[],
 		    unsigned long nofile);
+/* run_tool() with more control over the child. */
+struct run_opts {
+	unsigned long nofile; /* as run_tool()'s; 0: inherited             */
+	unsigned cpu_secs;    /* RLIMIT_CPU, 0: none (none under valgrind,
+				 which is slower than any budget)           */
+	bool stdout_broken;   /* stdout: a pipe whose read end is closed
+				 before the tool runs, SIGPIPE at its
+				 default as under a shell (r.out stays "") */
+};
+struct out run_tool_opts(const char *path, char *const argv[],
+			 char *const envp[], const struct run_opts *ro);
 
 /* Reap everything dead in T.ns (strays not scanned); returns report
  * (caller frees) and the rc via *rc. */

@@ -6,6 +6,7 @@
 
 #include <bsd/libutil.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +14,46 @@
 
 const char *tool_prog = "shmkeeper";
 
-void tool_init(const char *prog) { tool_prog = prog; }
+/* The first failed write to standard output (an errno), 0 if none. */
+static int out_errno;
+
+void tool_init(const char *prog)
+{
+	tool_prog = prog;
+	/* A reader that goes away ("| head -1") must not kill us between two
+	 * steps of the job: the write fails with EPIPE instead, is reported
+	 * once, and the job goes on (tool_status()). */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void tool_flush_stdout(void)
+{
+	int e;
+
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return;
+	/* glibc keeps the unwritten bytes, so fflush() retried the failed
+	 * write and errno is its reason. */
+	e = errno ? errno : EIO;
+	if (out_errno)
+		return;
+	out_errno = e;
+	fprintf(stderr, "%s: error: unable to write output: %s\n", tool_prog,
+		strerror(e));
+}
+
+int tool_status(int status)
+{
+	tool_flush_stdout();
+	return status == 0 && out_errno ? EX_IOERR : status;
+}
 
 static void vsay(const char *kind, const char *fmt, va_list ap)
 {
 	/* Anything already on stdout goes first, so that a reader of both
 	 * streams sees events in order. */
-	fflush(stdout);
+	tool_flush_stdout();
 	fprintf(stderr, "%s: %s: ", tool_prog, kind);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
@@ -68,13 +102,6 @@ void tool_print_version(void)
 {
 	printf("%s %s (libshmkeeper %s)\n", tool_prog, SHMK_TOOL_VERSION,
 	       shmk_version());
-}
-
-void tool_flush_stdout(void)
-{
-	if (fflush(stdout) != 0 || ferror(stdout))
-		tool_fatal(EX_IOERR, "unable to write to standard output: %s",
-			   strerror(errno ? errno : EIO));
 }
 
 int tool_exit_code_for(int rc)

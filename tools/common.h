@@ -26,6 +26,7 @@
 /* Name the tool reports itself by ("shmclean"); set by tool_init(). */
 extern const char *tool_prog;
 
+/* Sets the name and ignores SIGPIPE (see tool_flush_stdout()). */
 void tool_init(const char *prog);
 
 /* "prog: fatal: <fmt>\n" on stderr, then exit(code). */
@@ -44,9 +45,15 @@ void tool_print_version(void);
  * namespace (shmk_ns_check).  A bad one is a usage error naming the option. */
 const char *tool_opt_dir(const char *opt, const char *arg);
 const char *tool_opt_ns(const char *opt, const char *arg);
-/* Flushes stdout; a failed write is fatal (EX_IOERR): output that was
- * silently lost must not pass for a clean run. */
+/* Flushes stdout.  A failed write is reported once on stderr ("prog:
+ * error: unable to write output: Broken pipe") and remembered, never fatal:
+ * the job is finished first (tool_init() ignores SIGPIPE for this). */
 void tool_flush_stdout(void);
+/* The exit status of a run whose job ended with status: status itself, or
+ * EX_IOERR if that is 0 and some output was lost (output that was silently
+ * lost must not pass for a clean run; a job's own failure says more).
+ * Flushes stdout first. */
+int tool_status(int status);
 
 /* Exit code for a library failure that keeps the tool from running at all:
  * a refused or unusable configuration (registry directory that is a

@@ -164,8 +164,8 @@ static void parse_args(int argc, char **argv)
 		case 'C': C.csv = optarg; continue;
 		case 'p': C.plot = optarg; continue;
 		case 'q': C.quiet = true; continue;
-		case 'h': usage(stdout); tool_flush_stdout(); exit(0);
-		case 'V': tool_print_version(); tool_flush_stdout(); exit(0);
+		case 'h': usage(stdout); exit(tool_status(0));
+		case 'V': tool_print_version(); exit(tool_status(0));
 		case ':':
 			tool_usage_error("option %s needs an argument",
 					 argv[optind - 1]);
@@ -588,7 +588,7 @@ int main(int argc, char **argv)
 	if (!C.quiet && !C.json && C.kill_every)
 		printf("  (a cycle's process is SIGKILLed every %llu cycles)\n",
 		       C.kill_every);
-	fflush(stdout);
+	tool_flush_stdout();
 
 	for (unsigned long long i = 0; i < C.cycles; i++) {
 		struct row *r = &rows[i];
@@ -757,8 +757,8 @@ int main(int argc, char **argv)
 	}
 	if (!C.json)
 		printf("leak-soak: %s\n", verdict);
-	tool_flush_stdout();
+	rc = tool_status(leak ? EXIT_LEAK : 0); /* EX_IOERR: output lost */
 	shmk_monitor_destroy(mon);
 	free(rows);
-	return leak ? EXIT_LEAK : 0;
+	return rc;
 }

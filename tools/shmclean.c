@@ -13,7 +13,9 @@
  *   EX_USAGE    bad arguments
  *   EX_CONFIG   the registry directory is refused or unusable
  *   EX_OSERR    cannot run for another system reason
- *   EX_IOERR    the report could not be written
+ *   EX_IOERR    the report could not be (wholly) written; the job was
+ *               done all the same (a reader that goes away, as in
+ *               "shmclean | head -1", does not stop it)
  */
 #include "common.h"
 #include "internal.h" /* directory resolution, to list the namespaces */
@@ -61,7 +63,9 @@ static void usage(FILE *f)
 		"\n"
 		"  --dir DIR          registry directory (default: $SHMKEEPER_DIR,\n"
 		"                     /run/shmkeeper for root, else\n"
-		"                     $XDG_RUNTIME_DIR/shmkeeper)\n"
+		"                     $XDG_RUNTIME_DIR/shmkeeper, else\n"
+		"                     /run/user/UID/shmkeeper or\n"
+		"                     ~/.local/state/shmkeeper)\n"
 		"  --namespace NS     only this namespace\n"
 		"  --all              every namespace in the directory (default)\n"
 		"  --dry-run          report what would be done, change nothing\n"
@@ -128,8 +132,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_JSON: o->json = true; break;
 		case 'q': q = true; break;
 		case 'v': v = true; break;
-		case 'h': usage(stdout); tool_flush_stdout(); exit(0);
-		case 'V': tool_print_version(); tool_flush_stdout(); exit(0);
+		case 'h': usage(stdout); exit(tool_status(0));
+		case 'V': tool_print_version(); exit(tool_status(0));
 		case ':':
 			tool_usage_error("option %s needs an argument",
 					 argv[optind - 1]);
@@ -560,7 +564,7 @@ int main(int argc, char **argv)
 		json_report(&o, dir, runs, n, &t, status);
 	else
 		print_totals(&o, &t, n);
-	tool_flush_stdout();
+	status = tool_status(status); /* EX_IOERR if output was lost */
 
 	for (size_t i = 0; i < n; i++) {
 		shmk_reap_report_free(runs[i].rep);

@@ -97,7 +97,9 @@ static void usage(FILE *f)
 		"\n"
 		"  --dir DIR       registry directory (default: $SHMKEEPER_DIR,\n"
 		"                  /run/shmkeeper for root, else\n"
-		"                  $XDG_RUNTIME_DIR/shmkeeper)\n"
+		"                  $XDG_RUNTIME_DIR/shmkeeper, else\n"
+		"                  /run/user/UID/shmkeeper or\n"
+		"                  ~/.local/state/shmkeeper)\n"
 		"  --namespace NS  only this namespace\n"
 		"  --strays        also list \"/<ns>.*\" objects no record names\n"
 		"  --shm-dir DIR   shared memory directory (default /dev/shm)\n"
@@ -139,8 +141,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_SHM:
 			o->shm_dir = tool_opt_dir("--shm-dir", optarg);
 			break;
-		case 'h': usage(stdout); tool_flush_stdout(); exit(0);
-		case 'V': tool_print_version(); tool_flush_stdout(); exit(0);
+		case 'h': usage(stdout); exit(tool_status(0));
+		case 'V': tool_print_version(); exit(tool_status(0));
 		case ':':
 			tool_usage_error("option %s needs an argument",
 					 argv[optind - 1]);
@@ -204,19 +206,45 @@ static bool strip(const char *name, const char *suffix, char *id)
 	return shmk__owner_id_ok(id);
 }
 
-static struct owner *owner_get(struct ns_view *v, size_t *cap, const char *id)
+/* The owners seen so far, by id: one hash lookup per directory entry, so a
+ * namespace of n owners is read in O(n) (a linear search made 40,000
+ * owners take seconds).  The table's keys point into v->owners, so when
+ * that array moves the table is rebuilt (amortised O(1) per owner, as the
+ * array doubles). */
+struct owner_index {
+	struct shmk_table by_id; /* id -> index + 1 in v->owners */
+	size_t cap;
+};
+
+static void index_put(struct owner_index *ix, struct ns_view *v, size_t i)
 {
-	for (size_t i = 0; i < v->n_owners; i++)
-		if (strcmp(v->owners[i].id, id) == 0)
-			return &v->owners[i];
-	if (v->n_owners == *cap) {
-		*cap = *cap ? *cap * 2 : 16;
-		if (!(v->owners = reallocarray(v->owners, *cap, sizeof *v->owners)))
+	if (shmk__table_put(&ix->by_id, v->owners[i].id,
+			    (void *)(uintptr_t)(i + 1)) < 0)
+		oom();
+}
+
+static struct owner *owner_get(struct ns_view *v, struct owner_index *ix,
+			       const char *id)
+{
+	uintptr_t k = (uintptr_t)shmk__table_get(&ix->by_id, id);
+
+	if (k)
+		return &v->owners[k - 1];
+	if (v->n_owners == ix->cap) {
+		ix->cap = ix->cap ? ix->cap * 2 : 16;
+		if (!(v->owners = reallocarray(v->owners, ix->cap,
+					       sizeof *v->owners)))
 			oom();
+		shmk__table_free(&ix->by_id); /* its keys moved */
+		if (shmk__table_init(&ix->by_id, ix->cap) < 0)
+			oom();
+		for (size_t i = 0; i < v->n_owners; i++)
+			index_put(ix, v, i);
 	}
-	struct owner *o = &v->owners[v->n_owners++];
+	struct owner *o = &v->owners[v->n_owners];
 	memset(o, 0, sizeof *o);
 	snprintf(o->id, sizeof o->id, "%s", id);
+	index_put(ix, v, v->n_owners++);
 	return o;
 }
 
@@ -225,7 +253,7 @@ static struct owner *owner_get(struct ns_view *v, size_t *cap, const char *id)
 static int scan_owners(struct ns_view *v, int nsfd)
 {
 	int fd = openat(nsfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	size_t cap = 0;
+	struct owner_index ix = {0};
 	struct dirent *d;
 	DIR *dh;
 
@@ -240,13 +268,14 @@ static int scan_owners(struct ns_view *v, int nsfd)
 		const char *n = d->d_name;
 
 		if (strip(n, SHMK_LOCK_SUFFIX, id))
-			owner_get(v, &cap, id)->has_lock = true;
+			owner_get(v, &ix, id)->has_lock = true;
 		else if (strip(n, SHMK_REC_SUFFIX, id))
-			owner_get(v, &cap, id)->has_rec = true;
+			owner_get(v, &ix, id)->has_rec = true;
 		else if (n[0] == '.' && strip(n + 1, SHMK_LOCK_SUFFIX ".tmp", id))
-			owner_get(v, &cap, id)->has_tmp_lock = true;
+			owner_get(v, &ix, id)->has_tmp_lock = true;
 	}
 	closedir(dh);
+	shmk__table_free(&ix.by_id);
 	if (v->n_owners)
 		qsort(v->owners, v->n_owners, sizeof *v->owners, cmp_owner);
 	return 0;
@@ -859,12 +888,11 @@ int main(int argc, char **argv)
 			print_totals(label, &all, o.strays);
 		}
 	}
-	tool_flush_stdout();
-
 	if (failed)
 		status = failed;
 	else if (bad)
 		status = EX_DATAERR;
+	status = tool_status(status); /* EX_IOERR if output was lost */
 	for (size_t i = 0; i < n; i++) {
 		free_ns(&views[i]);
 		free(names[i]);
