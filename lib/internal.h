@@ -27,8 +27,8 @@
 #define SHMK_CRASHPOINT(name) ((void)fiu_fail("shmk/crash/" name))
 
 /* System-call failpoints "shmk/sys/<call>" at every call site of one kind
- * (openat, write, fsync, rename, mkdir, shm_open, fallocate, mmap, fcntl,
- * fork, waitpid, malloc): a test fails the k-th call, once or always, with
+ * (openat, openat2, write, fsync, rename, mkdir, shm_open, fallocate, mmap,
+ * fcntl, fork, waitpid, malloc): a test fails the k-th call, once or always, with
  * the errno given as failinfo (EIO if none).  Nothing in release builds. */
 int shmk__fiu_errno(void);
 #define SHMK_SYS(name, call) \

@@ -104,7 +104,7 @@ int shmk__shmdir_open(const char *path, int *out)
 	*out = -1;
 	if (!path || !path[0])
 		return shmk__err(-EINVAL, "shared memory directory: empty path");
-	fd = SHMK_SYS("openat", (int)syscall(SYS_openat2, AT_FDCWD, path, &how,
+	fd = SHMK_SYS("openat2", (int)syscall(SYS_openat2, AT_FDCWD, path, &how,
 					    sizeof how));
 	if (fd < 0) {
 		/* ENOSYS: a kernel before 5.6; EPERM: a seccomp filter that
