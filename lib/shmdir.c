@@ -108,8 +108,10 @@ int shmk__shmdir_open(const char *path, int *out)
 					    sizeof how));
 	if (fd < 0) {
 		/* ENOSYS: a kernel before 5.6; EPERM: a seccomp filter that
-		 * does not know the call; ELOOP: find out which component. */
-		if (errno != ENOSYS && errno != EPERM && errno != ELOOP)
+		 * does not know the call; EAGAIN: a concurrent rename (the
+		 * walk does not care); ELOOP: find out which component. */
+		if (errno != ENOSYS && errno != EPERM && errno != EAGAIN &&
+		    errno != ELOOP)
 			return shmk__err(-errno, "shared memory directory %s: %s",
 					 path, strerror(errno));
 		if ((rc = walk_nofollow(path, &fd)) < 0)
