@@ -150,6 +150,7 @@ installcheck: lib tools
 	PKG_CONFIG_PATH=$(IC)/pfx/lib/pkgconfig \
 	  sh -c '$(CC) -o $(IC)/prog tests/installcheck.c $$(pkg-config --cflags --libs shmkeeper)'
 	LD_LIBRARY_PATH=$(IC)/pfx/lib $(IC)/prog $(IC)/registry
+	rm -rf $(IC)/registry # its claim on "installcheck" goes stale: another checkout may use the name
 	$(MAKE) --no-print-directory uninstall DESTDIR=$(IC)/stage PREFIX=/usr/local >/dev/null
 	$(MAKE) --no-print-directory uninstall PREFIX=$(IC)/pfx >/dev/null
 	@left=$$(find $(IC)/stage $(IC)/pfx -type f -o -type l); \

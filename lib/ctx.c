@@ -46,12 +46,15 @@ int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
 		goto fail;
 	snprintf(c->shm_path, sizeof c->shm_path, "%s",
 		 opt->shm_dir ? opt->shm_dir : SHMK_DEFAULT_SHM_DIR);
-	c->shm_fd = open(c->shm_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (c->shm_fd < 0) {
-		rc = shmk__err(-errno, "shared memory directory %s: %s",
-			       c->shm_path, strerror(errno));
+	if ((rc = shmk__shmdir_open(c->shm_path, &c->shm_fd)) < 0)
 		goto fail;
-	}
+	/* The namespace belongs to this registry from now on, as the shm
+	 * directory tells every process of the host (shmdir.c); -EBUSY if it
+	 * belongs to another.  1, "unclaimed" (a co-tenant squats the name),
+	 * is no reason to refuse service. */
+	if ((rc = shmk__claim_bind(c->shm_fd, c->shm_path, c->ns, c->dir,
+				   c->root_fd)) < 0)
+		goto fail;
 	/* Durability is off unless asked for (docs/DESIGN.md): the registry
 	 * must survive the death of processes, which loses nothing written
 	 * to the page cache, not power loss, which empties the tmpfs its

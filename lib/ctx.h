@@ -1,4 +1,5 @@
-/* ctx.h - the shmk_ctx and owner structures, shared by ctx.c, segment.c. */
+/* ctx.h - the shmk_ctx and owner structures, shared by ctx.c, segment.c,
+ * owner.c and admit.c. */
 #ifndef SHMK_CTX_H
 #define SHMK_CTX_H
 
@@ -54,9 +55,14 @@ struct shmk_segment {
 	char name[SHMK_SHM_NAME_MAX];
 };
 
-/* monitor.c */
-int shmk__monitor_admit(shmk_monitor *m, shmk_ctx *c, const char *name,
-			uint64_t size, struct shmk_sample *out);
+/* admit.c: called by shmk_segment_create() under c->mu, before anything
+ * is allocated.  One scan of the namespace serves the budget and the
+ * monitor's limits.  A negative errno refuses (budget or hard limit, the
+ * sentence set); 1 admits but a soft limit would be crossed: the caller
+ * runs shmk_monitor_limits(c->monitor, soft_out) once it has released
+ * c->mu, so the callback may clean up through the library; 0 admits. */
+int shmk__admit(shmk_ctx *c, const char *name, uint64_t size,
+		struct shmk_sample *soft_out);
 
 /* owner.c */
 int shmk__owner_ensure(shmk_ctx *c);

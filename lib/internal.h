@@ -28,8 +28,8 @@
 #define SHMK_CRASHPOINT(name) ((void)fiu_fail("shmk/crash/" name))
 
 /* System-call failpoints "shmk/sys/<call>" at every call site of one kind
- * (openat, write, fsync, rename, mkdir, shm_open, fallocate, mmap, fcntl,
- * fork, waitpid, malloc): a test fails the k-th call, once or always, with
+ * (openat, openat2, write, fsync, rename, mkdir, shm_open, fallocate, mmap,
+ * fcntl, fork, waitpid, malloc): a test fails the k-th call, once or always, with
  * the errno given as failinfo (EIO if none).  Nothing in release builds. */
 int shmk__fiu_errno(void);
 #define SHMK_SYS(name, call) \
@@ -64,11 +64,53 @@ bool shmk__fullname_in_ns(const char *full, const char *ns);
 bool shmk__owner_id_ok(const char *id);
 bool shmk__role_ok(const char *role);
 
-/* ---- segment.c ---------------------------------------------------------- */
-/* Number and total size of the "<ns>." objects in the shm directory (one
- * listing, one fstatat each): 0 or -errno. */
+/* ---- shmdir.c: the shm directory, a namespace's objects, the claim ------ */
+/* Opens the shm directory (O_RDONLY|O_DIRECTORY|O_CLOEXEC) without
+ * following a symlink in any component, and refuses it unless it is
+ * root-owned and sticky (/dev/shm) or ours and not group/world writable.
+ * 0 with *out, or -ELOOP/-EPERM/-errno with the sentence set. */
+int shmk__shmdir_open(const char *path, int *out);
+/* Called for each object of ns; nonzero stops the listing and is returned
+ * by shmk__ns_list().  name is the file name "<ns>.<x>" (no '/'); d_type
+ * may be DT_UNKNOWN. */
+typedef int (*shmk__ns_fn)(void *arg, const char *name, ino_t ino,
+			   unsigned char d_type);
+/* The one listing of a namespace's objects: fn for every entry of the shm
+ * directory that is a segment name of ns by names.c's rule (so never the
+ * claim object).  0, fn's nonzero value, or -errno (sentence set). */
+int shmk__ns_list(int shmfd, const char *ns, shmk__ns_fn fn, void *arg);
+/* Number and allocated size (st_blocks * 512) of ns's objects that are
+ * regular files of ours (geteuid()): another user's objects, however
+ * large their apparent size, count for nothing.  0 or -errno. */
 int shmk__ns_usage(int shmfd, const char *ns, uint64_t *count,
 		   uint64_t *bytes);
+
+/* The claim object binding ns to one registry:
+ * "<shm dir>/.shmkeeper-claim.<euid>.<ns>" (see shmdir.c). */
+#define SHMK_CLAIM_PREFIX ".shmkeeper-claim."
+/* Binds ns to the registry regfd (its path regpath): 0 if ns is now, or
+ * already was, claimed by it (a stale claim, whose registry is gone, is
+ * replaced); -EBUSY with the sentence naming the right registry if another
+ * live registry holds it; 1 "unclaimed" if the claim cannot be made or
+ * believed (another user's squat, unreadable, no O_TMPFILE): never an
+ * error because of a co-tenant.  Other negative errno: regfd unusable. */
+int shmk__claim_bind(int shmfd, const char *shm_path, const char *ns,
+		     const char *regpath, int regfd);
+/* What the claim says about ns and the registry regfd: 1 claimed by it,
+ * 0 unclaimed/stale/unknown, -EBUSY claimed by another live registry (its
+ * path written to other, the sentence set).  Never changes anything: a
+ * reaper removes strays only on 1 and refuses the namespace on -EBUSY. */
+int shmk__claim_check(int shmfd, const char *ns, int regfd, char *other,
+		      size_t otherlen);
+
+/* ---- monitor.c: what admit.c needs from a monitor ---------------------- */
+/* The limits a monitor puts on creation (0: none). */
+struct shmk__limits {
+	uint64_t ns_bytes_hard, ns_bytes_soft, rss_hard, rss_soft;
+};
+void shmk__monitor_get_limits(shmk_monitor *m, struct shmk__limits *out);
+/* RSS of the monitored process in bytes (0 if it cannot be read). */
+uint64_t shmk__monitor_rss(shmk_monitor *m);
 
 /* ---- dir.c ------------------------------------------------------------- */
 /* Resolves the registry directory path (argument > env > default; the

@@ -4,11 +4,14 @@
  * (one directory listing), /proc/PID/statm (RSS), /proc/PID/stat (threads),
  * /proc/PID/task/TID/children for each thread and /proc/CHILD/stat for each
  * child (zombies), the namespace's objects in the shm directory (listing and
- * one fstatat each), and statvfs of the shm directory.  Directory fds of
+ * one fstatat each: our own regular files, by allocated size, see
+ * shmk__ns_usage), and statvfs of the shm directory.  Directory fds of
  * /proc/PID and of the shm directory are opened once and kept, so a sample
  * costs what the bare reads of the same files cost (make bench).
  */
-#include "ctx.h"
+#include "internal.h"
+
+#include <pthread.h>
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -78,10 +81,8 @@ int shmk_monitor_create(const struct shmk_monitor_options *o, shmk_monitor **out
 		rc = shmk__err(-errno, "monitor: %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	m->shm_fd = open(m->shm_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (m->shm_fd < 0) {
-		rc = shmk__err(-errno, "monitor: %s: %s", m->shm_path,
-			       strerror(errno));
+	if ((rc = shmk__shmdir_open(m->shm_path, &m->shm_fd)) < 0) {
+		rc = shmk__err(rc, "monitor: %s", shmk_last_error());
 		goto fail;
 	}
 	*out = m;
@@ -404,56 +405,23 @@ int shmk_monitor_limits(shmk_monitor *m, const struct shmk_sample *s)
 	return crossed;
 }
 
-int shmk_monitor_attach(shmk_monitor *m, shmk_ctx *c)
+void shmk__monitor_get_limits(shmk_monitor *m, struct shmk__limits *out)
 {
-	if (!c)
-		return shmk__err(-EINVAL, "monitor: ctx is NULL");
-	pthread_mutex_lock(&c->mu);
-	c->monitor = m;
-	pthread_mutex_unlock(&c->mu);
-	return 0;
+	out->ns_bytes_hard = m->o.ns_bytes_hard;
+	out->ns_bytes_soft = m->o.ns_bytes_soft;
+	out->rss_hard = m->o.rss_hard;
+	out->rss_soft = m->o.rss_soft;
 }
 
-/* Called by shmk_segment_create() under c->mu, before anything is
- * allocated: a hard limit refuses (negative errno).  Returns 1 if a soft
- * limit would be crossed: the caller runs the callback (shmk_monitor_limits
- * with *s) once it has released c->mu, so the callback may clean up with
- * the library. */
-int shmk__monitor_admit(shmk_monitor *m, shmk_ctx *c, const char *name,
-			uint64_t size, struct shmk_sample *out)
+uint64_t shmk__monitor_rss(shmk_monitor *m)
 {
-	struct shmk_sample s = {0};
+	unsigned long long sz, res;
 	char buf[256];
 
-	if (!(m->o.ns_bytes_hard || m->o.ns_bytes_soft || m->o.rss_hard ||
-	      m->o.rss_soft))
-		return 0;
-	if (m->o.rss_hard || m->o.rss_soft) {
-		unsigned long long sz, res;
-		if (read_at(m->proc_fd, "statm", buf, sizeof buf) > 0 &&
-		    sscanf(buf, "%llu %llu", &sz, &res) == 2)
-			s.rss = (uint64_t)res * (uint64_t)m->page;
-	}
-	if (m->o.ns_bytes_hard || m->o.ns_bytes_soft) {
-		/* The namespace of the context, not the monitor's (they may
-		 * differ); counted in the context's shm directory. */
-		uint64_t n;
-		(void)shmk__ns_usage(c->shm_fd, c->ns, &n, &s.ns_bytes);
-	}
-	if (m->o.ns_bytes_hard && s.ns_bytes + size > m->o.ns_bytes_hard)
-		return shmk__err(-EDQUOT,
-				 "segment %s: namespace %s would hold %" PRIu64
-				 " bytes, over the monitor's hard limit of %" PRIu64,
-				 name, c->ns, s.ns_bytes + size, m->o.ns_bytes_hard);
-	if (m->o.rss_hard && s.rss > m->o.rss_hard)
-		return shmk__err(-ENOMEM,
-				 "segment %s: RSS is %" PRIu64 " bytes, over the "
-				 "monitor's hard limit of %" PRIu64,
-				 name, s.rss, m->o.rss_hard);
-	s.ns_bytes += size;
-	*out = s;
-	return (m->o.ns_bytes_soft && s.ns_bytes > m->o.ns_bytes_soft) ||
-	       (m->o.rss_soft && s.rss > m->o.rss_soft);
+	if (read_at(m->proc_fd, "statm", buf, sizeof buf) > 0 &&
+	    sscanf(buf, "%llu %llu", &sz, &res) == 2)
+		return (uint64_t)res * (uint64_t)m->page;
+	return 0;
 }
 
 int shmk_sample_json(const struct shmk_sample *s, char *buf, size_t size)

@@ -11,7 +11,6 @@
  */
 #include "ctx.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,33 +29,6 @@ static int full_name(shmk_ctx *c, const char *name, char *out)
 	    NAME_MAX + 1) /* the object name, without '/', is a file name */
 		return shmk__err(-ENAMETOOLONG, "segment /%s.%s: name too long",
 				 c->ns, name);
-	return 0;
-}
-
-int shmk__ns_usage(int shmfd, const char *ns, uint64_t *count,
-		   uint64_t *bytes)
-{
-	size_t l = strlen(ns);
-	struct dirent *d;
-	DIR *dir;
-	int fd = openat(shmfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	*count = *bytes = 0;
-	if (fd < 0 || !(dir = fdopendir(fd))) {
-		int rc = -errno;
-		shmk__close(&fd);
-		return rc;
-	}
-	while ((d = readdir(dir))) {
-		struct stat st;
-		if (strncmp(d->d_name, ns, l) != 0 || d->d_name[l] != '.')
-			continue;
-		if (fstatat(shmfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-			(*count)++;
-			*bytes += (uint64_t)st.st_size;
-		}
-	}
-	closedir(dir);
 	return 0;
 }
 
@@ -109,26 +81,8 @@ int shmk_segment_create(shmk_ctx *c, const char *name, size_t size,
 			       e->name);
 		goto out;
 	}
-	if (c->budget) {
-		uint64_t n, used;
-		if ((rc = shmk__ns_usage(c->shm_fd, c->ns, &n, &used)) < 0) {
-			rc = shmk__err(rc, "%s: cannot list: %s", c->shm_path,
-				       strerror(-rc));
-			goto out;
-		}
-		if (used + size > c->budget) {
-			rc = shmk__err(-EDQUOT,
-				       "segment %s: namespace %s would hold "
-				       "%llu bytes, over its budget of %llu",
-				       e->name, c->ns,
-				       (unsigned long long)(used + size),
-				       (unsigned long long)c->budget);
-			goto out;
-		}
-	}
-
-	if (c->monitor &&
-	    (rc = shmk__monitor_admit(c->monitor, c, e->name, size, &soft_s)) != 0) {
+	/* Budget and monitor limits: one check, one scan (admit.c). */
+	if ((rc = shmk__admit(c, e->name, size, &soft_s)) != 0) {
 		if (rc < 0)
 			goto out;
 		soft = true;
