@@ -639,7 +639,7 @@ Test(record, formatter_writes_an_empty_role_and_boot_id_that_parse_back)
 				.uid = 0};
 	char buf[1024], why[256];
 	struct shmk_record r;
-	int n = shmk__fmt_header_open(buf, sizeof buf, "fix", "p1", &me, NULL, 0);
+	int n = shmk__fmt_header_open(buf, sizeof buf, "fix", "p1-0-00000000", &me, NULL, 0);
 
 	cr_assert_gt(n, 0);
 	memcpy(buf + n, "]}\n", 4);
@@ -667,9 +667,9 @@ Test(record, formatters_report_enobufs_instead_of_truncating)
 		cr_assert_eq((call_small_n1), n);                              \
 		cr_assert_eq(memcmp(big, small, (size_t)n + 1), 0);            \
 	} while (0)
-	EXACT(shmk__fmt_header_open(big, sizeof big, "fix", "p1", &me, "r", 1),
-	      shmk__fmt_header_open(small, (size_t)n, "fix", "p1", &me, "r", 1),
-	      shmk__fmt_header_open(small, (size_t)n + 1, "fix", "p1", &me, "r", 1));
+	EXACT(shmk__fmt_header_open(big, sizeof big, "fix", "p1-0-00000000", &me, "r", 1),
+	      shmk__fmt_header_open(small, (size_t)n, "fix", "p1-0-00000000", &me, "r", 1),
+	      shmk__fmt_header_open(small, (size_t)n + 1, "fix", "p1-0-00000000", &me, "r", 1));
 	EXACT(shmk__fmt_seg(big, sizeof big, &s),
 	      shmk__fmt_seg(small, (size_t)n, &s),
 	      shmk__fmt_seg(small, (size_t)n + 1, &s));
@@ -1535,8 +1535,14 @@ Test(record, the_fast_path_takes_exactly_the_serialisers_shapes_and_ranges)
 		{VER, "2", false}, /* a future version: -EPROTONOSUPPORT */
 		{VER, "1.0", false}, {VER, "01", false}, {VER, " 1", false},
 		{NS, "other", false}, {NS, "", false}, {NS, "f.x", false},
-		{ID, "p", true},
-		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", true},
+		{ID, "p", false}, /* the owner id grammar: names.c */
+		{ID, "p1-0-00000000", true},
+		{ID, "p4194304-18446744073709551615-ffffffff", true},
+		{ID, "p4194305-1-00000000", false}, {ID, "p01-1-00000000", false},
+		{ID, "p1-01-00000000", false}, {ID, "p1-1-0000000", false},
+		{ID, "p1-1-0000000A", false}, {ID, "p1-1-000000000", false},
+		{ID, "p1-18446744073709551616-00000000", false},
+		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", false},
 		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", false},
 		{ID, "", false}, {ID, "a b", false}, {ID, "\\u0070", false},
 		{PID, "1", true}, {PID, "4194304", true}, {PID, "4194305", false},
