@@ -233,9 +233,9 @@ static int marker_check(int dirfd, const char *path)
 	}
 	if ((int)ver->valuedouble > SHMK_REGISTRY_VERSION) {
 		rc = shmk__err(-EPROTONOSUPPORT,
-			       "registry directory %s: refused: registry "
-			       "format version %d is newer than this library "
-			       "reads (%d)",
+			       "registry directory %s: refused: its marker "
+			       SHMK_REGISTRY_MARKER " says format version %d, "
+			       "newer than this library reads (%d)",
 			       path, (int)ver->valuedouble,
 			       SHMK_REGISTRY_VERSION);
 		goto out;
@@ -258,7 +258,12 @@ static int marker_write(int dirfd, const char *path)
 	char proc[64];
 	int fd = -1, rc;
 
-	fd = SHMK_SYS("openat", openat(dirfd, ".",
+	/* Tests: "shmk/marker/tmpfile" acts as a filesystem without
+	 * O_TMPFILE, to drive the fallback. */
+	fd = fiu_fail("shmk/marker/tmpfile")
+		     ? (errno = EOPNOTSUPP, -1)
+		     : SHMK_SYS("openat",
+				openat(dirfd, ".",
 				       O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
 	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR ||
 		       errno == EINVAL))
