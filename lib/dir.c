@@ -371,9 +371,15 @@ int shmk__registry_open(const char *path, bool create, int *out)
 		 * a registry now - also for a reader (create = false), which
 		 * would otherwise refuse an empty registry made by a crashed
 		 * or an old opener. */
+		/* Tests act here as a concurrent opener that marks the
+		 * directory between our look for the marker and the listing. */
+		(void)fiu_fail("shmk/test/registry/before_listing");
 		if ((rc = dir_empty(fd, path, first, sizeof first)) == 1)
 			rc = marker_ensure(fd, path);
-		else if (rc == 0)
+		/* Not empty: a concurrent opener may have marked it since we
+		 * looked - its marker is linked before it creates anything
+		 * else, so a second look after the listing sees it. */
+		else if (rc == 0 && (rc = marker_check(fd, path)) == -ENOENT)
 			rc = shmk__err(-ENOTEMPTY,
 				       "registry directory %s: refused: not a "
 				       "shmkeeper registry (no " SHMK_REGISTRY_MARKER
