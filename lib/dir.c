@@ -350,10 +350,20 @@ static int dir_empty(int dirfd, const char *path, char *first, size_t sz)
 /* Marks dirfd unless a marker is there; a found marker must be valid. */
 static int marker_ensure(int dirfd, const char *path)
 {
+	char why[512];
 	int rc = marker_write(dirfd, path);
 
 	if (rc == 1) /* a concurrent opener was first: is theirs ours? */
-		rc = marker_check(dirfd, path);
+		return marker_check(dirfd, path);
+	if (rc < 0) {
+		/* Two fallback writers may take each other's temp file: if
+		 * the other one won, there is a marker, which is all we
+		 * need.  Otherwise our own failure is the answer. */
+		snprintf(why, sizeof why, "%s", shmk_last_error());
+		if (marker_check(dirfd, path) == 0)
+			return 0;
+		return shmk__err(rc, "%s", why);
+	}
 	return rc;
 }
 
