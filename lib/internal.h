@@ -49,6 +49,14 @@ int shmk__fiu_errno(void);
 #define SHMK_QUARANTINE "quarantine"
 #define SHMK_DEFAULT_SHM_DIR "/dev/shm"
 #define SHMK_DEFAULT_STRAY_AGE 60
+/* Owner file suffixes (names.c makes and reads the names). */
+#define SHMK_LOCK_SUFFIX ".lock"
+#define SHMK_REC_SUFFIX ".jsonl"
+/* The file that makes a directory a registry (dir.c): a name no namespace
+ * ([A-Za-z0-9_-]) can have. */
+#define SHMK_REGISTRY_MARKER ".shmkeeper-registry"
+#define SHMK_REGISTRY_FORMAT "shmkeeper-registry"
+#define SHMK_REGISTRY_VERSION 1
 
 /* ---- error.c ----------------------------------------------------------- */
 /* Sets the thread's error sentence and returns rc (a negative errno). */
@@ -61,7 +69,32 @@ bool shmk__ns_ok(const char *ns);
 bool shmk__segname_ok(const char *name);
 /* Is full ("/<ns>.<name>" or "<ns>.<name>") a segment name of ns? */
 bool shmk__fullname_in_ns(const char *full, const char *ns);
+/* An owner id is exactly "p<pid>-<start time>-<8 lowercase hex>" (pid
+ * 1..2^22 and start time in decimal without leading zeros): made by
+ * shmk__owner_id_make() and nothing else passes shmk__owner_id_ok(). */
 bool shmk__owner_id_ok(const char *id);
+/* Writes the owner id of (pid, start time, random word): 0 or -EINVAL. */
+int shmk__owner_id_make(pid_t pid, unsigned long long start, uint32_t rnd,
+			char id[SHMK_ID_MAX]);
+/* The files an owner <id> has in its namespace directory, and their names:
+ * "<id>.lock", "<id>.jsonl", ".<id>.lock.tmp" (the lock file being
+ * installed) and ".<id>.jsonl.tmp" (the record being rewritten by
+ * shmk__replace()).  Only names of this grammar are ever read, removed or
+ * quarantined in a registry (DESIGN.md, invariant 4). */
+enum shmk_ofile {
+	SHMK_OFILE_LOCK = 1,
+	SHMK_OFILE_RECORD,
+	SHMK_OFILE_LOCK_TMP,
+	SHMK_OFILE_RECORD_TMP,
+};
+/* Writes the name of owner id's file of kind into buf: its length, or
+ * -EINVAL (bad id or kind) / -ENAMETOOLONG (does not fit). */
+int shmk__ofile_name(const char *id, enum shmk_ofile kind, char *buf,
+		     size_t sz);
+/* The inverse: is name an owner file?  If so, writes its owner id (and its
+ * kind if kind is not NULL) and returns true. */
+bool shmk__ofile_parse(const char *name, char id[SHMK_ID_MAX],
+		       enum shmk_ofile *kind);
 bool shmk__role_ok(const char *role);
 
 /* ---- shmdir.c: the shm directory, a namespace's objects, the claim ------ */
@@ -129,6 +162,26 @@ int shmk__dir_fallback(uid_t uid, const char *home, const char *run_user,
  * group/world writable.  what/path name it in errors. */
 int shmk__dir_open_secure(int atfd, const char *name, bool create,
 			  const char *path_for_msg, int *out);
+/*
+ * Opens the registry root path (shmk__dir_open_secure: created 0700 if
+ * create and missing; refused if a symlink, not ours, group/world
+ * writable) and requires it to be a registry: its SHMK_REGISTRY_MARKER
+ * valid (0), or the directory empty, in which case the marker is written
+ * now, complete or not at all (0).  Refused with a sentence: unmarked and
+ * not empty -ENOTEMPTY; marker a symlink -ELOOP, not ours -EPERM, not a
+ * regular file or not the one JSON line -EINVAL, a newer version
+ * -EPROTONOSUPPORT.  Missing with create false: -ENOENT.  *out is the
+ * root's fd (caller closes) or -1.
+ */
+int shmk__registry_open(const char *path, bool create, int *out);
+/*
+ * Marks the existing directory path as a registry if everything in it is
+ * what shmkeeper writes: namespace directories holding owner files
+ * (shmk__ofile_parse) and quarantine/ directories.  1 marked now, 0
+ * already a registry, -ENOTEMPTY naming the first other entry, or another
+ * -errno (-ENOENT: no such directory; a refused marker as above).
+ */
+int shmk__registry_adopt(const char *path);
 /* Filesystem of fd is tmpfs or ramfs (no point in fsync). */
 bool shmk__fd_is_volatile(int fd);
 
@@ -324,10 +377,6 @@ int shmk__owner_record_load(int nsfd, const char *id, const char *ns,
  * name to out if not NULL. */
 int shmk__quarantine(int dirfd, const char *dirpath, const char *name,
 		     char *out, size_t outsz);
-
-/* ---- owner file names ---------------------------------------------------- */
-#define SHMK_LOCK_SUFFIX ".lock"
-#define SHMK_REC_SUFFIX ".jsonl"
 
 /* ---- reap.c -------------------------------------------------------------- */
 /* Reap one namespace directory; appends to report.  self: skip owners that

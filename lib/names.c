@@ -6,6 +6,8 @@
  * hold a dot, so one namespace is never a prefix of another's scan. */
 #include "internal.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 static bool is_nschar(unsigned char c)
@@ -54,16 +56,124 @@ bool shmk__fullname_in_ns(const char *full, const char *ns)
 	       shmk__segname_ok(full + l + 1);
 }
 
+/* ---- owner ids and owner file names ------------------------------------
+ *
+ * The one place where they are made and read.  An owner id is exactly what
+ * shmk__owner_id_make() writes, "p<pid>-<start time>-<8 lowercase hex>":
+ *   pid         1..SHMK_PID_MAX, decimal, no leading zero
+ *   start time  decimal (clock ticks after boot), no leading zero but "0"
+ *   random      exactly 8 of [0-9a-f]
+ * Nothing else is an owner id, so "Cargo.lock" or "data.jsonl" found in a
+ * registry are never taken for an owner's files. */
+
+#define SHMK_PID_MAX 4194304 /* PID_MAX_LIMIT on 64-bit Linux (2^22) */
+
+int shmk__owner_id_make(pid_t pid, unsigned long long start, uint32_t rnd,
+			char id[SHMK_ID_MAX])
+{
+	int n = snprintf(id, SHMK_ID_MAX, "p%d-%llu-%08" PRIx32, (int)pid,
+			 start, rnd);
+
+	return n > 0 && n < SHMK_ID_MAX && shmk__owner_id_ok(id)
+		       ? 0
+		       : shmk__err(-EINVAL, "owner id for pid %d: invalid",
+				   (int)pid);
+}
+
+/* Reads a decimal without leading zeros ("0" alone allowed if zero_ok) of
+ * at most max; advances *s past it. */
+static bool decimal(const char **s, bool zero_ok, unsigned long long max)
+{
+	const char *p = *s;
+	unsigned long long v = 0;
+
+	if (*p == '0') {
+		if (!zero_ok)
+			return false;
+		*s = p + 1;
+		return !(p[1] >= '0' && p[1] <= '9');
+	}
+	if (!(*p >= '1' && *p <= '9'))
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (max - d) / 10)
+			return false; /* v * 10 + d > max */
+		v = v * 10 + d;
+	}
+	*s = p;
+	return true;
+}
+
 bool shmk__owner_id_ok(const char *id)
 {
-	size_t n = 0;
+	const char *p = id;
 
-	if (!id || !id[0] || id[0] == '.')
+	if (!id || strnlen(id, SHMK_ID_MAX) >= SHMK_ID_MAX || *p++ != 'p' ||
+	    !decimal(&p, false, SHMK_PID_MAX) || *p++ != '-' ||
+	    !decimal(&p, true, ULLONG_MAX) || *p++ != '-')
 		return false;
-	for (; id[n]; n++)
-		if (n >= SHMK_ID_MAX - 1 || !is_nschar((unsigned char)id[n]))
+	for (int i = 0; i < 8; i++, p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
 			return false;
-	return true;
+	return *p == '\0';
+}
+
+/* Owner file names, by kind: the prefix and the suffix around the id.  The
+ * temporary names are those the protocols write: the lock file is created
+ * as ".<id>.lock.tmp" (owner.c) and the record is rewritten through
+ * shmk__replace()'s ".<name>.tmp" (atomic.c). */
+static const struct {
+	const char *pre, *suf;
+} ofile[] = {
+	[SHMK_OFILE_LOCK] = {"", SHMK_LOCK_SUFFIX},
+	[SHMK_OFILE_RECORD] = {"", SHMK_REC_SUFFIX},
+	[SHMK_OFILE_LOCK_TMP] = {".", SHMK_LOCK_SUFFIX ".tmp"},
+	[SHMK_OFILE_RECORD_TMP] = {".", SHMK_REC_SUFFIX ".tmp"},
+};
+#define N_OFILE (sizeof ofile / sizeof ofile[0])
+
+int shmk__ofile_name(const char *id, enum shmk_ofile kind, char *buf,
+		     size_t sz)
+{
+	int n;
+
+	if ((unsigned)kind >= N_OFILE || !ofile[kind].suf ||
+	    !shmk__owner_id_ok(id))
+		return shmk__err(-EINVAL, "owner file of \"%.64s\" (kind %d): "
+					  "invalid owner id or kind",
+				 id ? id : "(null)", (int)kind);
+	n = snprintf(buf, sz, "%s%s%s", ofile[kind].pre, id, ofile[kind].suf);
+	if (n < 0 || (size_t)n >= sz)
+		return shmk__err(-ENAMETOOLONG, "owner file of %s: name does "
+						"not fit in %zu bytes",
+				 id, sz);
+	return n;
+}
+
+bool shmk__ofile_parse(const char *name, char id[SHMK_ID_MAX],
+		       enum shmk_ofile *kind)
+{
+	size_t n = strnlen(name, NAME_MAX + 1);
+
+	for (unsigned k = 1; k < N_OFILE; k++) {
+		size_t p = strlen(ofile[k].pre), s = strlen(ofile[k].suf);
+
+		if (n <= p + s || n - p - s >= SHMK_ID_MAX ||
+		    strncmp(name, ofile[k].pre, p) != 0 ||
+		    strcmp(name + n - s, ofile[k].suf) != 0)
+			continue;
+		memcpy(id, name + p, n - p - s);
+		id[n - p - s] = '\0';
+		/* The id holds no '.', so at most one kind can match. */
+		if (!shmk__owner_id_ok(id))
+			break;
+		if (kind)
+			*kind = (enum shmk_ofile)k;
+		return true;
+	}
+	id[0] = '\0';
+	return false;
 }
 
 bool shmk__role_ok(const char *role)

@@ -72,7 +72,9 @@ static int lock_create(shmk_ctx *c, struct shmk_owner *o)
 	bool named = false;
 	int rc;
 
-	snprintf(tmp, sizeof tmp, ".%s.tmp", o->lock_name);
+	if ((rc = shmk__ofile_name(o->id, SHMK_OFILE_LOCK_TMP, tmp,
+				   sizeof tmp)) < 0)
+		return rc;
 	fiu_return_on("shmk/lock/open",
 		      shmk__err(-EMFILE, "%s/%s: cannot create lock file: "
 					 "injected fault",
@@ -143,11 +145,13 @@ int shmk__owner_ensure(shmk_ctx *c)
 		return rc;
 	if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
 		rnd = (uint32_t)random();
-	snprintf(o->id, sizeof o->id, "p%d-%llu-%08x", (int)pid,
-		 o->ident.start_time, rnd);
-	snprintf(o->lock_name, sizeof o->lock_name, "%s" SHMK_LOCK_SUFFIX,
-		 o->id);
-	snprintf(o->rec_name, sizeof o->rec_name, "%s" SHMK_REC_SUFFIX, o->id);
+	if ((rc = shmk__owner_id_make(pid, o->ident.start_time, rnd,
+				      o->id)) < 0 ||
+	    (rc = shmk__ofile_name(o->id, SHMK_OFILE_LOCK, o->lock_name,
+				   sizeof o->lock_name)) < 0 ||
+	    (rc = shmk__ofile_name(o->id, SHMK_OFILE_RECORD, o->rec_name,
+				   sizeof o->rec_name)) < 0)
+		return rc;
 	snprintf(o->rec_path, sizeof o->rec_path, "%s/%s", c->ns_path,
 		 o->rec_name);
 	o->created = shmk__now();

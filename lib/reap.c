@@ -847,7 +847,7 @@ int shmk_reap(const struct shmk_reap_options *opt,
 			       strerror(errno));
 		goto out;
 	}
-	rc = shmk__dir_open_secure(AT_FDCWD, dir, false, dir, &rootfd);
+	rc = shmk__registry_open(dir, false, &rootfd);
 	if (rc == -ENOENT && opt->ns) {
 		/* No registry at all: only strays of this namespace. */
 		rc = shmk__reap_ns(-1, dir, opt->ns, shmfd,

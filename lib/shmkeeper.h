@@ -124,6 +124,26 @@ SHMK_API int shmk_open(const struct shmk_options *opt, shmk_ctx **out);
  */
 SHMK_API int shmk_close(shmk_ctx *ctx);
 
+/*
+ * A registry directory carries a marker, ".shmkeeper-registry", written
+ * when shmk_open() (or shmk_reap(), shmclean, shmls) first opens it while
+ * it is empty.  A directory that is not empty and has no marker is refused
+ * by all of them (-ENOTEMPTY): nothing in it is ever read, removed or
+ * quarantined.  Registries made by version 0.1.0 have no marker and are
+ * adopted explicitly, with this function or "shmclean --adopt".
+ *
+ * Marks dir (NULL: resolved as for shmk_open(); never created) as a
+ * registry if every entry in it is what shmkeeper writes: namespace
+ * directories holding only owner files ("<id>.lock", "<id>.jsonl" and
+ * their ".<...>.tmp" files, <id> as the library makes them) and
+ * "quarantine" directories.  Returns 1 if it marked dir, 0 if dir already
+ * was a registry, -ENOTEMPTY (the sentence names the first other entry)
+ * and nothing written, or another negative errno: -ENOENT no such
+ * directory, -ELOOP/-EPERM/-ENOTDIR a refused directory, -EINVAL a marker
+ * that is not ours, -EPROTONOSUPPORT a marker of a newer version.
+ */
+SHMK_API int shmk_registry_adopt(const char *dir);
+
 /* Path of the registry directory and of the namespace directory in use.
  * Owned by ctx. */
 SHMK_API const char *shmk_dir(const shmk_ctx *ctx);

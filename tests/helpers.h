@@ -30,6 +30,9 @@ extern struct tenv T;
 void tenv_setup(void);
 void tenv_teardown(void);
 
+/* Marks T.dir as a registry (shmk_registry_adopt); tenv_setup does. */
+void tmark(void);
+
 /* shmk_open() with T.dir, T.ns, T.shm_dir, durability off. */
 shmk_ctx *topen(void);
 shmk_ctx *topen_flags(unsigned flags);

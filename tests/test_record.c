@@ -646,7 +646,7 @@ Test(record, formatter_writes_an_empty_role_and_boot_id_that_parse_back)
 				.uid = 0};
 	char buf[1024], why[256];
 	struct shmk_record r;
-	int n = shmk__fmt_header_open(buf, sizeof buf, "fix", "p1", &me, NULL, 0);
+	int n = shmk__fmt_header_open(buf, sizeof buf, "fix", "p1-0-00000000", &me, NULL, 0);
 
 	cr_assert_gt(n, 0);
 	memcpy(buf + n, "]}\n", 4);
@@ -674,9 +674,9 @@ Test(record, formatters_report_enobufs_instead_of_truncating)
 		cr_assert_eq((call_small_n1), n);                              \
 		cr_assert_eq(memcmp(big, small, (size_t)n + 1), 0);            \
 	} while (0)
-	EXACT(shmk__fmt_header_open(big, sizeof big, "fix", "p1", &me, "r", 1),
-	      shmk__fmt_header_open(small, (size_t)n, "fix", "p1", &me, "r", 1),
-	      shmk__fmt_header_open(small, (size_t)n + 1, "fix", "p1", &me, "r", 1));
+	EXACT(shmk__fmt_header_open(big, sizeof big, "fix", "p1-0-00000000", &me, "r", 1),
+	      shmk__fmt_header_open(small, (size_t)n, "fix", "p1-0-00000000", &me, "r", 1),
+	      shmk__fmt_header_open(small, (size_t)n + 1, "fix", "p1-0-00000000", &me, "r", 1));
 	EXACT(shmk__fmt_seg(big, sizeof big, &s),
 	      shmk__fmt_seg(small, (size_t)n, &s),
 	      shmk__fmt_seg(small, (size_t)n + 1, &s));
@@ -1578,8 +1578,14 @@ Test(record, the_fast_path_takes_exactly_the_serialisers_shapes_and_ranges)
 		{PIDNS, "", false, 2}, /* version 2 without a pidns */
 		{PIDNS, ",\"pidns\":1", false, 1}, /* version 1 with one */
 		{NS, "other", false, 0}, {NS, "", false, 0}, {NS, "f.x", false, 0},
-		{ID, "p", true, 0},
-		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", true, 0},
+		{ID, "p", false, 0}, /* the owner id grammar: names.c */
+		{ID, "p1-0-00000000", true, 0},
+		{ID, "p4194304-18446744073709551615-ffffffff", true, 0},
+		{ID, "p4194305-1-00000000", false, 0}, {ID, "p01-1-00000000", false, 0},
+		{ID, "p1-01-00000000", false, 0}, {ID, "p1-1-0000000", false, 0},
+		{ID, "p1-1-0000000A", false, 0}, {ID, "p1-1-000000000", false, 0},
+		{ID, "p1-18446744073709551616-00000000", false, 0},
+		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", false, 0},
 		{ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", false, 0},
 		{ID, "", false, 0}, {ID, "a b", false, 0}, {ID, "\\u0070", false, 0},
 		{PID, "1", true, 0}, {PID, "4194304", true, 0}, {PID, "4194305", false, 0},

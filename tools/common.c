@@ -113,6 +113,8 @@ int tool_exit_code_for(int rc)
 	case ENOTDIR:
 	case ENAMETOOLONG:
 	case EINVAL:
+	case ENOTEMPTY:       /* not a registry (no marker, not empty) */
+	case EPROTONOSUPPORT: /* a registry of a newer version */
 		return EX_CONFIG;
 	default:
 		return EX_OSERR;

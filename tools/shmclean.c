@@ -31,7 +31,7 @@
 
 struct opts {
 	const char *dir, *ns, *shm_dir;
-	bool all, dry_run, strays, json;
+	bool all, dry_run, strays, json, adopt;
 	int verbose; /* -1 quiet, 0 normal, 1 verbose */
 	unsigned long long min_age;
 	bool min_age_set;
@@ -58,6 +58,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: %s [--dir DIR] [--namespace NS | --all] [--dry-run]\n"
 		"       [--strays] [--min-age SECONDS] [--json] [-q | -v]\n"
+		"       %s --adopt [--dir DIR]\n"
 		"\n"
 		"Reaps the POSIX shared memory segments of dead shmkeeper owners.\n"
 		"\n"
@@ -74,6 +75,9 @@ static void usage(FILE *f)
 		"  --min-age SECONDS  a stray younger than this is kept (default 60)\n"
 		"  --shm-dir DIR      shared memory directory (default /dev/shm)\n"
 		"  --json             one JSON document on standard output\n"
+		"  --adopt            mark DIR as a registry (one made by 0.1.0,\n"
+		"                     which wrote no marker) if all it holds is\n"
+		"                     namespaces of owner files; reap nothing\n"
 		"  -q, --quiet        print errors only\n"
 		"  -v, --verbose      also show live owners and their segments\n"
 		"  -h, --help         this help\n"
@@ -82,13 +86,13 @@ static void usage(FILE *f)
 		"Exit status: 0 all clean, 65 a record was quarantined, 75 some\n"
 		"object could not be handled, 64 usage, 78 refused configuration,\n"
 		"71 system error, 74 output error.  See shmclean(1).\n",
-		tool_prog);
+		tool_prog, tool_prog);
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_DIR = 256, O_NS, O_ALL, O_DRY, O_STRAYS, O_MINAGE, O_JSON,
-	       O_SHM };
+	       O_SHM, O_ADOPT };
 	static const struct option lo[] = {
 		{"dir", required_argument, NULL, O_DIR},
 		{"namespace", required_argument, NULL, O_NS},
@@ -98,6 +102,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{"min-age", required_argument, NULL, O_MINAGE},
 		{"shm-dir", required_argument, NULL, O_SHM},
 		{"json", no_argument, NULL, O_JSON},
+		{"adopt", no_argument, NULL, O_ADOPT},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -130,6 +135,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->shm_dir = tool_opt_dir("--shm-dir", optarg);
 			break;
 		case O_JSON: o->json = true; break;
+		case O_ADOPT: o->adopt = true; break;
 		case 'q': q = true; break;
 		case 'v': v = true; break;
 		case 'h': usage(stdout); exit(tool_status(0));
@@ -149,6 +155,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		tool_usage_error("--all and --namespace exclude each other");
 	if (q && v)
 		tool_usage_error("-q and -v exclude each other");
+	if (o->adopt && (o->all || o->ns || o->dry_run || o->strays ||
+			 o->min_age_set || o->shm_dir || o->json))
+		tool_usage_error("--adopt takes --dir only");
 	o->verbose = q ? -1 : v ? 1 : 0;
 }
 
@@ -199,7 +208,7 @@ static size_t list_namespaces(const char *dir, char ***out)
 	int fd, rc;
 
 	*out = NULL;
-	rc = shmk__dir_open_secure(AT_FDCWD, dir, false, dir, &fd);
+	rc = shmk__registry_open(dir, false, &fd);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0) {
@@ -505,6 +514,25 @@ int main(int argc, char **argv)
 			   "unable to resolve the registry directory: %s",
 			   shmk_last_error());
 
+	if (o.adopt) {
+		/* Explicit adoption of a registry without a marker (0.1.0):
+		 * the library checks every entry and marks it, or refuses
+		 * naming the first foreign one. */
+		if ((rc = shmk_registry_adopt(dir)) < 0) {
+			char pfx[PATH_MAX + 32];
+			snprintf(pfx, sizeof pfx, "registry directory %s", dir);
+			tool_fatal(rc == -ENOENT ? EX_CONFIG
+						 : tool_exit_code_for(rc),
+				   "unable to adopt registry directory %s: %s",
+				   dir, tool_reason(pfx));
+		}
+		if (o.verbose >= 0)
+			printf("registry %s: %s\n", dir,
+			       rc == 1 ? "adopted (marker written)"
+				       : "already a registry (marked)");
+		tool_flush_stdout();
+		return 0;
+	}
 	if (o.ns) {
 		/* shmk_reap() copes with a missing registry (strays only). */
 		n = 1;

@@ -195,17 +195,6 @@ static int cmp_stray(const void *a, const void *b)
 		      ((const struct stray *)b)->name);
 }
 
-static bool strip(const char *name, const char *suffix, char *id)
-{
-	size_t n = strlen(name), s = strlen(suffix);
-
-	if (n <= s || n - s >= SHMK_ID_MAX || strcmp(name + n - s, suffix) != 0)
-		return false;
-	memcpy(id, name, n - s);
-	id[n - s] = '\0';
-	return shmk__owner_id_ok(id);
-}
-
 /* The owners seen so far, by id: one hash lookup per directory entry, so a
  * namespace of n owners is read in O(n) (a linear search made 40,000
  * owners take seconds).  The table's keys point into v->owners, so when
@@ -267,11 +256,15 @@ static int scan_owners(struct ns_view *v, int nsfd)
 		char id[SHMK_ID_MAX];
 		const char *n = d->d_name;
 
-		if (strip(n, SHMK_LOCK_SUFFIX, id))
+		enum shmk_ofile kind;
+
+		if (!shmk__ofile_parse(n, id, &kind))
+			continue; /* not an owner's file: never read */
+		if (kind == SHMK_OFILE_LOCK)
 			owner_get(v, &ix, id)->has_lock = true;
-		else if (strip(n, SHMK_REC_SUFFIX, id))
+		else if (kind == SHMK_OFILE_RECORD)
 			owner_get(v, &ix, id)->has_rec = true;
-		else if (n[0] == '.' && strip(n + 1, SHMK_LOCK_SUFFIX ".tmp", id))
+		else if (kind == SHMK_OFILE_LOCK_TMP)
 			owner_get(v, &ix, id)->has_tmp_lock = true;
 	}
 	closedir(dh);
@@ -317,11 +310,11 @@ static void judge(int nsfd, struct owner *o)
 
 	o->lock = LOCK_MISSING;
 	if (o->has_lock) {
-		snprintf(name, sizeof name, "%s" SHMK_LOCK_SUFFIX, o->id);
+		shmk__ofile_name(o->id, SHMK_OFILE_LOCK, name, sizeof name);
 		o->lock = probe(nsfd, name, &o->holder);
 	}
 	if (o->lock == LOCK_MISSING && o->has_tmp_lock) {
-		snprintf(name, sizeof name, ".%s" SHMK_LOCK_SUFFIX ".tmp", o->id);
+		shmk__ofile_name(o->id, SHMK_OFILE_LOCK_TMP, name, sizeof name);
 		o->lock = probe(nsfd, name, &o->holder);
 	}
 	switch (o->lock) {
@@ -358,7 +351,7 @@ static void load(struct ns_view *v, int nsfd, struct owner *o)
 
 	if (!o->has_rec)
 		return;
-	snprintf(name, sizeof name, "%s" SHMK_REC_SUFFIX, o->id);
+	shmk__ofile_name(o->id, SHMK_OFILE_RECORD, name, sizeof name);
 	rc = shmk__owner_record_load(nsfd, o->id, v->ns, &o->rec, why, sizeof why);
 	if (rc == 0) {
 		o->loaded = true;
@@ -827,8 +820,9 @@ int main(int argc, char **argv)
 				     "%s: %s",
 			   shm, strerror(errno));
 
-	/* create = false: listing must never create the directory. */
-	rc = shmk__dir_open_secure(AT_FDCWD, dir, false, dir, &rootfd);
+	/* create = false: listing must never create the directory; and an
+	 * unmarked directory that is not empty is not a registry (refused). */
+	rc = shmk__registry_open(dir, false, &rootfd);
 	if (rc < 0 && rc != -ENOENT) {
 		char pfx[PATH_MAX + 32];
 		snprintf(pfx, sizeof pfx, "registry directory %s", dir);

@@ -10,7 +10,10 @@
  *   name        [A-Za-z0-9_.-]{1,200}, not starting with '.' (so never "."
  *               or ".."), no '/'; shmk_name_check() says -ENAMETOOLONG
  *               beyond 200 bytes and -EINVAL for any other refusal
- *   owner id    [A-Za-z0-9_-]{1,63}
+ *   owner id    p<pid>-<start>-<8 of [0-9a-f]>, pid 1..4194304 and start
+ *               0..2^64-1 in decimal without leading zeros; owner file
+ *               names "<id>.lock", "<id>.jsonl", ".<id>.lock.tmp",
+ *               ".<id>.jsonl.tmp" (shmk__ofile_parse/_name)
  *   role        [A-Za-z0-9 _.:@/+-]{0,64}
  *
  * and for an accepted pair, "/<ns>.<name>" (and "<ns>.<name>") fits a shm
@@ -72,11 +75,70 @@ static bool ref_name(const char *s)
 	       all_of(s, ALNUM "_.-");
 }
 
+/* "p<pid>-<start>-<8 lowercase hex>", written from registry/README.md
+ * with sscanf-free reasoning: split at the two dashes. */
+static bool ref_dec(const char *s, size_t n, bool zero_ok,
+		    const char *max)
+{
+	size_t ml = strlen(max);
+
+	if (n == 0 || n > ml || strspn(s, "0123456789") < n)
+		return false;
+	if (s[0] == '0')
+		return zero_ok && n == 1;
+	return n < ml || strncmp(s, max, n) <= 0;
+}
+
 static bool ref_owner_id(const char *s)
 {
+	const char *d1, *d2;
+
+	if (s[0] != 'p' || !(d1 = strchr(s + 1, '-')) ||
+	    !(d2 = strchr(d1 + 1, '-')))
+		return false;
+	return ref_dec(s + 1, (size_t)(d1 - s - 1), false, "4194304") &&
+	       ref_dec(d1 + 1, (size_t)(d2 - d1 - 1), true,
+		       "18446744073709551615") &&
+	       strlen(d2 + 1) == 8 &&
+	       strspn(d2 + 1, "0123456789abcdef") == 8;
+}
+
+/* Owner file names round trip through shmk__ofile_name/_parse, and a name
+ * is an owner file exactly when it is one of the four shapes around a
+ * valid id. */
+static void check_ofile(const char *s)
+{
+	static const char *const shape[][2] = {
+		{"", ".lock"}, {"", ".jsonl"}, {".", ".lock.tmp"},
+		{".", ".jsonl.tmp"}};
+	char id[SHMK_ID_MAX], name[SHMK_ID_MAX + 16];
+	enum shmk_ofile kind;
+	bool parsed = shmk__ofile_parse(s, id, &kind), ref = false;
 	size_t n = strlen(s);
 
-	return n >= 1 && n <= SHMK_ID_MAX - 1 && all_of(s, ALNUM "_-");
+	for (size_t k = 0; k < 4; k++) {
+		size_t p = strlen(shape[k][0]), q = strlen(shape[k][1]);
+		char cand[512];
+
+		if (n <= p + q || n - p - q >= sizeof cand ||
+		    strncmp(s, shape[k][0], p) || strcmp(s + n - q, shape[k][1]))
+			continue;
+		memcpy(cand, s + p, n - p - q);
+		cand[n - p - q] = '\0';
+		if (ref_owner_id(cand)) {
+			ref = true;
+			CHECK(parsed && kind == (enum shmk_ofile)(k + 1) &&
+				      !strcmp(id, cand),
+			      "shmk__ofile_parse(\"%s\")", s);
+		}
+	}
+	CHECK(parsed == ref, "shmk__ofile_parse(\"%s\") = %d, reference %d",
+	      s, (int)parsed, (int)ref);
+	if (parsed) {
+		int l = shmk__ofile_name(id, kind, name, sizeof name);
+		CHECK(l > 0 && !strcmp(name, s), "shmk__ofile_name(%s, %d)", id,
+		      (int)kind);
+	}
 }
 
 static bool ref_role(const char *s)
@@ -233,12 +295,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ns_s = check_ns(s);
 	name_s = check_name(s);
 	check_owner_role(s);
+	check_ofile(s);
 	ns_a = check_ns(a);
 	(void)check_name(a);
 	check_owner_role(a);
 	(void)check_ns(b);
 	name_b = check_name(b);
 	check_owner_role(b);
+	check_ofile(b);
 
 	/* Full names. */
 	check_fullname(s, "fix");
