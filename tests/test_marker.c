@@ -271,10 +271,16 @@ Test(marker, a_marked_registry_opens_again_and_keeps_its_marker)
 	marked(d);
 }
 
+static int race_round;
+
+/* Each round's registry has a namespace of its own: a namespace belongs
+ * to one registry (the claim, shmdir.c). */
 static int open_fresh(void *arg)
 {
 	shmk_ctx *c;
-	int rc = open_dir(arg, T.ns, &c);
+	char ns[SHMK_NS_MAX + 1];
+	snprintf(ns, sizeof ns, "%sr%d", T.ns, race_round);
+	int rc = open_dir(arg, ns, &c);
 
 	if (rc < 0)
 		fprintf(stderr, "open_fresh: %s\n", shmk_last_error());
@@ -290,6 +296,7 @@ Test(marker, concurrent_first_opens_of_a_new_registry_all_succeed)
 	for (int round = 0; round < 5; round++) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof path, "%s%d", d, round);
+		race_round = round;
 		for (int i = 0; i < 8; i++)
 			kids[i] = spawn(open_fresh, path);
 		for (int i = 0; i < 8; i++) {
@@ -393,7 +400,9 @@ Test(marker, a_failed_marker_write_leaves_no_marker_or_a_whole_one)
 					  "%s #%d: a partial marker", fps[f], kth);
 			}
 			cr_assert_not(exists(sub("fail-%zu-%d/." MARKER ".tmp", f, kth)));
-			cr_assert_eq(open_dir(d, T.ns, &c), 0, "%s #%d: %s", fps[f],
+			char ns[SHMK_NS_MAX + 1]; /* one registry, one namespace */
+			snprintf(ns, sizeof ns, "%sf%zuk%d", T.ns, f, kth);
+			cr_assert_eq(open_dir(d, ns, &c), 0, "%s #%d: %s", fps[f],
 				     kth, shmk_last_error());
 			shmk_close(c);
 			marked(d);

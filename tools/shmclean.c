@@ -9,7 +9,9 @@
  * (docs/shmclean.1):
  *   0           everything found was handled
  *   EX_DATAERR  some record was quarantined (a boot script should notice)
- *   EX_TEMPFAIL some object could not be handled; the rest was done
+ *   EX_TEMPFAIL some object could not be handled, or some owner's liveness
+ *               could not be established (unknown is never success); the
+ *               rest was done
  *   EX_USAGE    bad arguments
  *   EX_CONFIG   the registry directory is refused or unusable
  *   EX_OSERR    cannot run for another system reason
@@ -51,6 +53,8 @@ struct totals {
 	size_t strays_kept, strays_removed;
 	size_t quarantined, errors;
 	uint64_t bytes_reaped, bytes_live, bytes_strays;
+	size_t owners_unknown, segments_kept;
+	uint64_t bytes_kept;
 };
 
 static void usage(FILE *f)
@@ -84,7 +88,8 @@ static void usage(FILE *f)
 		"  -V, --version      version\n"
 		"\n"
 		"Exit status: 0 all clean, 65 a record was quarantined, 75 some\n"
-		"object could not be handled, 64 usage, 78 refused configuration,\n"
+		"object could not be handled or some owner's liveness is unknown,\n"
+		"64 usage, 78 refused configuration,\n"
 		"71 system error, 74 output error.  See shmclean(1).\n",
 		tool_prog, tool_prog);
 }
@@ -329,6 +334,17 @@ static void print_item(const struct opts *o, const char *dir,
 			       it->object, tool_hsize(it->bytes, hs),
 			       it->reason);
 		break;
+	case SHMK_REAP_OWNER_UNKNOWN:
+		snprintf(path, sizeof path, "%s/%s/%s", dir, it->ns, it->owner);
+		tool_error("owner %s: liveness unknown, left alone: %s", who,
+			   after(it->reason, path));
+		break;
+	case SHMK_REAP_SEGMENT_KEPT:
+		if (o->verbose >= 0)
+			printf("%s: kept %s (%s) of owner %s: %s\n", it->ns,
+			       it->object, tool_hsize(it->bytes, hs), who,
+			       it->reason);
+		break;
 	case SHMK_REAP_RECORD_QUARANTINED:
 		snprintf(path, sizeof path, "%s/%s/%s", dir, it->ns, it->object);
 		tool_warn("%s bad record %s: %s",
@@ -366,6 +382,9 @@ static void add_totals(struct totals *t, const struct shmk_reap_report *r)
 	t->bytes_reaped += r->bytes_reaped;
 	t->bytes_live += r->bytes_live;
 	t->bytes_strays += r->bytes_strays;
+	t->owners_unknown += r->owners_unknown;
+	t->segments_kept += r->segments_kept;
+	t->bytes_kept += r->bytes_kept;
 }
 
 /* Appends ", <fmt>" (or "<fmt>" first) to buf. */
@@ -410,6 +429,12 @@ static void print_totals(const struct opts *o, const struct totals *t,
 	if (t->segments_live)
 		part(b, sizeof b, "%zu live segment%s (%s)", t->segments_live,
 		     tool_s(t->segments_live), tool_hsize(t->bytes_live, h));
+	if (t->owners_unknown)
+		part(b, sizeof b, "%zu owner%s of unknown liveness left alone "
+				  "(%zu segment%s, %s)",
+		     t->owners_unknown, tool_s(t->owners_unknown),
+		     t->segments_kept, tool_s(t->segments_kept),
+		     tool_hsize(t->bytes_kept, h));
 	if (t->strays_kept)
 		part(b, sizeof b, "%zu stray%s kept", t->strays_kept,
 		     tool_s(t->strays_kept));
@@ -472,6 +497,9 @@ static void json_report(const struct opts *o, const char *dir,
 	tj_num(tj, "bytes_reaped", (double)t->bytes_reaped);
 	tj_num(tj, "bytes_live", (double)t->bytes_live);
 	tj_num(tj, "bytes_strays", (double)t->bytes_strays);
+	tj_num(tj, "owners_unknown", (double)t->owners_unknown);
+	tj_num(tj, "segments_kept", (double)t->segments_kept);
+	tj_num(tj, "bytes_kept", (double)t->bytes_kept);
 	items = tj_arr(doc, "items");
 	for (size_t i = 0; i < n; i++) {
 		const struct ns_run *r = &runs[i];
@@ -587,7 +615,9 @@ int main(int argc, char **argv)
 	if (n == 0 && o.verbose > 0 && !o.json)
 		printf("no namespace registered in %s\n", dir);
 
-	status = t.quarantined ? EX_DATAERR : t.errors ? EX_TEMPFAIL : 0;
+	status = t.quarantined                    ? EX_DATAERR
+		 : t.errors || t.owners_unknown ? EX_TEMPFAIL
+						  : 0;
 	if (o.json)
 		json_report(&o, dir, runs, n, &t, status);
 	else
