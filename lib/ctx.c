@@ -66,7 +66,9 @@ int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
 	if (!(opt->flags & SHMK_OPEN_NO_REAP)) {
 		struct shmk_reap_report rep = {0};
 		(void)shmk__reap_ns(c->root_fd, c->dir, c->ns, c->shm_fd,
-				    SHMK_REAP_NO_STRAYS, 0, &rep);
+				    SHMK_REAP_NO_STRAYS | SHMK_REAP_NO_HOLDERS |
+					    SHMK__REAP_QUIET,
+				    0, NULL, &rep);
 		shmk__reap_report_clear(&rep);
 	}
 	*out = c;

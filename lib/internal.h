@@ -381,9 +381,11 @@ int shmk__quarantine(int dirfd, const char *dirpath, const char *name,
 /* ---- reap.c -------------------------------------------------------------- */
 /* Reap one namespace directory; appends to report.  self: skip owners that
  * are this process. */
+#define SHMK__REAP_QUIET 0x100u /* no items for live owners and reaped segments */
+struct shmk_holders;
 int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 		  int shmfd, unsigned flags, unsigned min_age,
-		  struct shmk_reap_report *rep);
+		  struct shmk_holders **holders, struct shmk_reap_report *rep);
 /* Frees what a report holds (items, strings), not the report itself. */
 void shmk__reap_report_clear(struct shmk_reap_report *rep);
 

@@ -34,7 +34,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SHMK__REAP_QUIET 0x100u /* internal: no items for live owners */
 
 struct owner_ent {
 	char id[SHMK_ID_MAX];
@@ -70,6 +69,10 @@ struct reap {
 	bool claims_loaded;
 	bool records_unreadable; /* some record could not be read: no strays */
 	struct shmk_table *strays;
+	struct shmk_holders **holders; /* one scan per shmk_reap(); NULL: none */
+	bool holders_failed;
+	bool claimed;      /* the namespace's claim names this registry */
+	char claim_other[PATH_MAX]; /* or the registry it names instead */
 };
 
 const char *shmk_reap_action_name(enum shmk_reap_action a)
@@ -117,6 +120,33 @@ static const char *intern(struct shmk_reap_report *rep, const char *str)
 	memcpy(c->data + c->used, str, n);
 	c->used += n;
 	return c->data + c->used - n;
+}
+
+/* A copy of n pids in the report's arena (NULL if none or no memory). */
+static const pid_t *intern_pids(struct shmk_reap_report *rep,
+				const pid_t *pids, size_t n)
+{
+	struct chunk *c = rep->strings_;
+	size_t need = n * sizeof *pids + _Alignof(pid_t);
+	uintptr_t at;
+
+	if (!n)
+		return NULL;
+	if (!c || c->cap - c->used < need) {
+		size_t cap = need > 65536 ? need : 65536;
+		struct chunk *nc = malloc(sizeof *nc + cap);
+		if (!nc)
+			return NULL;
+		nc->next = c;
+		nc->used = 0;
+		nc->cap = cap;
+		rep->strings_ = c = nc;
+	}
+	at = ((uintptr_t)(c->data + c->used) + _Alignof(pid_t) - 1) &
+	     ~(uintptr_t)(_Alignof(pid_t) - 1);
+	memcpy((void *)at, pids, n * sizeof *pids);
+	c->used = (size_t)((char *)at - c->data) + n * sizeof *pids;
+	return (const pid_t *)at;
 }
 
 /* Counts the action in the totals and, unless quiet, appends an item.
@@ -186,7 +216,62 @@ static struct shmk_reap_item *item_s(struct reap *r, enum shmk_reap_action a,
 	it->bytes = bytes;
 	it->error = err;
 	it->reason = reason; /* a literal, or replaced by item() */
+	it->n_holders = 0;
+	it->holders = NULL;
 	return it;
+}
+
+/* The one /proc pass of this shmk_reap() call, taken when first needed
+ * (NULL: not wanted, or it failed; then nothing is known of holders). */
+static struct shmk_holders *holders(struct reap *r)
+{
+	struct stat sd;
+
+	if (!r->holders || r->holders_failed)
+		return NULL;
+	if (!*r->holders) {
+		if (fstat(r->shmfd, &sd) < 0 ||
+		    shmk__holders_scan(sd.st_dev, r->holders) < 0) {
+			r->holders_failed = true;
+			return NULL;
+		}
+	}
+	return *r->holders;
+}
+
+/* Names in it the processes that hold inode ino.  For a segment just
+ * unlinked (reaped), bytes count as freed only if nobody holds it. */
+static size_t attach_holders(struct reap *r, struct shmk_reap_item *it,
+			     uint64_t ino, bool reaped, uint64_t bytes)
+{
+	struct shmk_holders *h = ino ? holders(r) : NULL;
+	pid_t pids[64];
+	size_t n;
+
+	if (!h || !(n = shmk__holders_of(h, (ino_t)ino, pids, 64, NULL)))
+		return 0;
+	if (reaped) {
+		r->rep->bytes_reaped -= bytes;
+		r->rep->bytes_held += bytes;
+		r->rep->segments_held++;
+	}
+	if (it) {
+		it->holders = intern_pids(r->rep, pids, n < 64 ? n : 64);
+		it->n_holders = it->holders ? (n < 64 ? n : 64) : 0;
+	}
+	return n;
+}
+
+/* Inode of a live entry, or of whatever the name holds now (0: none). */
+static uint64_t ino_of(struct reap *r, const struct shmk_rec_seg *s)
+{
+	struct stat st;
+
+	if (s->state == SHMK_SEG_LIVE && s->ino)
+		return s->ino;
+	if (fstatat(r->shmfd, s->name + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return (uint64_t)st.st_ino;
 }
 
 static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
@@ -494,17 +579,26 @@ static void reap_segment(struct reap *r, struct owner_ent *o,
 	if (r->flags & SHMK_REAP_DRY_RUN)
 		q.flags |= SHMK_UL_DRY_RUN;
 	switch (shmk__seg_remove(&q, &st, seg_settled, &d)) {
-	case SHMK_UL_UNLINKED:
+	case SHMK_UL_UNLINKED: {
+		uint64_t bytes = st.st_size ? (uint64_t)st.st_size : s->size;
+		uint64_t ino = st.st_ino ? (uint64_t)st.st_ino : q.listed_ino;
+		struct shmk_reap_item *it;
+
 		SHMK_CRASHPOINT("reap/after_segment");
-		if (r->flags & SHMK_REAP_DRY_RUN)
-			item_s(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name,
-			       st.st_size ? (uint64_t)st.st_size : s->size, 0,
-			       "would be unlinked (dry run)");
-		else
-			item_s(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name,
-			       st.st_size ? (uint64_t)st.st_size : s->size, 0,
-			       "unlinked");
+		it = item_s(r, SHMK_REAP_SEGMENT_REAPED, o->id, pid, s->name,
+			    bytes, 0,
+			    r->flags & SHMK_REAP_DRY_RUN
+				    ? "would be unlinked (dry run)"
+				    : "unlinked");
+		if (attach_holders(r, it, ino, true, bytes) && it)
+			it->reason = r->flags & SHMK_REAP_DRY_RUN
+					     ? "would be unlinked (dry run); "
+					       "still held by running processes"
+					     : "unlinked; its memory is freed "
+					       "when the processes holding it "
+					       "let go";
 		break;
+	}
 	case SHMK_UL_GONE:
 		item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name, s->size,
 		       0, "already gone");
@@ -638,6 +732,50 @@ static int list_strays(struct reap *r, struct shmk_table *out)
 	return 0;
 }
 
+/* Does any process hold the stray (fuser semantics), or might one that
+ * we cannot inspect?  Reports it kept if so. */
+static bool stray_held(struct reap *r, const struct stray *s, uint64_t sz)
+{
+	struct shmk_holders *h = holders(r);
+	struct shmk_reap_item *it;
+	size_t n;
+
+	if (!h) {
+		item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
+		     "in no record, but %s: kept",
+		     r->holders ? "the processes holding it cannot be listed"
+				: "not looking for processes holding it "
+				  "(SHMK_REAP_NO_HOLDERS)");
+		return true;
+	}
+	if ((n = shmk__holders_of(h, s->st.st_ino, NULL, 0, NULL))) {
+		item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
+		     "in no record, but open or mapped by %zu process(es): kept",
+		     n);
+		it = r->rep->n_items ? &r->rep->items[r->rep->n_items - 1] : NULL;
+		if (it && it->action == SHMK_REAP_STRAY_KEPT)
+			attach_holders(r, it, s->st.st_ino, false, 0);
+		return true;
+	}
+	/* A process we cannot inspect could hold an object of its own uid
+	 * (our own non-dumpable processes, say).  Root's are skipped, as
+	 * fuser skips what it cannot see: a 0600 object of ours is held by
+	 * root only if root chose to. */
+	for (size_t i = 0; i < shmk__holders_unreadable(h); i++) {
+		pid_t pid;
+		uid_t uid;
+		shmk__holders_unreadable_at(h, i, &pid, &uid);
+		if (uid == s->st.st_uid && uid != 0) {
+			item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
+			     "in no record, but process %d of uid %u cannot be "
+			     "inspected and might hold it: kept",
+			     (int)pid, (unsigned)uid);
+			return true;
+		}
+	}
+	return false;
+}
+
 static void handle_strays(struct reap *r, struct shmk_table *strays,
 			  unsigned min_age)
 {
@@ -664,6 +802,11 @@ static void handle_strays(struct reap *r, struct shmk_table *strays,
 			item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
 			     "in no readable record, but a record of the "
 			     "namespace could not be read: kept");
+		} else if (!r->claimed) {
+			item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
+			     "in no record, but namespace %s is not bound to "
+			     "this registry (no claim naming it): kept",
+			     r->ns);
 		} else if (!S_ISREG(s->st.st_mode) || s->st.st_uid != r->uid) {
 			item(r, SHMK_REAP_STRAY_KEPT, "", 0, s->name, sz, 0,
 			     "in no record, but owned by uid %u: kept",
@@ -673,6 +816,8 @@ static void handle_strays(struct reap *r, struct shmk_table *strays,
 			     "in no record, but only %llds old (minimum %us): "
 			     "kept",
 			     (long long)age, min_age);
+		} else if (stray_held(r, s, sz)) {
+			continue; /* reported there */
 		} else {
 			struct shmk_unlink_req q = {
 				.shmfd = r->shmfd, .name = s->name,
@@ -702,10 +847,11 @@ static void handle_strays(struct reap *r, struct shmk_table *strays,
 
 int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 		  int shmfd, unsigned flags, unsigned min_age,
-		  struct shmk_reap_report *rep)
+		  struct shmk_holders **holders, struct shmk_reap_report *rep)
 {
 	struct reap r = {.nsfd = -1, .shmfd = shmfd, .rootfd = rootfd,
-			 .ns = ns, .flags = flags, .rep = rep};
+			 .ns = ns, .flags = flags, .rep = rep,
+			 .holders = (flags & SHMK_REAP_NO_HOLDERS) ? NULL : holders};
 	struct shmk_table strays = {0};
 	bool want_strays = !(flags & SHMK_REAP_NO_STRAYS);
 	struct owner_ent *o;
@@ -726,6 +872,19 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 	    shmk__table_init(&strays, 16) < 0) {
 		rc = shmk__err(-ENOMEM, "reap: out of memory");
 		goto out;
+	}
+	/* A namespace belongs to one registry (shmdir.c): if its claim names
+	 * another, nothing here is ours to judge, least of all strays. */
+	if (rootfd >= 0) {
+		rc = shmk__claim_check(shmfd, ns, rootfd, r.claim_other,
+				       sizeof r.claim_other);
+		if (rc < 0) {
+			item(&r, SHMK_REAP_ERROR, "", 0, r.ns_path, 0, rc, "%s",
+			     shmk_last_error());
+			goto out;
+		}
+		r.claimed = rc == 1;
+		rc = 0;
 	}
 	if (want_strays) {
 		if ((rc = list_strays(&r, &strays)) < 0)
@@ -779,10 +938,14 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 			     o->error ? o->error : -EIO, "%s/%s: %s: left alone",
 			     r.ns_path, o->id, o->cause ? o->cause : "unknown");
 			for (size_t i = 0; o->loaded && i < o->rec.n_segs; i++)
-				item_s(&r, SHMK_REAP_SEGMENT_KEPT, o->id, pid,
-				       o->rec.segs[i]->name,
-				       o->rec.segs[i]->size, 0,
-				       "owner's liveness unknown: kept");
+				attach_holders(&r,
+					       item_s(&r, SHMK_REAP_SEGMENT_KEPT,
+						      o->id, pid,
+						      o->rec.segs[i]->name,
+						      o->rec.segs[i]->size, 0,
+						      "owner's liveness unknown: "
+						      "kept"),
+					       ino_of(&r, o->rec.segs[i]), false, 0);
 			continue;
 		}
 		if (!o->self && !o->loaded && !o->rec_bad && o->load_tried)
@@ -790,10 +953,15 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 		item(&r, SHMK_REAP_OWNER_ALIVE, o->id, pid, o->id, 0, 0, "%s",
 		     o->self ? "this process"
 			     : o->cause && o->cause[0] ? o->cause : "owner alive");
-		for (size_t i = 0; o->loaded && i < o->rec.n_segs; i++)
-			item_s(&r, SHMK_REAP_SEGMENT_LIVE, o->id, pid,
-			       o->rec.segs[i]->name, o->rec.segs[i]->size, 0,
-			       "owner alive");
+		for (size_t i = 0; o->loaded && i < o->rec.n_segs; i++) {
+			struct shmk_reap_item *li = item_s(
+				&r, SHMK_REAP_SEGMENT_LIVE, o->id, pid,
+				o->rec.segs[i]->name, o->rec.segs[i]->size, 0,
+				"owner alive");
+			if (li)
+				attach_holders(&r, li, ino_of(&r, o->rec.segs[i]),
+					       false, 0);
+		}
 	}
 strays:
 	if (want_strays)
@@ -822,6 +990,7 @@ int shmk_reap(const struct shmk_reap_options *opt,
 {
 	struct shmk_reap_options none = {0};
 	struct shmk_reap_report *rep;
+	struct shmk_holders *held = NULL; /* one /proc pass for the call */
 	char dir[PATH_MAX];
 	const char *shm;
 	int rootfd = -1, shmfd = -1, rc;
@@ -841,17 +1010,13 @@ int shmk_reap(const struct shmk_reap_options *opt,
 	shm = opt->shm_dir ? opt->shm_dir : SHMK_DEFAULT_SHM_DIR;
 	if ((rc = shmk__dir_resolve(opt->dir, dir, sizeof dir)) < 0)
 		goto out;
-	shmfd = open(shm, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (shmfd < 0) {
-		rc = shmk__err(-errno, "shared memory directory %s: %s", shm,
-			       strerror(errno));
+	if ((rc = shmk__shmdir_open(shm, &shmfd)) < 0)
 		goto out;
-	}
 	rc = shmk__registry_open(dir, false, &rootfd);
 	if (rc == -ENOENT && opt->ns) {
 		/* No registry at all: only strays of this namespace. */
 		rc = shmk__reap_ns(-1, dir, opt->ns, shmfd,
-				   opt->flags, min_age, rep);
+				   opt->flags, min_age, &held, rep);
 		goto out;
 	}
 	if (rc == -ENOENT) {
@@ -862,7 +1027,7 @@ int shmk_reap(const struct shmk_reap_options *opt,
 		goto out;
 	if (opt->ns) {
 		rc = shmk__reap_ns(rootfd, dir, opt->ns, shmfd, opt->flags,
-				   min_age, rep);
+				   min_age, &held, rep);
 	} else {
 		int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct dirent *d;
@@ -886,7 +1051,7 @@ int shmk_reap(const struct shmk_reap_options *opt,
 			 * run: the other namespaces are still reaped. */
 			size_t before = rep->errors;
 			int r2 = shmk__reap_ns(rootfd, dir, d->d_name, shmfd,
-					       opt->flags, min_age, rep);
+					       opt->flags, min_age, &held, rep);
 			if (r2 < 0 && rep->errors == before) {
 				struct reap er = {.ns = d->d_name, .rep = rep};
 				item(&er, SHMK_REAP_ERROR, "", 0, d->d_name, 0, r2,
@@ -896,6 +1061,7 @@ int shmk_reap(const struct shmk_reap_options *opt,
 		closedir(dh);
 	}
 out:
+	shmk__holders_free(held);
 	shmk__close(&rootfd);
 	shmk__close(&shmfd);
 	if (rc == 0 && (rep->quarantined || rep->errors || rep->owners_unknown))

@@ -219,6 +219,11 @@ enum shmk_reap_action {
 #define SHMK_REAP_STRAYS 0x2u      /* unlink strays (old enough, ours)          */
 #define SHMK_REAP_NO_STRAYS 0x4u   /* do not even scan for strays               */
 #define SHMK_REAP_ANY_AGE 0x8u     /* stray_min_age is taken as is, 0 included  */
+/* Do not look through /proc for the processes that still hold (have open
+ * or mapped) each segment: items then name no holders, every unlinked byte
+ * counts as reaped, and no stray is ever removed (nothing proves it
+ * unused).  For callers that only want the segments gone, fast. */
+#define SHMK_REAP_NO_HOLDERS 0x10u
 
 struct shmk_reap_options {
 	const char *dir;     /* as in shmk_options; NULL: default resolution */
@@ -241,6 +246,12 @@ struct shmk_reap_item {
 	uint64_t bytes;     /* segment size (0 if unknown)                  */
 	int error;          /* negative errno for ERROR/QUARANTINED, else 0 */
 	const char *reason; /* why, in words                                */
+	/* Processes that have the segment open or mapped, as one pass over
+	 * /proc saw them (fuser semantics: processes this caller cannot
+	 * inspect are not seen).  A reaped segment's memory is freed only
+	 * when they let go.  Owned by the report; NULL when n_holders is 0. */
+	size_t n_holders;
+	const pid_t *holders;
 };
 
 struct shmk_reap_report {
@@ -259,6 +270,11 @@ struct shmk_reap_report {
 	 * return -EIO, like errors. */
 	size_t owners_unknown, segments_kept;
 	uint64_t bytes_kept;
+	/* Segments unlinked while some process still held them: their bytes
+	 * are not in bytes_reaped (nothing is freed until the holders let
+	 * go), but here. */
+	size_t segments_held;
+	uint64_t bytes_held;
 };
 
 /*

@@ -151,6 +151,12 @@ shmk_ctx *topen_flags(unsigned flags)
 
 shmk_ctx *topen(void) { return topen_flags(0); }
 
+void tclaim(void)
+{
+	shmk_ctx *c = topen_flags(SHMK_OPEN_NO_REAP);
+	cr_assert_eq(shmk_close(c), 0);
+}
+
 size_t shm_count(void) { return shm_leftovers(false, NULL, 0); }
 
 bool shm_exists(const char *name)

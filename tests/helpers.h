@@ -37,6 +37,10 @@ void tmark(void);
 shmk_ctx *topen(void);
 shmk_ctx *topen_flags(unsigned flags);
 struct shmk_options topts(void);
+/* Opens and closes T.ns with T.dir, so the namespace is bound (claimed)
+ * to T.dir as a service's first open binds it: strays are removed only in
+ * a namespace bound to the reaper's registry. */
+void tclaim(void);
 
 /* Number of "<ns>." objects in T.shm_dir. */
 size_t shm_count(void);

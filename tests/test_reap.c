@@ -177,6 +177,7 @@ Test(reap, never_touches_a_foreign_prefix_or_another_namespace)
 	char foreign[128], other[128], stray[128];
 	int rc;
 
+	tclaim();
 	snprintf(foreign, sizeof foreign, "%sx.not-ours", T.ns); /* no dot */
 	snprintf(other, sizeof other, "%s-2.seg", T.ns);
 	snprintf(stray, sizeof stray, "%s.stray", T.ns);
@@ -207,6 +208,7 @@ Test(reap, reports_strays_and_keeps_young_ones)
 	char stray[128];
 	int rc;
 
+	tclaim();
 	snprintf(stray, sizeof stray, "%s.young", T.ns);
 	make_object(stray);
 	struct shmk_reap_report *rep = treap(0, &rc);

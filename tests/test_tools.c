@@ -660,7 +660,7 @@ Test(tools, never_touches_names_outside_the_namespace_prefix)
 {
 	char foreign[300], other[300], other_ns[64];
 
-	mkdir(T.ns_dir, 0700);
+	tclaim();
 	snprintf(foreign, sizeof foreign, "%sxfoo", T.ns); /* no dot */
 	snprintf(other_ns, sizeof other_ns, "%s-other", T.ns);
 	snprintf(other, sizeof other, "%s.x", other_ns);
@@ -703,7 +703,7 @@ Test(tools, never_touches_names_outside_the_namespace_prefix)
 
 Test(tools, strays_are_reported_kept_when_young_and_removed_on_request)
 {
-	mkdir(T.ns_dir, 0700);
+	tclaim();
 	make_object(full("stray") + 1, 4096);
 
 	/* Default: reported, kept. */

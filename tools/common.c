@@ -210,6 +210,16 @@ cJSON *tj_arr_obj(cJSON *a)
 	return o;
 }
 
+void tj_arr_num(cJSON *a, double v)
+{
+	cJSON *s = must(cJSON_CreateNumber(v));
+
+	if (!cJSON_AddItemToArray(a, s)) {
+		cJSON_Delete(s);
+		must(NULL);
+	}
+}
+
 void tj_arr_str(cJSON *a, const char *v)
 {
 	cJSON *s = must(cJSON_CreateString(v));

@@ -89,6 +89,7 @@ cJSON *tj_obj(cJSON *parent, const char *key);
 cJSON *tj_arr(cJSON *parent, const char *key);
 cJSON *tj_arr_obj(cJSON *array); /* appends a new object to array */
 void tj_arr_str(cJSON *array, const char *v); /* appends a string */
+void tj_arr_num(cJSON *array, double v);      /* appends a number */
 void tj_str(cJSON *o, const char *key, const char *v); /* NULL -> null */
 void tj_num(cJSON *o, const char *key, double v); /* exact up to 2^53 */
 void tj_bool(cJSON *o, const char *key, bool v);

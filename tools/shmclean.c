@@ -55,6 +55,8 @@ struct totals {
 	uint64_t bytes_reaped, bytes_live, bytes_strays;
 	size_t owners_unknown, segments_kept;
 	uint64_t bytes_kept;
+	size_t segments_held;
+	uint64_t bytes_held;
 };
 
 static void usage(FILE *f)
@@ -287,6 +289,18 @@ static void owner_desc(const struct shmk_reap_item *it, char *buf, size_t sz)
 		snprintf(buf, sz, "%s", it->owner);
 }
 
+/* "  held by pids 12, 34" under an object some process still holds. */
+static void print_holders(const struct shmk_reap_item *it)
+{
+	if (!it->n_holders)
+		return;
+	printf("  %s still held by pid%s", it->object,
+	       it->n_holders == 1 ? "" : "s");
+	for (size_t i = 0; i < it->n_holders; i++)
+		printf("%s %d", i ? "," : "", (int)it->holders[i]);
+	putchar('\n');
+}
+
 static void print_item(const struct opts *o, const char *dir,
 		       const struct shmk_reap_item *it)
 {
@@ -306,6 +320,8 @@ static void print_item(const struct opts *o, const char *dir,
 			printf("%s: %s %s (%s) of dead owner %s\n", it->ns,
 			       dry ? "would reap" : "reaped", it->object,
 			       tool_hsize(it->bytes, hs), who);
+		if (o->verbose >= 0)
+			print_holders(it);
 		break;
 	case SHMK_REAP_SEGMENT_GONE:
 		if (o->verbose > 0)
@@ -321,12 +337,16 @@ static void print_item(const struct opts *o, const char *dir,
 		if (o->verbose > 0)
 			printf("%s: live %s (%s) of owner %s\n", it->ns, it->object,
 			       tool_hsize(it->bytes, hs), who);
+		if (o->verbose > 0)
+			print_holders(it);
 		break;
 	case SHMK_REAP_STRAY_KEPT:
 		if (o->verbose >= 0)
 			printf("%s: stray %s (%s) kept: %s\n", it->ns,
 			       it->object, tool_hsize(it->bytes, hs),
 			       it->reason);
+		if (o->verbose >= 0)
+			print_holders(it);
 		break;
 	case SHMK_REAP_STRAY_REMOVED:
 		if (o->verbose >= 0)
@@ -344,6 +364,8 @@ static void print_item(const struct opts *o, const char *dir,
 			printf("%s: kept %s (%s) of owner %s: %s\n", it->ns,
 			       it->object, tool_hsize(it->bytes, hs), who,
 			       it->reason);
+		if (o->verbose >= 0)
+			print_holders(it);
 		break;
 	case SHMK_REAP_RECORD_QUARANTINED:
 		snprintf(path, sizeof path, "%s/%s/%s", dir, it->ns, it->object);
@@ -385,6 +407,8 @@ static void add_totals(struct totals *t, const struct shmk_reap_report *r)
 	t->owners_unknown += r->owners_unknown;
 	t->segments_kept += r->segments_kept;
 	t->bytes_kept += r->bytes_kept;
+	t->segments_held += r->segments_held;
+	t->bytes_held += r->bytes_held;
 }
 
 /* Appends ", <fmt>" (or "<fmt>" first) to buf. */
@@ -417,10 +441,17 @@ static void print_totals(const struct opts *o, const struct totals *t,
 		part(b, sizeof b, "%zu dead owner%s", t->owners_dead,
 		     tool_s(t->owners_dead));
 	if (t->segments_reaped)
-		part(b, sizeof b, "%zu segment%s %s (%s)", t->segments_reaped,
+		part(b, sizeof b, "%zu segment%s %s (%s %s)", t->segments_reaped,
 		     tool_s(t->segments_reaped),
 		     o->dry_run ? "would be reaped" : "reaped",
-		     tool_hsize(t->bytes_reaped, h));
+		     tool_hsize(t->bytes_reaped, h),
+		     o->dry_run ? "to free" : "freed");
+	if (t->segments_held) {
+		char h2[TOOL_HSIZE];
+		part(b, sizeof b, "%zu of them still held by running processes "
+				  "(%s not freed until they let go)",
+		     t->segments_held, tool_hsize(t->bytes_held, h2));
+	}
 	if (t->segments_gone)
 		part(b, sizeof b, "%zu already gone", t->segments_gone);
 	if (t->owners_alive)
@@ -466,6 +497,9 @@ static void json_item(cJSON *items, const struct shmk_reap_item *it)
 	tj_num(j, "bytes", (double)it->bytes);
 	tj_num(j, "error", it->error);
 	tj_str(j, "reason", it->reason);
+	cJSON *h = tj_arr(j, "holders");
+	for (size_t i = 0; i < it->n_holders; i++)
+		tj_arr_num(h, it->holders[i]);
 }
 
 static void json_report(const struct opts *o, const char *dir,
@@ -500,6 +534,8 @@ static void json_report(const struct opts *o, const char *dir,
 	tj_num(tj, "owners_unknown", (double)t->owners_unknown);
 	tj_num(tj, "segments_kept", (double)t->segments_kept);
 	tj_num(tj, "bytes_kept", (double)t->bytes_kept);
+	tj_num(tj, "segments_held", (double)t->segments_held);
+	tj_num(tj, "bytes_held", (double)t->bytes_held);
 	items = tj_arr(doc, "items");
 	for (size_t i = 0; i < n; i++) {
 		const struct ns_run *r = &runs[i];

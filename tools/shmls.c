@@ -45,12 +45,17 @@ struct owner {
 	enum lock_state lock;
 	pid_t holder; /* pid holding the POSIX lock, if known */
 	enum live live;
-	const char *note; /* static; NULL if none */
+	const char *note; /* NULL if none, else note_buf or a literal */
+	char note_buf[256];
 	bool loaded;
 	struct shmk_record rec;
 	char rec_error[512]; /* why the record is bad; "" if it is fine */
 	bool *present;       /* per rec.segs[i]: the object exists */
+	uint64_t *ino;       /* per rec.segs[i]: its inode (0: none) */
 };
+
+/* Who holds the listed objects: one pass over /proc for the whole run. */
+static struct shmk_holders *held;
 
 struct stray {
 	char name[NAME_MAX + 2]; /* "/<ns>.<rest>" */
@@ -274,73 +279,35 @@ static int scan_owners(struct ns_view *v, int nsfd)
 	return 0;
 }
 
-/* Who holds the owner's lock?  F_OFD_GETLK only asks: it takes no lock,
- * so it cannot disturb anybody (and this process owns no lock the close
- * below could drop). */
-static enum lock_state probe(int nsfd, const char *name, pid_t *holder)
-{
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-	struct stat st;
-	int fd = openat(nsfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	enum lock_state s;
-
-	*holder = 0;
-	if (fd < 0)
-		return errno == ELOOP ? LOCK_BAD : LOCK_MISSING;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
-		s = LOCK_BAD;
-	else if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
-		s = LOCK_BAD;
-	else if (fl.l_type == F_UNLCK)
-		s = LOCK_FREE;
-	else if (fl.l_pid == -1)
-		s = LOCK_REAPER; /* OFD locks have no pid: a reaper's */
-	else {
-		s = LOCK_HELD;
-		*holder = fl.l_pid;
-	}
-	close(fd);
-	return s;
-}
-
+/* The library's one liveness judge (liveness.c), asking without taking
+ * any lock: shmls and shmclean cannot disagree.  The lock state is kept
+ * for the JSON output. */
 static void judge(int nsfd, struct owner *o)
 {
-	char name[SHMK_ID_MAX + 16];
-	bool ident_alive = o->loaded && shmk__ident_alive(&o->rec.owner);
+	struct shmk_judgement j;
 
-	o->lock = LOCK_MISSING;
-	if (o->has_lock) {
-		shmk__ofile_name(o->id, SHMK_OFILE_LOCK, name, sizeof name);
-		o->lock = probe(nsfd, name, &o->holder);
-	}
-	if (o->lock == LOCK_MISSING && o->has_tmp_lock) {
-		shmk__ofile_name(o->id, SHMK_OFILE_LOCK_TMP, name, sizeof name);
-		o->lock = probe(nsfd, name, &o->holder);
-	}
-	switch (o->lock) {
-	case LOCK_HELD:
-		o->live = LIVE_ALIVE;
-		break;
-	case LOCK_REAPER:
-		o->live = LIVE_DEAD;
-		o->note = "being reaped";
-		break;
-	case LOCK_FREE:
-		o->live = ident_alive ? LIVE_ALIVE : LIVE_DEAD;
-		if (ident_alive)
-			o->note = "process alive but its lock is free";
-		break;
-	case LOCK_BAD:
-		o->live = LIVE_UNKNOWN;
-		o->note = "lock file is not a regular file of ours";
-		break;
-	case LOCK_MISSING:
-		/* No lock file: judged by identity, as the reaper does. */
-		o->live = !o->loaded ? LIVE_UNKNOWN
-				     : ident_alive ? LIVE_ALIVE : LIVE_DEAD;
-		if (!o->loaded && !o->rec_error[0])
-			o->note = "neither lock file nor record";
-		break;
+	shmk__owner_judge(nsfd, o->id, o->loaded ? &o->rec.owner : NULL, false,
+			  &j);
+	o->holder = j.holder;
+	o->live = j.state == SHMK_LIVE_ALIVE  ? LIVE_ALIVE
+		  : j.state == SHMK_LIVE_DEAD ? LIVE_DEAD
+					      : LIVE_UNKNOWN;
+	if (j.no_lock)
+		o->lock = LOCK_MISSING;
+	else if (j.state == SHMK_LIVE_ALIVE && j.holder > 0)
+		o->lock = LOCK_HELD;
+	else if (j.state == SHMK_LIVE_DEAD && !strcmp(j.cause, "being reaped"))
+		o->lock = LOCK_REAPER;
+	else if (j.state == SHMK_LIVE_UNKNOWN)
+		o->lock = LOCK_BAD;
+	else
+		o->lock = LOCK_FREE;
+	o->note = NULL;
+	if (j.no_lock && !o->loaded && !o->rec_error[0])
+		o->note = "neither lock file nor record";
+	else if (j.state != SHMK_LIVE_ALIVE || j.holder <= 0) {
+		snprintf(o->note_buf, sizeof o->note_buf, "%s", j.cause);
+		o->note = o->note_buf;
 	}
 }
 
@@ -449,12 +416,14 @@ static void check_present(struct owner *o, int shmfd)
 {
 	if (!o->loaded || !o->rec.n_segs)
 		return;
-	if (!(o->present = calloc(o->rec.n_segs, sizeof *o->present)))
+	if (!(o->present = calloc(o->rec.n_segs, sizeof *o->present)) ||
+	    !(o->ino = calloc(o->rec.n_segs, sizeof *o->ino)))
 		oom();
 	for (size_t i = 0; i < o->rec.n_segs; i++) {
 		struct stat st;
 		o->present[i] = fstatat(shmfd, o->rec.segs[i]->name + 1, &st,
 					AT_SYMLINK_NOFOLLOW) == 0;
+		o->ino[i] = o->present[i] ? (uint64_t)st.st_ino : 0;
 	}
 }
 
@@ -532,9 +501,13 @@ static void read_ns(struct ns_view *v, int rootfd, int shmfd,
 		struct owner *ow = &v->owners[i];
 		if (ow->lock == LOCK_MISSING && !ow->loaded && !ow->rec_error[0]) {
 			free(ow->present);
+			free(ow->ino);
 			continue;
 		}
 		v->owners[k++] = *ow;
+		/* The note may point into the element that just moved. */
+		if (ow->note == ow->note_buf)
+			v->owners[k - 1].note = v->owners[k - 1].note_buf;
 	}
 	v->n_owners = k;
 	v->t.quarantined = count_quarantined(v, nsfd);
@@ -548,6 +521,7 @@ static void free_ns(struct ns_view *v)
 	for (size_t i = 0; i < v->n_owners; i++) {
 		shmk__record_free(&v->owners[i].rec);
 		free(v->owners[i].present);
+		free(v->owners[i].ino);
 	}
 	free(v->owners);
 	free(v->strays);
@@ -594,6 +568,39 @@ static void print_totals(const char *label, const struct ns_totals *t,
 	putchar('\n');
 }
 
+/* "      held by pids 12, 34 (open, mapped)" for an object some process
+ * holds, nothing otherwise. */
+static void print_holders(uint64_t ino)
+{
+	pid_t pids[32];
+	unsigned how = 0;
+	size_t n;
+
+	if (!held || !ino ||
+	    !(n = shmk__holders_of(held, (ino_t)ino, pids, 32, &how)))
+		return;
+	printf("      held by pid%s", n == 1 ? "" : "s");
+	for (size_t i = 0; i < n && i < 32; i++)
+		printf("%s %d", i ? "," : "", (int)pids[i]);
+	printf("%s (%s%s%s)\n", n > 32 ? ", ..." : "",
+	       how & SHMK_HELD_FD ? "open" : "",
+	       (how & SHMK_HELD_FD) && (how & SHMK_HELD_MAP) ? ", " : "",
+	       how & SHMK_HELD_MAP ? "mapped" : "");
+}
+
+static void json_holders(cJSON *o, uint64_t ino)
+{
+	cJSON *a = tj_arr(o, "holders");
+	pid_t pids[256];
+	size_t n;
+
+	if (!held || !ino)
+		return;
+	n = shmk__holders_of(held, (ino_t)ino, pids, 256, NULL);
+	for (size_t i = 0; i < n && i < 256; i++)
+		tj_arr_num(a, pids[i]);
+}
+
 static void print_ns(const struct ns_view *v)
 {
 	char h[TOOL_HSIZE], t1[TOOL_HTIME], t2[TOOL_HTIME], a[TOOL_HAGE];
@@ -633,6 +640,7 @@ static void print_ns(const struct ns_view *v)
 			       s->state == SHMK_SEG_LIVE ? "live" : "intent",
 			       tool_hage(now - s->created, a),
 			       ow->present[j] ? "" : "  (no object)");
+			print_holders(ow->ino[j]);
 		}
 	}
 	for (size_t i = 0; i < v->n_strays; i++) {
@@ -642,6 +650,7 @@ static void print_ns(const struct ns_view *v)
 		       tool_hage(now - (int64_t)s->st.st_ctime, a),
 		       (unsigned)s->st.st_uid,
 		       S_ISREG(s->st.st_mode) ? "" : "  (not a regular file)");
+		print_holders((uint64_t)s->st.st_ino);
 	}
 	print_totals("  total: ", &v->t, v->strays_scanned);
 }
@@ -731,6 +740,7 @@ static void json_ns(cJSON *arr, const struct ns_view *v)
 			tj_num(sj, "created", (double)s->created);
 			tj_num(sj, "age", (double)(now - s->created));
 			tj_bool(sj, "present", ow->present[k]);
+			json_holders(sj, ow->ino[k]);
 		}
 	}
 	if (!v->strays_scanned) {
@@ -746,6 +756,7 @@ static void json_ns(cJSON *arr, const struct ns_view *v)
 			tj_num(sj, "age", (double)(now - (int64_t)s->st.st_ctime));
 			tj_num(sj, "uid", s->st.st_uid);
 			tj_bool(sj, "regular", S_ISREG(s->st.st_mode));
+			json_holders(sj, (uint64_t)s->st.st_ino);
 		}
 	}
 	json_totals(j, &v->t, v->strays_scanned);
@@ -815,10 +826,10 @@ int main(int argc, char **argv)
 			   "unable to resolve the registry directory: %s",
 			   shmk_last_error());
 	shm = o.shm_dir ? o.shm_dir : SHMK_DEFAULT_SHM_DIR;
-	if ((shmfd = open(shm, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		tool_fatal(EX_OSERR, "unable to open shared memory directory "
-				     "%s: %s",
-			   shm, strerror(errno));
+	if ((rc = shmk__shmdir_open(shm, &shmfd)) < 0)
+		tool_fatal(tool_exit_code_for(rc),
+			   "unable to open shared memory directory %s: %s", shm,
+			   tool_reason("shared memory directory"));
 
 	/* create = false: listing must never create the directory; and an
 	 * unmarked directory that is not empty is not a registry (refused). */
@@ -860,6 +871,14 @@ int main(int argc, char **argv)
 		add(&all, &v->t);
 	}
 
+	/* One pass over /proc tells who still holds each object. */
+	{
+		struct stat sd;
+		if ((all.segments || all.strays) && fstat(shmfd, &sd) == 0 &&
+		    shmk__holders_scan(sd.st_dev, &held) < 0)
+			tool_warn("unable to tell which processes hold the "
+				  "segments: %s", shmk_last_error());
+	}
 	if (o.json) {
 		cJSON *doc = tj_object(), *arr;
 		tj_str(doc, "registry", dir);
@@ -886,6 +905,9 @@ int main(int argc, char **argv)
 		status = failed;
 	else if (bad)
 		status = EX_DATAERR;
+	else if (all.unknown)
+		status = EX_TEMPFAIL; /* unknown is never a clean bill */
+	shmk__holders_free(held);
 	status = tool_status(status); /* EX_IOERR if output was lost */
 	for (size_t i = 0; i < n; i++) {
 		free_ns(&views[i]);
