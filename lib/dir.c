@@ -115,10 +115,18 @@ int shmk__dir_resolve(const char *arg, char *out, size_t outsz)
 	char *pwbuf;
 	int n;
 
-	if (arg && arg[0])
-		n = snprintf(out, outsz, "%s", arg);
-	else if ((env = getenv("SHMKEEPER_DIR")) && env[0])
-		n = snprintf(out, outsz, "%s", env);
+	char cwd[PATH_MAX];
+	const char *given = arg && arg[0] ? arg
+			    : (env = getenv("SHMKEEPER_DIR")) && env[0] ? env
+									: NULL;
+
+	/* A relative path is made absolute: the namespace claim names the
+	 * registry to every process of the host, whatever its directory. */
+	if (given && given[0] != '/' && getcwd(cwd, sizeof cwd))
+		n = snprintf(out, outsz, "%s/%s", strcmp(cwd, "/") ? cwd : "",
+			     given);
+	else if (given)
+		n = snprintf(out, outsz, "%s", given);
 	else if (geteuid() == 0)
 		n = snprintf(out, outsz, "/run/shmkeeper");
 	else if ((env = getenv("XDG_RUNTIME_DIR")) && env[0] == '/')

@@ -219,6 +219,10 @@ struct shmk_ident {
 };
 /* Identity of this process (cached per pid). */
 int shmk__self_ident(struct shmk_ident *out);
+/* Is the mounted /proc of our own pid namespace (so /proc/<pid> names the
+ * pid that processes of our namespace recorded)?  Not after unshare --pid
+ * without a new /proc mount. */
+bool shmk__proc_is_ours(void);
 /* Start time of pid: 0, -ENOENT if there is no such process, or -errno. */
 int shmk__proc_start_time(pid_t pid, unsigned long long *out);
 /* Is the process described by ident alive right now (same boot, pid, start

@@ -91,6 +91,11 @@ static enum shmk_liveness by_identity(const struct shmk_ident *id,
 			   "cannot be judged from here",
 			   (unsigned long long)id->pidns,
 			   (unsigned long long)me.pidns, (int)id->pid);
+	if (!shmk__proc_is_ours())
+		return say(j, SHMK_LIVE_UNKNOWN, -ESRCH,
+			   "no lock file, and /proc is not of our pid "
+			   "namespace: pid %d cannot be judged from here",
+			   (int)id->pid);
 	if (shmk__ident_alive(id))
 		return say(j, SHMK_LIVE_ALIVE, 0,
 			   "no lock file, but process %d is running",

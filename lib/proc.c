@@ -61,15 +61,23 @@ static int read_small(const char *path, char *buf, size_t sz)
 }
 
 /* Start time and state letter (R, S, D, Z, X, ...) of pid. */
-static int proc_stat(pid_t pid, unsigned long long *start, char *state)
+/* pid 0 means "self": /proc/self/stat, whose first field (the pid as the
+ * mounted /proc sees it) goes to *seen_pid if not NULL. */
+static int proc_stat_ex(pid_t pid, unsigned long long *start, char *state,
+			pid_t *seen_pid)
 {
 	char path[64], buf[1024];
 	const char *p;
 	int n, field;
 
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (pid)
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	else
+		snprintf(path, sizeof path, "/proc/self/stat");
 	if ((n = read_small(path, buf, sizeof buf)) < 0)
 		return n == -ESRCH ? -ENOENT : n;
+	if (seen_pid)
+		*seen_pid = (pid_t)strtol(buf, NULL, 10);
 	/* comm (field 2) may hold spaces and ')': fields resume after the
 	 * last ')'.  Field 3 follows it; start time is field 22. */
 	if (!(p = strrchr(buf, ')')) || p[1] != ' ' || !p[2])
@@ -85,6 +93,11 @@ static int proc_stat(pid_t pid, unsigned long long *start, char *state)
 	return 0;
 }
 
+static int proc_stat(pid_t pid, unsigned long long *start, char *state)
+{
+	return proc_stat_ex(pid, start, state, NULL);
+}
+
 int shmk__proc_start_time(pid_t pid, unsigned long long *out)
 {
 	char state;
@@ -93,6 +106,7 @@ int shmk__proc_start_time(pid_t pid, unsigned long long *out)
 }
 
 static struct shmk_ident self;
+static bool self_proc_ours; /* /proc is of our pid namespace */
 static pid_t self_pid; /* self is valid for this pid */
 
 static void read_boot_id(char out[40])
@@ -128,20 +142,35 @@ int shmk__self_ident(struct shmk_ident *out)
 	 * compute the same values, so the unlocked cache is benign. */
 	if (__atomic_load_n(&self_pid, __ATOMIC_ACQUIRE) != pid) {
 		struct shmk_ident id = {.pid = pid, .uid = geteuid()};
-		int rc = shmk__proc_start_time(pid, &id.start_time);
+		pid_t seen = 0;
+		char state;
+		/* /proc/self, not /proc/<getpid()>: in a pid namespace whose
+		 * /proc was not mounted anew, /proc/<our pid> is another
+		 * process (as pid 1, the host's init). */
+		int rc = proc_stat_ex(0, &id.start_time, &state, &seen);
 
 		if (rc < 0)
-			return shmk__err(rc, "/proc/%d/stat: cannot read own "
+			return shmk__err(rc, "/proc/self/stat: cannot read own "
 					     "start time: %s",
-					 (int)pid, strerror(-rc));
+					 strerror(-rc));
 		read_boot_id(id.boot_id);
 		id.pidns = read_pidns();
+		/* Other processes' /proc entries name our pid namespace's
+		 * processes only if the mounted /proc is of that namespace. */
+		self_proc_ours = seen == pid;
 		self = id;
 		__atomic_store_n(&self_pid, pid, __ATOMIC_RELEASE);
 	}
 	*out = self;
 	out->pid = pid;
 	return 0;
+}
+
+bool shmk__proc_is_ours(void)
+{
+	struct shmk_ident me;
+
+	return shmk__self_ident(&me) == 0 && self_proc_ours;
 }
 
 int shmk__ident_alive(const struct shmk_ident *id)

@@ -436,18 +436,48 @@ static void set_cause(struct owner_ent *o, const struct shmk_judgement *j)
 	o->state = j->state;
 }
 
+/* Is any file of owner id left in the namespace directory?  An owner
+ * whose last file went while we looked (closed, or reaped by another
+ * reaper) is simply gone, not unknown. */
+static bool owner_files_left(struct reap *r, const char *id)
+{
+	static const char *const fmts[] = {"%s" SHMK_LOCK_SUFFIX,
+					   "%s" SHMK_REC_SUFFIX,
+					   ".%s" SHMK_LOCK_SUFFIX ".tmp",
+					   ".%s" SHMK_REC_SUFFIX ".tmp"};
+	char name[SHMK_ID_MAX + 16];
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
+		snprintf(name, sizeof name, fmts[i], id);
+		if (fstatat(r->nsfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    errno != ENOENT)
+			return true;
+	}
+	return false;
+}
+
+/* With no lock file, only the record can tell.  Its owner is absent: a bad
+ * record is quarantined, and reported once. */
+static void judge_absent(struct reap *r, struct owner_ent *o,
+			 struct shmk_judgement *j)
+{
+	load(r, o, true);
+	if (!o->loaded && !owner_files_left(r, o->id)) {
+		j->state = SHMK_LIVE_GONE;
+		return;
+	}
+	shmk__owner_recheck(o->loaded ? &o->rec.owner : NULL, j);
+}
+
 /* Step 2: what the judge says, holding nothing. */
 static void survey(struct reap *r, struct owner_ent *o)
 {
 	struct shmk_judgement j;
 
 	shmk__owner_judge(r->nsfd, o->id, NULL, false, &j);
-	if (j.no_lock) {
-		/* Only the record can tell.  Its owner is absent (no lock
-		 * file): a bad record is quarantined, and reported once. */
-		load(r, o, true);
-		shmk__owner_recheck(o->loaded ? &o->rec.owner : NULL, &j);
-	}
+	if (j.no_lock)
+		judge_absent(r, o, &j);
 	set_cause(o, &j);
 }
 
@@ -479,39 +509,30 @@ struct listed {
 	unsigned char type;
 };
 
+static int object_listed(void *arg, const char *name, ino_t ino,
+			 unsigned char type)
+{
+	struct reap *r = arg;
+	struct listed *e = malloc(sizeof *e);
+
+	if (!e)
+		return -ENOMEM;
+	e->name[0] = '/';
+	strlcpy(e->name + 1, name, sizeof e->name - 1);
+	e->ino = ino;
+	e->type = type;
+	if (shmk__table_put(&r->objects, e->name, e) < 0) {
+		free(e);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static void list_objects(struct reap *r)
 {
-	size_t l = strlen(r->ns);
-	int fd = openat(r->shmfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct dirent *d;
-	DIR *dir;
-
 	r->listed = true;
-	if (fd < 0 || !(dir = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
+	if (shmk__ns_list(r->shmfd, r->ns, object_listed, r) != 0)
 		r->list_failed = true; /* fall back to a stat per segment */
-		return;
-	}
-	while ((d = readdir(dir))) {
-		struct listed *e;
-		if (strncmp(d->d_name, r->ns, l) != 0 || d->d_name[l] != '.')
-			continue;
-		if (!(e = malloc(sizeof *e))) {
-			r->list_failed = true;
-			break;
-		}
-		e->name[0] = '/';
-		strlcpy(e->name + 1, d->d_name, sizeof e->name - 1);
-		e->ino = d->d_ino;
-		e->type = d->d_type;
-		if (shmk__table_put(&r->objects, e->name, e) < 0) {
-			free(e);
-			r->list_failed = true;
-			break;
-		}
-	}
-	closedir(dir);
 }
 
 struct seg_drop {
@@ -642,6 +663,8 @@ static void reap_owner(struct reap *r, struct owner_ent *o)
 		o->load_tried = false;
 		load(r, o, j.lock_fd >= 0);
 		shmk__owner_recheck(o->loaded ? &o->rec.owner : NULL, &j);
+	} else if (j.no_lock) {
+		judge_absent(r, o, &j);
 	}
 	set_cause(o, &j);
 	if (j.state != SHMK_LIVE_DEAD) {
@@ -703,33 +726,37 @@ out:
 	o->loaded = false;
 }
 
+struct stray_list {
+	struct reap *r;
+	struct shmk_table *out;
+};
+
+static int stray_listed(void *arg, const char *name, ino_t ino,
+			unsigned char type)
+{
+	struct stray_list *l = arg;
+	struct stray *s = calloc(1, sizeof *s);
+
+	(void)ino;
+	(void)type;
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->name, sizeof s->name, "/%s", name);
+	if (fstatat(l->r->shmfd, name, &s->st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    shmk__table_put(l->out, s->name, s) < 0)
+		free(s); /* gone meanwhile: no stray */
+	return 0;
+}
+
 static int list_strays(struct reap *r, struct shmk_table *out)
 {
-	size_t l = strlen(r->ns);
-	int fd = openat(r->shmfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct dirent *d;
-	DIR *dir;
+	struct stray_list l = {r, out};
+	int rc = shmk__ns_list(r->shmfd, r->ns, stray_listed, &l);
 
-	if (fd < 0 || !(dir = fdopendir(fd))) {
-		int rc = -errno;
-		if (fd >= 0)
-			close(fd);
-		return shmk__err(rc, "shared memory directory: cannot list: %s",
-				 strerror(-rc));
-	}
-	while ((d = readdir(dir))) {
-		struct stray *s;
-		if (strncmp(d->d_name, r->ns, l) != 0 || d->d_name[l] != '.')
-			continue;
-		if (!(s = calloc(1, sizeof *s)))
-			break;
-		snprintf(s->name, sizeof s->name, "/%s", d->d_name);
-		if (fstatat(r->shmfd, d->d_name, &s->st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    shmk__table_put(out, s->name, s) < 0)
-			free(s);
-	}
-	closedir(dir);
-	return 0;
+	return rc < 0 ? shmk__err(rc, "shared memory directory: cannot list "
+				      "the objects of %s: %s",
+				  r->ns, strerror(-rc))
+		      : 0;
 }
 
 /* Does any process hold the stray (fuser semantics), or might one that
@@ -931,7 +958,7 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 	for (size_t it = 0; (o = shmk__table_next(&r.owners, &it));) {
 		pid_t pid = o->loaded ? o->rec.owner.pid : 0;
 
-		if (o->state == SHMK_LIVE_DEAD)
+		if (o->state == SHMK_LIVE_DEAD || o->state == SHMK_LIVE_GONE)
 			continue;
 		if (o->state == SHMK_LIVE_UNKNOWN) {
 			item(&r, SHMK_REAP_OWNER_UNKNOWN, o->id, pid, o->id, 0,

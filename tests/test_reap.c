@@ -330,9 +330,11 @@ static int reaper(void *arg)
 					      .shm_dir = T.shm_dir};
 		struct shmk_reap_report *rep;
 		int rc = shmk_reap(&o, &rep);
-		if (rc != 0 || rep->errors || rep->quarantined) {
+		if (rc != 0 || rep->errors || rep->quarantined ||
+		    rep->owners_unknown) {
 			for (size_t k = 0; k < rep->n_items; k++)
 				if (rep->items[k].action == SHMK_REAP_ERROR ||
+				    rep->items[k].action == SHMK_REAP_OWNER_UNKNOWN ||
 				    rep->items[k].action == SHMK_REAP_RECORD_QUARANTINED)
 					fprintf(stderr, "reaper: %s %s: %s\n",
 						shmk_reap_action_name(rep->items[k].action),
