@@ -354,6 +354,17 @@ static inline long bench_dir_entries(const char *dir, const char *sub)
  * complain about - any object of the namespace left in /dev/shm and, with
  * check_files, any registry file left, remove the registry directory and the
  * private tmpfs.  0, or -1 if anything was left or could not be removed. */
+/* Removes the namespace's claim (DESIGN.md, "Namespace claim"): the
+ * library never does, and a benchmark's namespace is used once. */
+static inline void bench_unclaim(const char *ns)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof p, "%s/.shmkeeper-claim.%u.%s", BENCH_SHM_DIR,
+		 (unsigned)geteuid(), ns);
+	unlink(p);
+}
+
 static inline int bench_teardown_env(const char *prog, shmk_ctx **ctx,
 				     char *dir, const char *ns, bool check_files)
 {
@@ -372,6 +383,8 @@ static inline int bench_teardown_env(const char *prog, shmk_ctx **ctx,
 			  left, ns, BENCH_SHM_DIR);
 		bad = -1;
 	}
+	if (ns[0])
+		bench_unclaim(ns);
 	if (dir[0]) {
 		if (check_files && ns[0] &&
 		    (files = bench_dir_entries(dir, ns)) > 0) {

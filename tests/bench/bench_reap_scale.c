@@ -170,6 +170,7 @@ int main(int argc, char **argv)
 			       (double)r.wall_ns / 1e3 / (double)n);
 		}
 		bench_shm_scan(ns, true);
+		bench_unclaim(ns);
 		bench_rm_rf(dir);
 		bench_registry_parent_done();
 	}
