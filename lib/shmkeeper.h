@@ -17,7 +17,11 @@
  * record entry is dropped only after its segment is unlinked, and every
  * registry file is replaced atomically.  Each owning process holds an fcntl
  * lock on its own lock file for its whole life, so a reaper knows for sure
- * when an owner is dead.
+ * when an owner is dead; when it cannot tell (an unreadable lock file, an
+ * owner of another pid namespace without one), the owner is "unknown" and
+ * nothing of it is removed.  Nothing is ever unlinked that is not proven
+ * garbage: only the inode an owner created, only a regular file of the
+ * caller's uid, and never in a directory not proven to be a registry.
  */
 #ifndef SHMKEEPER_H
 #define SHMKEEPER_H
@@ -85,22 +89,36 @@ enum shmk_durability {
 #define SHMK_OPEN_NO_REAP 0x1u /* do not reap dead owners at open */
 
 struct shmk_options {
-	/* Registry directory.  NULL: $SHMKEEPER_DIR, else /run/shmkeeper for
-	 * root, else $XDG_RUNTIME_DIR/shmkeeper, else /tmp/shmkeeper-<uid>.
+	/* Registry directory (a relative path is made absolute).  NULL or "":
+	 * $SHMKEEPER_DIR, else /run/shmkeeper for root, else
+	 * $XDG_RUNTIME_DIR/shmkeeper (if absolute), else a directory no other
+	 * user can create first: /run/user/<uid>/shmkeeper if that runtime
+	 * directory is the caller's and not group/world writable, else
+	 * <home>/.local/state/shmkeeper (home from the password database, not
+	 * $HOME; missing parents made 0700; home and parents must be the
+	 * caller's and not group/world writable), else /tmp/shmkeeper-<uid>,
+	 * which is refused, never used, if another user made it.
 	 * Created 0700 if missing; refused if it is a symlink, not owned by the
-	 * caller, or group/world writable. */
+	 * caller, or group/world writable, and if it is not empty and carries
+	 * no marker (-ENOTEMPTY; see shmk_registry_adopt()). */
 	const char *dir;
 	/* Namespace, required: every segment is named /<ns>.<name>. */
 	const char *ns;
 	/* Directory holding POSIX shm objects.  NULL: /dev/shm.  Only for
-	 * tests and unusual hosts; every process of a namespace must agree. */
+	 * tests and unusual hosts; every process of a namespace must agree.
+	 * Opened without following a symlink in any component of its path
+	 * (-ELOOP), and refused (-EPERM) unless it is root-owned and sticky
+	 * (as /dev/shm is) or the caller's and not group/world writable. */
 	const char *shm_dir;
 	/* Role label shown by shmls (optional). */
 	const char *role;
 	enum shmk_durability durability;
-	/* Namespace byte budget (0: none): a create that would take the sum of
-	 * sizes of the namespace's segments above it fails with -EDQUOT before
-	 * anything is allocated.  Costs a scan of the namespace's segments. */
+	/* Namespace byte budget (0: none): a create that would take the
+	 * namespace above it fails with -EDQUOT before anything is allocated.
+	 * Only the caller's own objects (regular files of its euid) count, by
+	 * the memory they take (allocated blocks), not their apparent size:
+	 * another user's object in the namespace counts for nothing.  Costs a
+	 * scan of the namespace's objects. */
 	uint64_t budget_bytes;
 	unsigned flags; /* SHMK_OPEN_* */
 };
@@ -111,12 +129,26 @@ struct shmk_options {
  * Files of this process's own record are created lazily, at the first
  * segment it creates.  On success *out is owned by the caller: free with
  * shmk_close().
+ *
+ * A namespace belongs to one registry: the first open binds it with a claim
+ * "<shm_dir>/.shmkeeper-claim.<euid>.<ns>" naming the registry (path,
+ * device, inode).  Opening it with another registry while that one still
+ * exists fails with -EBUSY and a sentence naming the right one ("use
+ * --dir/SHMKEEPER_DIR=...").  A claim whose registry is gone is replaced; a
+ * claim of another user, or one that cannot be read, is ignored (the
+ * namespace is used unclaimed).  The claim is never removed.
+ * Errors besides the usual: -ENOTEMPTY the directory is not a registry
+ * (not empty, no marker), -EPROTONOSUPPORT a marker of a newer version,
+ * -EBUSY the namespace is bound to another registry, -ELOOP/-EPERM a
+ * refused registry or shm directory.
  */
 SHMK_API int shmk_open(const struct shmk_options *opt, shmk_ctx **out);
 
 /*
  * Destroys every segment this process still owns in ctx (unlink, then drop
- * the record), removes the process's record and lock file, and frees ctx.
+ * the record; as in shmk_segment_destroy(), only the object this process
+ * created is unlinked), removes the process's record and lock file, and
+ * frees ctx.
  * Handles of segments from ctx must not be used afterwards (detach them
  * first if mapped).  In a fork child that inherited ctx, only the child's own
  * segments are destroyed; the parent's are left alone.  NULL is a no-op.
@@ -185,6 +217,13 @@ SHMK_API void shmk_segment_detach(shmk_segment *seg);
  * Unlinks the segment, then drops it from the record, then unmaps and frees
  * the handle (always freed, even on error).  Only the process that created
  * it may destroy it (-EPERM otherwise, e.g. in a fork child).  NULL: no-op.
+ * Only the inode this process created is unlinked: if the name was removed
+ * behind its back and now holds another object (someone else's segment of
+ * the same name), that object is left alone and the destroy succeeds (ours
+ * is gone).  -EPERM if our inode under the name is no longer a regular file
+ * of ours.  One race remains: Linux cannot unlink "this inode under this
+ * name", so a process of the same uid replacing the name between our check
+ * and the unlink (one system call) would lose its object.
  */
 SHMK_API int shmk_segment_destroy(shmk_segment *seg);
 
@@ -213,10 +252,25 @@ enum shmk_reap_action {
 	SHMK_REAP_OWNER_UNKNOWN,     /* liveness cannot be established: kept  */
 	SHMK_REAP_SEGMENT_KEPT,      /* segment of an unknown owner: kept     */
 };
+/* An owner is alive (its lock is held), dead (its lock could be taken, or
+ * without a lock file: an earlier boot, or a process gone in the pid
+ * namespace the record names, which must be ours), or unknown: anything in
+ * the way of that proof (a lock file that cannot be opened or tested, one
+ * that is not a regular file of ours, no lock file and another or an
+ * unrecorded pid namespace).  Unknown is never taken for alive or dead:
+ * the owner is reported (OWNER_UNKNOWN, with the cause as reason and
+ * error), its segments are kept (SEGMENT_KEPT) and the reap returns -EIO.
+ * A dead owner whose lock file cannot be opened for writing (a read-only
+ * registry) is an ERROR item, and nothing of it is removed. */
 
 /* shmk_reap_options.flags */
 #define SHMK_REAP_DRY_RUN 0x1u     /* report what would be done, change nothing */
-#define SHMK_REAP_STRAYS 0x2u      /* unlink strays (old enough, ours)          */
+/* Unlink strays, objects "<ns>.*" that no record names, but only when the
+ * namespace's claim names this registry, every record of the namespace
+ * could be read, the object is a regular file of ours, at least
+ * stray_min_age old, and no process holds it (needs the holders pass: never
+ * with SHMK_REAP_NO_HOLDERS).  Otherwise a stray is reported, kept. */
+#define SHMK_REAP_STRAYS 0x2u
 #define SHMK_REAP_NO_STRAYS 0x4u   /* do not even scan for strays               */
 #define SHMK_REAP_ANY_AGE 0x8u     /* stray_min_age is taken as is, 0 included  */
 /* Do not look through /proc for the processes that still hold (have open
@@ -244,7 +298,8 @@ struct shmk_reap_item {
 	pid_t pid;          /* owner pid from the record (0 if unknown)     */
 	const char *object; /* segment name or registry file                */
 	uint64_t bytes;     /* segment size (0 if unknown)                  */
-	int error;          /* negative errno for ERROR/QUARANTINED, else 0 */
+	int error;          /* negative errno for ERROR, QUARANTINED and
+			       OWNER_UNKNOWN (the cause), else 0          */
 	const char *reason; /* why, in words                                */
 	/* Processes that have the segment open or mapped, as one pass over
 	 * /proc saw them (fuser semantics: processes this caller cannot
@@ -262,6 +317,8 @@ struct shmk_reap_report {
 	size_t segments_reaped, segments_gone, segments_live;
 	size_t strays_kept, strays_removed;
 	size_t quarantined, errors;
+	/* bytes_reaped: only of reaped segments that nothing holds any more
+	 * (the rest is in bytes_held). */
 	uint64_t bytes_reaped, bytes_live, bytes_strays;
 	void *strings_; /* private: where the items' strings live */
 	/* Owners whose liveness could not be established (unreadable lock
@@ -280,11 +337,19 @@ struct shmk_reap_report {
 /*
  * Reaps dead owners' segments of one namespace (opt->ns) or of every
  * namespace under the registry directory.  Live owners are skipped without
- * blocking.  Safe to run concurrently with itself and with live services.
- * A bad record is quarantined (renamed into <ns>/quarantine/) and never used
- * as grounds to unlink anything.
+ * blocking; owners of unknown liveness are reported and left alone.  Safe
+ * to run concurrently with itself and with live services.  A bad record is
+ * quarantined (renamed into <ns>/quarantine/) and never used as grounds to
+ * unlink anything.  A directory that is not a registry (not empty, no
+ * marker) is refused with -ENOTEMPTY and nothing in it is read.
+ * A namespace whose claim names another registry that still exists is not
+ * reaped at all: an ERROR item (error -EBUSY) whose reason names the right
+ * registry.  Unless SHMK_REAP_NO_HOLDERS, one pass over /proc names the
+ * processes that still hold each reaped, live, kept segment and stray.
  * Returns 0 when everything found was handled, -EIO when some record was
- * quarantined or some object could not be handled (the report says which),
+ * quarantined, some object could not be handled or some owner's liveness
+ * could not be established (the report says which), -EBUSY (with the
+ * report) when the one namespace asked for is bound to another registry,
  * or another negative errno when the reap could not run at all.
  * If report is not NULL, *report receives a report owned by the caller (free
  * it with shmk_reap_report_free()), also on -EIO.
@@ -292,7 +357,9 @@ struct shmk_reap_report {
 SHMK_API int shmk_reap(const struct shmk_reap_options *opt,
 		       struct shmk_reap_report **report);
 SHMK_API void shmk_reap_report_free(struct shmk_reap_report *report);
-/* "reaped", "owner-alive", ... (static string). */
+/* "owner-dead", "owner-alive", "reaped", "already-gone", "live",
+ * "stray-kept", "stray-removed", "quarantined", "error", "owner-unknown",
+ * "kept" (static string). */
 SHMK_API const char *shmk_reap_action_name(enum shmk_reap_action a);
 
 
@@ -377,7 +444,9 @@ struct shmk_death {
 };
 
 /*
- * Creates the slots (segments /<ns>.pool-<n>... through ctx), forks the
+ * Creates the slots (segments /<ns>.pool-<pid>-<n>-<16 random hex>-slot<i>
+ * and a "-ctl" segment, through ctx; the random part keeps the names from
+ * being pre-created), forks the
  * supervisor and the workers, and returns when every worker is ready.
  * ctx must outlive the pool.  *out is owned by the caller: free with
  * shmk_pool_destroy().
@@ -449,8 +518,9 @@ struct shmk_sample {
 	long threads;         /* /proc/PID/stat                              */
 	long children;        /* direct children, zombies included           */
 	long zombies;         /* children that exited and were not reaped    */
-	uint64_t ns_segments; /* objects "<ns>." in the shm directory        */
-	uint64_t ns_bytes;    /* their total size                            */
+	uint64_t ns_segments; /* our objects "<ns>.*" in the shm directory
+				 (regular files of our euid)                 */
+	uint64_t ns_bytes;    /* the memory they take (allocated blocks)     */
 	uint64_t shm_free;    /* free bytes of the shm filesystem (statvfs)  */
 	uint64_t shm_total;
 };
