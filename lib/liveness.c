@@ -233,13 +233,13 @@ enum shmk_liveness shmk__owner_judge(int nsfd, const char *id,
 
 	memset(j, 0, sizeof *j);
 	j->lock_fd = -1;
-	snprintf(name, sizeof name, "%s" SHMK_LOCK_SUFFIX, id);
+	shmk__ofile_name(id, SHMK_OFILE_LOCK, name, sizeof name);
 	l = hold ? take(nsfd, name, j) : ask(nsfd, name, j);
 	if (l != SHMK_LIVE_GONE)
 		return shmk__owner_recheck(rec_owner, j);
 
 	/* No lock file.  An owner being born the old way? */
-	snprintf(name, sizeof name, ".%s" SHMK_LOCK_SUFFIX ".tmp", id);
+	shmk__ofile_name(id, SHMK_OFILE_LOCK_TMP, name, sizeof name);
 	if (fstatat(nsfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (shmk__now() - (int64_t)st.st_mtime < NEWBORN_SECS)
 			return say(j, SHMK_LIVE_ALIVE, 0,

@@ -299,7 +299,7 @@ int shmk__owner_record_load(int nsfd, const char *id, const char *ns,
 	char name[SHMK_ID_MAX + 16];
 	int rc;
 
-	snprintf(name, sizeof name, "%s" SHMK_REC_SUFFIX, id);
+	shmk__ofile_name(id, SHMK_OFILE_RECORD, name, sizeof name);
 	rc = shmk__record_load(nsfd, name, ns, rec, why, whylen);
 	if (rc == 0 && strcmp(rec->id, id) != 0) {
 		snprintf(why, whylen, "owner id \"%s\" does not match the file "
@@ -336,19 +336,6 @@ static struct owner_ent *owner_get(struct reap *r, const char *id)
 	return o;
 }
 
-/* Strips suffix from name into id if it ends so. */
-static bool strip(const char *name, const char *suffix, char *id)
-{
-	size_t n = strlen(name), s = strlen(suffix);
-
-	if (n <= s || n - s >= SHMK_ID_MAX ||
-	    strcmp(name + n - s, suffix) != 0)
-		return false;
-	memcpy(id, name, n - s);
-	id[n - s] = '\0';
-	return true;
-}
-
 static int scan_owners(struct reap *r)
 {
 	int fd = openat(r->nsfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -364,12 +351,11 @@ static int scan_owners(struct reap *r)
 	}
 	while ((d = readdir(dir))) {
 		char id[SHMK_ID_MAX];
-		const char *n = d->d_name;
+		enum shmk_ofile kind;
 
-		if (strip(n, SHMK_LOCK_SUFFIX, id) ||
-		    strip(n, SHMK_REC_SUFFIX, id) ||
-		    (n[0] == '.' && strip(n + 1, SHMK_LOCK_SUFFIX ".tmp", id)) ||
-		    (n[0] == '.' && strip(n + 1, SHMK_REC_SUFFIX ".tmp", id)))
+		/* Only names of the owner-file grammar (names.c) are ever an
+		 * owner's: anything else here is never read or removed. */
+		if (shmk__ofile_parse(d->d_name, id, &kind))
 			(void)owner_get(r, id);
 	}
 	closedir(dir);
@@ -386,7 +372,7 @@ static void load(struct reap *r, struct owner_ent *o, bool quarantine)
 
 	if (o->load_tried && !(quarantine && o->rec_bad))
 		return;
-	snprintf(name, sizeof name, "%s" SHMK_REC_SUFFIX, o->id);
+	shmk__ofile_name(o->id, SHMK_OFILE_RECORD, name, sizeof name);
 	if (!o->load_tried) {
 		o->load_tried = true;
 		rc = shmk__owner_record_load(r->nsfd, o->id, r->ns, &o->rec,
@@ -441,15 +427,14 @@ static void set_cause(struct owner_ent *o, const struct shmk_judgement *j)
  * reaper) is simply gone, not unknown. */
 static bool owner_files_left(struct reap *r, const char *id)
 {
-	static const char *const fmts[] = {"%s" SHMK_LOCK_SUFFIX,
-					   "%s" SHMK_REC_SUFFIX,
-					   ".%s" SHMK_LOCK_SUFFIX ".tmp",
-					   ".%s" SHMK_REC_SUFFIX ".tmp"};
+	static const enum shmk_ofile kinds[] = {
+		SHMK_OFILE_LOCK, SHMK_OFILE_RECORD, SHMK_OFILE_LOCK_TMP,
+		SHMK_OFILE_RECORD_TMP};
 	char name[SHMK_ID_MAX + 16];
 	struct stat st;
 
-	for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
-		snprintf(name, sizeof name, fmts[i], id);
+	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+		shmk__ofile_name(id, kinds[i], name, sizeof name);
 		if (fstatat(r->nsfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
 		    errno != ENOENT)
 			return true;
@@ -696,13 +681,12 @@ static void reap_owner(struct reap *r, struct owner_ent *o)
 		goto out;
 	}
 	/* Invariant 2: record after segments; lock file last, still ours. */
-	static const char *const fmts[] = {"%s" SHMK_REC_SUFFIX,
-					   ".%s" SHMK_REC_SUFFIX ".tmp",
-					   ".%s" SHMK_LOCK_SUFFIX ".tmp",
-					   "%s" SHMK_LOCK_SUFFIX};
-	for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
+	static const enum shmk_ofile order[] = {
+		SHMK_OFILE_RECORD, SHMK_OFILE_RECORD_TMP, SHMK_OFILE_LOCK_TMP,
+		SHMK_OFILE_LOCK};
+	for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
 		SHMK_CRASHPOINT("reap/before_file_unlink");
-		snprintf(name, sizeof name, fmts[i], o->id);
+		shmk__ofile_name(o->id, order[i], name, sizeof name);
 		if (fiu_fail("shmk/reap/unlink_record") ||
 		    (unlinkat(r->nsfd, name, 0) < 0 && errno != ENOENT)) {
 			item(r, SHMK_REAP_ERROR, o->id, pid, name, 0,

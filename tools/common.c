@@ -115,6 +115,7 @@ int tool_exit_code_for(int rc)
 	case EINVAL:
 	case ENOTEMPTY:       /* not a registry (no marker, not empty) */
 	case EPROTONOSUPPORT: /* a registry of a newer version */
+	case EBUSY:           /* the namespace is bound to another registry */
 		return EX_CONFIG;
 	default:
 		return EX_OSERR;

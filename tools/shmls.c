@@ -7,8 +7,9 @@
  * shmclean would quarantine.
  *
  * Exit status (docs/shmls.1): 0 listed; EX_DATAERR some record could not
- * be read; EX_CONFIG the registry (or, with --all, some namespace
- * directory) is refused; EX_USAGE; EX_OSERR; EX_IOERR.
+ * be read; EX_TEMPFAIL some owner's liveness is unknown; EX_CONFIG the
+ * registry (or, with --all, some namespace directory) or the shm
+ * directory is refused; EX_USAGE; EX_OSERR; EX_IOERR.
  */
 #include "common.h"
 #include "internal.h" /* record parser, directory checks, identities */
@@ -112,8 +113,9 @@ static void usage(FILE *f)
 		"  -h, --help      this help\n"
 		"  -V, --version   version\n"
 		"\n"
-		"Exit status: 0 listed, 65 some record is unreadable, 64 usage,\n"
-		"78 refused registry directory, 71 system error.  See shmls(1).\n",
+		"Exit status: 0 listed, 65 some record is unreadable, 75 some\n"
+		"owner's liveness is unknown, 64 usage, 78 refused registry or\n"
+		"shm directory, 74 output error, 71 system error.  See shmls(1).\n",
 		tool_prog);
 }
 
@@ -355,36 +357,42 @@ static size_t count_quarantined(struct ns_view *v, int nsfd)
 	return n;
 }
 
+struct stray_list {
+	struct ns_view *v;
+	int shmfd;
+	size_t cap;
+};
+
+static int stray_listed(void *arg, const char *name, ino_t ino,
+			unsigned char type)
+{
+	struct stray_list *l = arg;
+	struct ns_view *v = l->v;
+	struct stray *s;
+
+	(void)ino;
+	(void)type;
+	if (v->n_strays == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		if (!(v->strays = reallocarray(v->strays, l->cap,
+					       sizeof *v->strays)))
+			oom();
+	}
+	s = &v->strays[v->n_strays];
+	snprintf(s->name, sizeof s->name, "/%s", name);
+	if (fstatat(l->shmfd, name, &s->st, AT_SYMLINK_NOFOLLOW) == 0)
+		v->n_strays++;
+	return 0;
+}
+
+/* The namespace's objects, by the library's one listing (shmdir.c). */
 static int list_strays(struct ns_view *v, int shmfd)
 {
-	size_t l = strlen(v->ns), cap = 0;
-	int fd = openat(shmfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct dirent *d;
-	DIR *dh;
+	struct stray_list l = {v, shmfd, 0};
+	int rc = shmk__ns_list(shmfd, v->ns, stray_listed, &l);
 
-	if (fd < 0 || !(dh = fdopendir(fd))) {
-		int rc = -errno;
-		if (fd >= 0)
-			close(fd);
+	if (rc < 0)
 		return rc;
-	}
-	while ((d = readdir(dh))) {
-		struct stray *s;
-
-		if (strncmp(d->d_name, v->ns, l) != 0 || d->d_name[l] != '.')
-			continue;
-		if (v->n_strays == cap) {
-			cap = cap ? cap * 2 : 16;
-			if (!(v->strays = reallocarray(v->strays, cap,
-						       sizeof *v->strays)))
-				oom();
-		}
-		s = &v->strays[v->n_strays];
-		snprintf(s->name, sizeof s->name, "/%s", d->d_name);
-		if (fstatat(shmfd, d->d_name, &s->st, AT_SYMLINK_NOFOLLOW) == 0)
-			v->n_strays++;
-	}
-	closedir(dh);
 	v->strays_scanned = true;
 	return 0;
 }
