@@ -316,7 +316,9 @@ void *shmk__table_del(struct shmk_table *t, const char *key);
 /* Iterate: for (size_t i = 0; (v = shmk__table_next(t, &i)); ) */
 void *shmk__table_next(const struct shmk_table *t, size_t *it);
 
-/* ---- record.c: format v1 ----------------------------------------------- */
+/* ---- the record: record_model.c (model, serialisers), record_slow.c and
+ * record_fast.c (sibling parsers over the model), record_load.c (reading a
+ * file with whichever parser fits; quarantine).  Format v2, v1 still read. */
 enum shmk_seg_state { SHMK_SEG_INTENT = 1, SHMK_SEG_LIVE = 2 };
 
 struct shmk_rec_seg {

@@ -293,23 +293,6 @@ static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
 	it->reason = intern(r->rep, reason);
 }
 
-int shmk__owner_record_load(int nsfd, const char *id, const char *ns,
-			    struct shmk_record *rec, char *why, size_t whylen)
-{
-	char name[SHMK_ID_MAX + 16];
-	int rc;
-
-	shmk__ofile_name(id, SHMK_OFILE_RECORD, name, sizeof name);
-	rc = shmk__record_load(nsfd, name, ns, rec, why, whylen);
-	if (rc == 0 && strcmp(rec->id, id) != 0) {
-		snprintf(why, whylen, "owner id \"%s\" does not match the file "
-				      "name",
-			 rec->id);
-		rc = -EINVAL;
-	}
-	return rc;
-}
-
 /* "p<pid>-<start>-<hex>" names this very process? */
 static bool id_is_self(const struct reap *r, const char *id)
 {

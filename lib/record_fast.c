@@ -13,7 +13,7 @@
  *
  * Any byte that does not fit that shape gives -EAGAIN with rec freed and
  * zeroed, and shmk__record_parse() hands the buffer to the general parser
- * (lib/record.c), which also writes every refusal's reason.  So this path
+ * (lib/record_slow.c), which also writes every refusal's reason.  So this path
  * only ever accepts, and it must accept only what the slow path accepts,
  * with the same result.  That holds because what it recognises is a subset
  * of JSON on which cJSON's reading is exact and the slow path's checks are
@@ -24,7 +24,7 @@
  *     whitespace, nothing after the value, nesting 3 deep at most;
  *   - strings hold only printable ASCII other than '"' and '\\' (so no
  *     escapes, no "\u0000", no NUL): cJSON's valuestring is exactly the
- *     bytes, and they go through the same validators as in record.c
+ *     bytes, and they go through the same validators as in record_slow.c
  *     (shmk__ns_ok, shmk__owner_id_ok, boot_id_ok, shmk__role_ok, '/' +
  *     shmk__fullname_in_ns) and the same length limits;
  *   - numbers are plain decimal integers, no sign, no leading zero but "0",
@@ -37,7 +37,7 @@
  *     (version 1 leaves pidns 0); the namespace must equal
  *     expect_ns when one is given; a segment listed twice in the snapshot
  *     is refused; "live" segments have an ino and "intent" ones have none;
- *   - the journal folds as in record.c: an intent adds or replaces (ino
+ *   - the journal folds as in record_slow.c: an intent adds or replaces (ino
  *     0), a live sets state and ino of a known name and ignores an unknown
  *     one, a drop removes a known name;
  *   - a NUL byte anywhere, also in the torn tail, and a first line without
@@ -131,7 +131,7 @@ static inline bool str(struct cur *c, char *out, size_t outsz)
 	return true;
 }
 
-/* As in record.c. */
+/* As in record_slow.c. */
 static bool boot_id_ok(const char *s)
 {
 	size_t n;

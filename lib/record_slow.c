@@ -1,152 +1,20 @@
-/* record.c - the on-disk record, format v2 (registry/schema.json); v1
- * (no owner.pidns) is still read.
- *
- * A record file "<owner-id>.jsonl" is JSON Lines:
- *   line 1    the snapshot: format, version, namespace, owner identity and
- *             the segments as they were when the file was last rewritten;
- *   lines 2.. one operation each ("intent", "live", "drop"), appended as
- *             they happen and folded into a new snapshot by an atomic
- *             rewrite once they outnumber the live segments.
- * Only '\n'-terminated lines count: a torn last line is the old document.
- * Parsing is strict: unknown keys, duplicate keys, wrong types, names
- * outside the namespace, nesting deeper than our own documents, NUL bytes
- * and oversize files are all refused, with the reason.
- */
+/* record_slow.c - the strict cJSON parser of records: reads and judges
+ * any input.  Parsing is strict: unknown keys, duplicate keys, wrong
+ * types, names outside the namespace, nesting deeper than our own documents,
+ * NUL bytes and oversize files are all refused, with the reason.  Its
+ * sibling record_fast.c takes the library's own exact shape; both fill the
+ * one model of record_model.c. */
 #include "internal.h"
 
 #include <cjson/cJSON.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define MAX_SAFE_INT 9007199254740991.0 /* 2^53 - 1: exact in a double */
-
-/* ---- formatting ---------------------------------------------------------- */
-
-static int fmt_done(int n, size_t sz)
-{
-	return (n < 0 || (size_t)n >= sz) ? -ENOBUFS : n;
-}
-
-/* Version 2 names the owner's pid namespace ("pidns", the owner's last
- * key); an owner whose pid namespace is unknown (pidns 0) is written as
- * version 1, which has no such key and reads back as pidns 0, so that what
- * is written always parses back to the same identity. */
-int shmk__fmt_header_open(char *buf, size_t sz, const char *ns,
-			  const char *id, const struct shmk_ident *o,
-			  const char *role, int64_t created)
-{
-	char pidns[32] = "";
-
-	if (o->pidns)
-		snprintf(pidns, sizeof pidns, ",\"pidns\":%" PRIu64, o->pidns);
-	return fmt_done(
-		snprintf(buf, sz,
-			 "{\"format\":\"" SHMK_FORMAT "\",\"version\":%d,"
-			 "\"namespace\":\"%s\",\"owner\":{\"id\":\"%s\","
-			 "\"pid\":%d,\"start_time\":%llu,\"boot_id\":\"%s\","
-			 "\"uid\":%u,\"role\":\"%s\",\"created\":%" PRId64
-			 "%s},\"segments\":[",
-			 o->pidns ? SHMK_FORMAT_VERSION : 1, ns, id,
-			 (int)o->pid, o->start_time, o->boot_id,
-			 (unsigned)o->uid, role ? role : "", created, pidns),
-		sz);
-}
-
-int shmk__fmt_seg(char *buf, size_t sz, const struct shmk_rec_seg *s)
-{
-	if (s->state == SHMK_SEG_LIVE)
-		return fmt_done(snprintf(buf, sz,
-					 "{\"name\":\"%s\",\"size\":%" PRIu64
-					 ",\"state\":\"live\",\"created\":%" PRId64
-					 ",\"ino\":%" PRIu64 "}",
-					 s->name, s->size, s->created, s->ino),
-				sz);
-	return fmt_done(snprintf(buf, sz,
-				 "{\"name\":\"%s\",\"size\":%" PRIu64
-				 ",\"state\":\"intent\",\"created\":%" PRId64 "}",
-				 s->name, s->size, s->created),
-			sz);
-}
-
-/* The operation lines are written on every create and destroy: built with
- * memcpy and a hand-rolled decimal conversion rather than snprintf, which
- * was most of the user-space cost of an operation. */
-static char *put(char *p, const char *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-#define PUT(p, lit) put(p, lit, sizeof(lit) - 1)
-
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	int n = 0;
-
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10));
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-/* Worst case of the fixed parts of an operation line plus two numbers. */
-#define OP_FIXED 96
-
-static int op_line(char *buf, size_t sz, const char *op, size_t oplen,
-		   const char *name, const char *k1, size_t k1len, uint64_t v1,
-		   const char *k2, size_t k2len, uint64_t v2)
-{
-	size_t nl = strlen(name);
-	char tmp[SHMK_SHM_NAME_MAX + OP_FIXED], *p = tmp;
-
-	if (nl >= SHMK_SHM_NAME_MAX)
-		return -ENOBUFS;
-	p = PUT(p, "{\"op\":\"");
-	p = put(p, op, oplen);
-	p = PUT(p, "\",\"name\":\"");
-	p = put(p, name, nl);
-	*p++ = '"';
-	if (k1) {
-		p = put(p, k1, k1len);
-		p = put_u64(p, v1);
-	}
-	if (k2) {
-		p = put(p, k2, k2len);
-		p = put_u64(p, v2);
-	}
-	p = PUT(p, "}\n");
-	if ((size_t)(p - tmp) >= sz) /* as snprintf: room for a NUL too */
-		return -ENOBUFS;
-	memcpy(buf, tmp, (size_t)(p - tmp));
-	buf[p - tmp] = '\0';
-	return (int)(p - tmp);
-}
-
-int shmk__fmt_op_intent(char *buf, size_t sz, const char *name, uint64_t size,
-			int64_t created)
-{
-	return op_line(buf, sz, "intent", 6, name, ",\"size\":", 8, size,
-		       ",\"created\":", 11, (uint64_t)(created < 0 ? 0 : created));
-}
-
-int shmk__fmt_op_live(char *buf, size_t sz, const char *name, uint64_t ino)
-{
-	return op_line(buf, sz, "live", 4, name, ",\"ino\":", 7, ino, NULL, 0, 0);
-}
-
-int shmk__fmt_op_drop(char *buf, size_t sz, const char *name)
-{
-	return op_line(buf, sz, "drop", 4, name, NULL, 0, 0, NULL, 0, 0);
-}
 
 /* ---- parsing ------------------------------------------------------------- */
 
@@ -528,18 +396,6 @@ static int cmp_seg(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* The records the library writes take the fast path (record_fast.c);
- * anything else, and every refusal with its reason, is for cJSON here. */
-int shmk__record_parse(const char *buf, size_t len, const char *expect_ns,
-		       struct shmk_record *r, char *why, size_t whylen)
-{
-	int rc = shmk__record_parse_fast(buf, len, expect_ns, r, why, whylen);
-
-	if (rc != -EAGAIN)
-		return rc;
-	return shmk__record_parse_slow(buf, len, expect_ns, r, why, whylen);
-}
-
 int shmk__record_parse_slow(const char *buf, size_t len, const char *expect_ns,
 			    struct shmk_record *r, char *why, size_t whylen)
 {
@@ -593,128 +449,3 @@ int shmk__record_parse_slow(const char *buf, size_t len, const char *expect_ns,
 	return 0;
 }
 
-void shmk__record_free(struct shmk_record *r)
-{
-	void *v;
-
-	if (!r)
-		return;
-	for (size_t it = 0; (v = shmk__table_next(&r->index, &it));)
-		free(v);
-	shmk__table_free(&r->index);
-	free(r->segs);
-	r->segs = NULL;
-	r->n_segs = 0;
-}
-
-int shmk__record_load(int dirfd, const char *name, const char *expect_ns,
-		      struct shmk_record *r, char *why, size_t whylen)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd, rc;
-
-	memset(r, 0, sizeof *r);
-	why[0] = '\0';
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		if (rc == -ELOOP)
-			snprintf(why, whylen, "is a symlink");
-		else
-			snprintf(why, whylen, "cannot open: %s", strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot stat: %s", strerror(-rc));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		snprintf(why, whylen, "not a regular file");
-		goto out;
-	}
-	if (st.st_uid != geteuid()) {
-		rc = -EPERM;
-		snprintf(why, whylen, "owned by uid %u, not by us (uid %u)",
-			 (unsigned)st.st_uid, (unsigned)geteuid());
-		goto out;
-	}
-	if ((uint64_t)st.st_size > SHMK_RECORD_MAX) {
-		rc = -EFBIG;
-		snprintf(why, whylen, "too large: %lld bytes (limit %u)",
-			 (long long)st.st_size, SHMK_RECORD_MAX);
-		goto out;
-	}
-	/* The owner may be appending while we read: read to EOF, capped. */
-	size_t cap = (size_t)st.st_size + 4096;
-	if (!(buf = malloc(cap + 1))) {
-		rc = -ENOMEM;
-		snprintf(why, whylen, "out of memory");
-		goto out;
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf + got, cap - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			snprintf(why, whylen, "cannot read: %s", strerror(-rc));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		if (got == cap) {
-			if (cap >= SHMK_RECORD_MAX) {
-				rc = -EFBIG;
-				snprintf(why, whylen, "too large (limit %u)",
-					 SHMK_RECORD_MAX);
-				goto out;
-			}
-			char *nb = realloc(buf, cap * 2 + 1);
-			if (!nb) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	rc = shmk__record_parse(buf, got, expect_ns, r, why, whylen);
-out:
-	free(buf);
-	shmk__close(&fd);
-	return rc;
-}
-
-int shmk__quarantine(int dirfd, const char *dirpath, const char *name,
-		     char *out, size_t outsz)
-{
-	char path[PATH_MAX], dst[NAME_MAX + 1];
-	int qfd, rc;
-
-	snprintf(path, sizeof path, "%s/" SHMK_QUARANTINE, dirpath);
-	if ((rc = shmk__dir_open_secure(dirfd, SHMK_QUARANTINE, true, path,
-					&qfd)) < 0)
-		return rc;
-	/* Never overwrite an earlier quarantined file: add a counter. */
-	for (int i = 0; i < 1000; i++) {
-		snprintf(dst, sizeof dst, "%.200s.%lld.%d", name,
-			 (long long)shmk__now(), i);
-		if (renameat2(dirfd, name, qfd, dst, RENAME_NOREPLACE) == 0) {
-			if (out)
-				snprintf(out, outsz, "%s/%s", path, dst);
-			shmk__close(&qfd);
-			return 0;
-		}
-		if (errno != EEXIST)
-			break;
-	}
-	rc = -errno;
-	shmk__close(&qfd);
-	return shmk__err(rc, "%s/%s: cannot move to quarantine: %s", dirpath,
-			 name, strerror(-rc));
-}

@@ -1,0 +1,155 @@
+/* record_load.c - reading a record file: size-capped, ours, strict, by
+ * whichever sibling parser fits (record_fast.c for the library's own
+ * shape, record_slow.c for everything else and every refusal), and moving a
+ * bad one aside (quarantine: never deleted).  The parsers depend on the
+ * model only (record_model.c); only this file knows both. */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The records the library writes take the fast path (record_fast.c);
+ * anything else, and every refusal with its reason, is for cJSON here. */
+int shmk__record_parse(const char *buf, size_t len, const char *expect_ns,
+		       struct shmk_record *r, char *why, size_t whylen)
+{
+	int rc = shmk__record_parse_fast(buf, len, expect_ns, r, why, whylen);
+
+	if (rc != -EAGAIN)
+		return rc;
+	return shmk__record_parse_slow(buf, len, expect_ns, r, why, whylen);
+}
+
+int shmk__record_load(int dirfd, const char *name, const char *expect_ns,
+		      struct shmk_record *r, char *why, size_t whylen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd, rc;
+
+	memset(r, 0, sizeof *r);
+	why[0] = '\0';
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		if (rc == -ELOOP)
+			snprintf(why, whylen, "is a symlink");
+		else
+			snprintf(why, whylen, "cannot open: %s", strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot stat: %s", strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		snprintf(why, whylen, "not a regular file");
+		goto out;
+	}
+	if (st.st_uid != geteuid()) {
+		rc = -EPERM;
+		snprintf(why, whylen, "owned by uid %u, not by us (uid %u)",
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+		goto out;
+	}
+	if ((uint64_t)st.st_size > SHMK_RECORD_MAX) {
+		rc = -EFBIG;
+		snprintf(why, whylen, "too large: %lld bytes (limit %u)",
+			 (long long)st.st_size, SHMK_RECORD_MAX);
+		goto out;
+	}
+	/* The owner may be appending while we read: read to EOF, capped. */
+	size_t cap = (size_t)st.st_size + 4096;
+	if (!(buf = malloc(cap + 1))) {
+		rc = -ENOMEM;
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + got, cap - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			snprintf(why, whylen, "cannot read: %s", strerror(-rc));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got == cap) {
+			if (cap >= SHMK_RECORD_MAX) {
+				rc = -EFBIG;
+				snprintf(why, whylen, "too large (limit %u)",
+					 SHMK_RECORD_MAX);
+				goto out;
+			}
+			char *nb = realloc(buf, cap * 2 + 1);
+			if (!nb) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	rc = shmk__record_parse(buf, got, expect_ns, r, why, whylen);
+out:
+	free(buf);
+	shmk__close(&fd);
+	return rc;
+}
+
+int shmk__owner_record_load(int nsfd, const char *id, const char *ns,
+			    struct shmk_record *rec, char *why, size_t whylen)
+{
+	char name[SHMK_ID_MAX + 16];
+	int rc;
+
+	shmk__ofile_name(id, SHMK_OFILE_RECORD, name, sizeof name);
+	rc = shmk__record_load(nsfd, name, ns, rec, why, whylen);
+	if (rc == 0 && strcmp(rec->id, id) != 0) {
+		snprintf(why, whylen, "owner id \"%s\" does not match the file "
+				      "name",
+			 rec->id);
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
+int shmk__quarantine(int dirfd, const char *dirpath, const char *name,
+		     char *out, size_t outsz)
+{
+	char path[PATH_MAX], dst[NAME_MAX + 1];
+	int qfd, rc;
+
+	snprintf(path, sizeof path, "%s/" SHMK_QUARANTINE, dirpath);
+	if ((rc = shmk__dir_open_secure(dirfd, SHMK_QUARANTINE, true, path,
+					&qfd)) < 0)
+		return rc;
+	/* Never overwrite an earlier quarantined file: add a counter. */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(dst, sizeof dst, "%.200s.%lld.%d", name,
+			 (long long)shmk__now(), i);
+		if (renameat2(dirfd, name, qfd, dst, RENAME_NOREPLACE) == 0) {
+			if (out)
+				snprintf(out, outsz, "%s/%s", path, dst);
+			shmk__close(&qfd);
+			return 0;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	rc = -errno;
+	shmk__close(&qfd);
+	return shmk__err(rc, "%s/%s: cannot move to quarantine: %s", dirpath,
+			 name, strerror(-rc));
+}
