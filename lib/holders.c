@@ -362,6 +362,14 @@ int shmk__holders_scan(dev_t dev, struct shmk_holders **out)
 		shmk__close(&fd);
 		goto out;
 	}
+	/* Not procfs (something mounted over it, a chroot): an empty or
+	 * foreign directory would say "nobody holds anything". */
+	if (!shmk__proc_is_ours()) {
+		rc = shmk__err(-ENOSYS, "/proc: not the proc filesystem of our "
+					"pid namespace: cannot tell who holds "
+					"what");
+		goto out;
+	}
 	s.procfd = dirfd(proc);
 	for (;;) {
 		pid_t pid;

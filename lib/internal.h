@@ -226,7 +226,8 @@ bool shmk__proc_is_ours(void);
 /* Start time of pid: 0, -ENOENT if there is no such process, or -errno. */
 int shmk__proc_start_time(pid_t pid, unsigned long long *out);
 /* Is the process described by ident alive right now (same boot, pid, start
- * time)?  1 alive, 0 not. */
+ * time)?  1 alive, 0 not (no such process, in a /proc of our pid
+ * namespace), -1 cannot tell (/proc unreadable, not procfs, not ours). */
 int shmk__ident_alive(const struct shmk_ident *id);
 int64_t shmk__now(void);
 /* getpid(), cached (reset in fork children). */
@@ -278,6 +279,7 @@ struct shmk_judgement {
 			   owned by the caller (close it to let go); else -1 */
 	pid_t holder;   /* ALIVE by an inspector's question: the lock holder */
 	bool no_lock;   /* there is no lock file: judged by identity alone */
+	bool other_reaper; /* the lock is held by another reaper (OFD lock) */
 	char cause[256];
 };
 /*

@@ -96,7 +96,12 @@ static enum shmk_liveness by_identity(const struct shmk_ident *id,
 			   "no lock file, and /proc is not of our pid "
 			   "namespace: pid %d cannot be judged from here",
 			   (int)id->pid);
-	if (shmk__ident_alive(id))
+	if ((rc = shmk__ident_alive(id)) < 0)
+		return say(j, SHMK_LIVE_UNKNOWN, -EIO,
+			   "no lock file, and /proc cannot tell whether "
+			   "process %d is running",
+			   (int)id->pid);
+	if (rc > 0)
 		return say(j, SHMK_LIVE_ALIVE, 0,
 			   "no lock file, but process %d is running",
 			   (int)id->pid);
@@ -179,6 +184,18 @@ static enum shmk_liveness take(int dirfd, const char *name,
 	if (fiu_fail("shmk/reap/lock") ||
 	    SHMK_SYS("fcntl", fcntl(fd, F_OFD_SETLK, &fl)) < 0) {
 		int e = errno ? errno : EAGAIN;
+		struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+
+		/* Held: by the owner (a pid), or by another reaper (an OFD
+		 * lock has none), which is finishing a dead owner. */
+		if ((e == EAGAIN || e == EACCES) &&
+		    fcntl(fd, F_OFD_GETLK, &q) == 0 && q.l_type != F_UNLCK &&
+		    q.l_pid == -1) {
+			close(fd);
+			j->other_reaper = true;
+			return say(j, SHMK_LIVE_DEAD, -EBUSY,
+				   "being reaped by another reaper");
+		}
 		close(fd);
 		if (e == EAGAIN || e == EACCES)
 			return say(j, SHMK_LIVE_ALIVE, 0, "lock held");
@@ -213,7 +230,8 @@ enum shmk_liveness shmk__owner_recheck(const struct shmk_ident *rec_owner,
 		return j->state;
 	if (shmk__self_ident(&me) == 0 &&
 	    (!rec_owner->pidns || me.pidns == rec_owner->pidns) &&
-	    shmk__ident_alive(rec_owner)) {
+	    shmk__ident_alive(rec_owner) > 0) { /* the lock's word stands if
+						    /proc cannot tell */
 		shmk__close(&j->lock_fd);
 		return say(j, SHMK_LIVE_ALIVE, 0,
 			   "lock file unlocked but process %d is still "

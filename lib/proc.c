@@ -6,6 +6,8 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -169,8 +171,11 @@ int shmk__self_ident(struct shmk_ident *out)
 bool shmk__proc_is_ours(void)
 {
 	struct shmk_ident me;
+	struct statfs sfs;
 
-	return shmk__self_ident(&me) == 0 && self_proc_ours;
+	/* Asked each time: something may be mounted over /proc since. */
+	return shmk__self_ident(&me) == 0 && self_proc_ours &&
+	       statfs("/proc", &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC;
 }
 
 int shmk__ident_alive(const struct shmk_ident *id)
@@ -178,14 +183,15 @@ int shmk__ident_alive(const struct shmk_ident *id)
 	struct shmk_ident me;
 	unsigned long long st;
 	char state;
+	int rc;
 
 	if (id->pid <= 0)
 		return 0;
 	if (shmk__self_ident(&me) == 0 && id->boot_id[0] && me.boot_id[0] &&
 	    strcmp(id->boot_id, me.boot_id) != 0)
 		return 0; /* recorded in an earlier boot */
-	if (proc_stat(id->pid, &st, &state) < 0)
-		return 0;
+	if ((rc = proc_stat(id->pid, &st, &state)) < 0)
+		return rc == -ENOENT && shmk__proc_is_ours() ? 0 : -1;
 	/* A zombie is dead: it has released its files, locks included. */
 	return st == id->start_time && state != 'Z' && state != 'X';
 }

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -39,6 +40,7 @@ struct owner_ent {
 	char id[SHMK_ID_MAX];
 	bool self, loaded, load_tried, claimed;
 	bool rec_bad;   /* a record exists that could not be read */
+	int load_err;   /* reading it failed for our own reasons (ENOMEM...) */
 	enum shmk_liveness state;
 	int error;      /* with UNKNOWN: the cause's errno */
 	char *cause;    /* with UNKNOWN and ALIVE: the judge's words (owned) */
@@ -61,11 +63,10 @@ struct reap {
 	uid_t uid;                /* geteuid(), once */
 	struct shmk_table owners; /* id -> owner_ent */
 	struct shmk_table claims; /* name -> owner_ent of a live owner */
-	struct shmk_table objects; /* name -> struct listed (list_objects) */
 	const char *ns_s;          /* r->ns, interned in the report          */
 	const char *owner_src, *owner_s; /* last owner id and its copy       */
-	bool listed, list_failed;
-	bool kernel_owns_check; /* not root, sticky shm dir: EPERM for others' */
+	struct timespec claims_at; /* when the live owners' records were read */
+	bool volatile_shm; /* the shm dir is tmpfs: it held nothing before boot */
 	bool claims_loaded;
 	bool records_unreadable; /* some record could not be read: no strays */
 	struct shmk_table *strays;
@@ -367,6 +368,18 @@ static void load(struct reap *r, struct owner_ent *o, bool quarantine)
 		shmk__record_free(&o->rec);
 		if (rc == -ENOENT)
 			return;
+		if (rc != -EINVAL && rc != -EFBIG && rc != -ELOOP &&
+		    rc != -EPERM && rc != -EPROTONOSUPPORT) {
+			/* Our own trouble reading it (ENOMEM, EMFILE, EIO,
+			 * EACCES...), not a fault of the record: never grounds
+			 * to quarantine it or to act without it. */
+			o->load_err = rc;
+			r->records_unreadable = true;
+			item(r, SHMK_REAP_ERROR, o->id, 0, name, 0, rc,
+			     "%s/%s: cannot read the record: %s; kept",
+			     r->ns_path, name, why[0] ? why : strerror(-rc));
+			return;
+		}
 		o->rec_bad = true;
 		o->error = rc;
 		free(o->cause);
@@ -450,17 +463,35 @@ static void survey(struct reap *r, struct owner_ent *o)
 }
 
 /* Names claimed by live and unknown owners: an "intent" entry of a dead
- * owner naming one of them was never created by that owner. */
-static void load_claims(struct reap *r)
+ * owner naming one of them was never created by that owner.  reload: read
+ * the live owners' records again (they may have recorded new intents). */
+static void load_claims_ex(struct reap *r, bool reload)
 {
 	struct owner_ent *o;
 
-	if (r->claims_loaded)
+	if (r->claims_loaded && !reload)
 		return;
+	if (reload) {
+		shmk__table_free(&r->claims);
+		if (shmk__table_init(&r->claims, 16) < 0)
+			return;
+		/* Owners born since the survey claim names too. */
+		(void)scan_owners(r);
+		for (size_t it = 0; (o = shmk__table_next(&r->owners, &it));)
+			if (!o->state && !(o->self = id_is_self(r, o->id)))
+				survey(r, o);
+			else if (!o->state)
+				o->state = SHMK_LIVE_ALIVE;
+	}
 	r->claims_loaded = true;
+	clock_gettime(CLOCK_REALTIME_COARSE, &r->claims_at);
 	for (size_t it = 0; (o = shmk__table_next(&r->owners, &it));) {
-		if (o->state == SHMK_LIVE_DEAD)
+		if (o->state == SHMK_LIVE_DEAD || o->state == SHMK_LIVE_GONE)
 			continue;
+		if (reload && !o->self) {
+			shmk__record_free(&o->rec);
+			o->loaded = o->load_tried = false;
+		}
 		load(r, o, false);
 		if (!o->loaded)
 			continue;
@@ -469,38 +500,29 @@ static void load_claims(struct reap *r)
 	}
 }
 
-/* The namespace's objects as one listing of the shm directory shows them,
- * taken once dead owners' locks are held: name -> inode and type. */
-struct listed {
-	char name[NAME_MAX + 2]; /* "/<ns>.<name>" */
-	ino_t ino;
-	unsigned char type;
-};
+static void load_claims(struct reap *r) { load_claims_ex(r, false); }
 
-static int object_listed(void *arg, const char *name, ino_t ino,
-			 unsigned char type)
+/* Does a live (or unknown) owner claim name, which a dead owner's record
+ * holds only as "intent"?  Live owners record their intent before they
+ * create, so an object older than our reading of their records that none
+ * of them claims is not theirs.  An object as new as that reading (same
+ * coarse clock as the kernel's ctime) may be one whose intent we have not
+ * read: read the records again.  1 claimed, 0 not, -errno cannot tell. */
+static int intent_claimed(struct reap *r, const char *name)
 {
-	struct reap *r = arg;
-	struct listed *e = malloc(sizeof *e);
+	struct stat st;
 
-	if (!e)
-		return -ENOMEM;
-	e->name[0] = '/';
-	strlcpy(e->name + 1, name, sizeof e->name - 1);
-	e->ino = ino;
-	e->type = type;
-	if (shmk__table_put(&r->objects, e->name, e) < 0) {
-		free(e);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static void list_objects(struct reap *r)
-{
-	r->listed = true;
-	if (shmk__ns_list(r->shmfd, r->ns, object_listed, r) != 0)
-		r->list_failed = true; /* fall back to a stat per segment */
+	load_claims(r);
+	if (shmk__table_get(&r->claims, name))
+		return 1;
+	if (fstatat(r->shmfd, name + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (st.st_ctim.tv_sec < r->claims_at.tv_sec ||
+	    (st.st_ctim.tv_sec == r->claims_at.tv_sec &&
+	     st.st_ctim.tv_nsec < r->claims_at.tv_nsec))
+		return 0;
+	load_claims_ex(r, true);
+	return shmk__table_get(&r->claims, name) ? 1 : 0;
 }
 
 struct seg_drop {
@@ -530,38 +552,21 @@ static void reap_segment(struct reap *r, struct owner_ent *o,
 	struct shmk_unlink_req q = {.shmfd = r->shmfd, .name = s->name,
 				    .ino = s->state == SHMK_SEG_LIVE ? s->ino : 0,
 				    .uid = r->uid, .fp = "shmk/reap/unlink"};
-	struct listed *e = NULL;
 	struct stat st;
 
-	/* The listing only pays where it saves the stats: where the kernel
-	 * itself refuses to let us unlink another user's file (we are not
-	 * root and the directory is sticky, as /dev/shm is), a "live" entry
-	 * whose inode the listing confirms is unlinked without a stat. */
-	if (!r->listed) {
-		if (r->kernel_owns_check)
-			list_objects(r);
-		else
-			r->listed = r->list_failed = true;
-	}
-	if (!r->list_failed) {
-		if (!(e = shmk__table_get(&r->objects, s->name))) {
-			seg_settled(&d);
-			item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
-			       s->size, 0, "already gone");
-			return;
-		}
-		q.listed_ino = e->ino;
-		if (e->type == DT_REG)
-			q.flags |= SHMK_UL_TRUST_LISTING;
-	}
+	/* Every name is looked at (fstatat) right before its unlink: a listing
+	 * taken earlier in the pass could be stale by then. */
 	if (s->state == SHMK_SEG_INTENT) {
-		load_claims(r);
-		if (shmk__table_get(&r->claims, s->name)) {
-			seg_settled(&d);
-			item(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
-			     s->size, 0,
-			     "never created by this owner; a live owner holds "
-			     "the name (kept)");
+		int c = intent_claimed(r, s->name);
+		if (c != 0) {
+			if (c > 0)
+				seg_settled(&d);
+			item(r, c > 0 ? SHMK_REAP_SEGMENT_GONE : SHMK_REAP_ERROR,
+			     o->id, pid, s->name, s->size, c > 0 ? 0 : c, "%s",
+			     c > 0 ? "never created by this owner; a live owner "
+				     "holds the name (kept)"
+				   : "cannot tell whether a live owner holds "
+				     "the name: kept");
 			return;
 		}
 	}
@@ -570,7 +575,7 @@ static void reap_segment(struct reap *r, struct owner_ent *o,
 	switch (shmk__seg_remove(&q, &st, seg_settled, &d)) {
 	case SHMK_UL_UNLINKED: {
 		uint64_t bytes = st.st_size ? (uint64_t)st.st_size : s->size;
-		uint64_t ino = st.st_ino ? (uint64_t)st.st_ino : q.listed_ino;
+		uint64_t ino = (uint64_t)st.st_ino;
 		struct shmk_reap_item *it;
 
 		SHMK_CRASHPOINT("reap/after_segment");
@@ -609,6 +614,14 @@ static void reap_segment(struct reap *r, struct owner_ent *o,
 	}
 }
 
+/* Was the owner recorded in an earlier boot, with the shm directory on
+ * tmpfs (so none of its objects can exist any more)? */
+static bool earlier_boot(const struct reap *r, const struct shmk_ident *id)
+{
+	return r->volatile_shm && id->boot_id[0] && r->me.boot_id[0] &&
+	       strcmp(id->boot_id, r->me.boot_id) != 0;
+}
+
 /* Step 3 for one owner the survey found dead: take its lock, read its
  * record, reap, remove its files, let go.  One lock descriptor at a time. */
 static void reap_owner(struct reap *r, struct owner_ent *o)
@@ -635,9 +648,17 @@ static void reap_owner(struct reap *r, struct owner_ent *o)
 		judge_absent(r, o, &j);
 	}
 	set_cause(o, &j);
-	if (j.state != SHMK_LIVE_DEAD) {
-		/* Alive after all (another reaper holds it, or it is exiting),
-		 * or unknown: reported with the others (step 4). */
+	if (j.other_reaper) {
+		/* Another reaper holds it and will finish it. */
+		o->state = SHMK_LIVE_GONE;
+		return;
+	}
+	if (j.state != SHMK_LIVE_DEAD || o->load_err) {
+		/* Alive after all (it is exiting), unknown, or its record
+		 * could not be read for our own reasons (an error item says
+		 * so): reported with the others (step 4), nothing removed. */
+		if (o->load_err)
+			o->state = SHMK_LIVE_GONE; /* already reported */
 		shmk__close(&j.lock_fd);
 		return;
 	}
@@ -649,9 +670,21 @@ static void reap_owner(struct reap *r, struct owner_ent *o)
 		     "%s/%s: %s", r->ns_path, o->id, j.cause);
 		return;
 	}
-	if (o->loaded)
+	if (o->loaded && earlier_boot(r, &o->rec.owner)) {
+		/* Its objects lived on a tmpfs that the reboot emptied: an
+		 * object under one of its names now, even with the same inode
+		 * number (tmpfs numbers them anew), is of this boot. */
+		for (size_t i = 0; i < o->rec.n_segs; i++) {
+			struct seg_drop d = {r, o->rec.segs[i]->name};
+			seg_settled(&d);
+			item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid,
+			       o->rec.segs[i]->name, o->rec.segs[i]->size, 0,
+			       "recorded in an earlier boot: gone with it");
+		}
+	} else if (o->loaded) {
 		for (size_t i = 0; i < o->rec.n_segs; i++)
 			reap_segment(r, o, o->rec.segs[i]);
+	}
 	if (r->flags & SHMK_REAP_DRY_RUN) {
 		item(r, SHMK_REAP_OWNER_DEAD, o->id, pid, o->id, 0, 0,
 		     "owner dead (dry run: nothing removed)");
@@ -777,6 +810,15 @@ static void handle_strays(struct reap *r, struct shmk_table *strays,
 	struct owner_ent *o;
 	struct stray *s;
 
+	/* Who holds what is asked anew right before strays are judged: a
+	 * pass taken earlier (for reaped segments, another namespace) could
+	 * miss a process that opened one since. */
+	if ((r->flags & SHMK_REAP_STRAYS) && !(r->flags & SHMK_REAP_DRY_RUN) &&
+	    r->holders && strays->used) {
+		shmk__holders_free(*r->holders);
+		*r->holders = NULL;
+		r->holders_failed = false;
+	}
 	/* Every name any record states, live or dead, is no stray. */
 	for (size_t it = 0; (o = shmk__table_next(&r->owners, &it));)
 		for (size_t i = 0; o->loaded && i < o->rec.n_segs; i++)
@@ -853,16 +895,11 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 
 	snprintf(r.ns_path, sizeof r.ns_path, "%s/%s", rootpath, ns);
 	r.uid = geteuid();
-	{
-		struct stat sd;
-		r.kernel_owns_check = r.uid != 0 && fstat(shmfd, &sd) == 0 &&
-				      (sd.st_mode & S_ISVTX);
-	}
+	r.volatile_shm = shmk__fd_is_volatile(shmfd);
 	if ((rc = shmk__self_ident(&r.me)) < 0)
 		return rc;
 	if (shmk__table_init(&r.owners, 16) < 0 ||
 	    shmk__table_init(&r.claims, 16) < 0 ||
-	    shmk__table_init(&r.objects, 64) < 0 ||
 	    shmk__table_init(&strays, 16) < 0) {
 		rc = shmk__err(-ENOMEM, "reap: out of memory");
 		goto out;
@@ -916,10 +953,25 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 	if (want_strays || !(flags & SHMK__REAP_QUIET))
 		load_claims(&r);
 
-	/* Step 3: dead owners, one at a time. */
-	for (size_t it = 0; (o = shmk__table_next(&r.owners, &it));)
-		if (o->state == SHMK_LIVE_DEAD)
-			reap_owner(&r, o);
+	/* Step 3: dead owners, one at a time (from a list: re-reading the
+	 * claims may add owners born meanwhile to the table). */
+	{
+		size_t n = 0, k = 0;
+		struct owner_ent **dead = NULL;
+		for (size_t it = 0; (o = shmk__table_next(&r.owners, &it));)
+			n += o->state == SHMK_LIVE_DEAD;
+		if (n && !(dead = malloc(n * sizeof *dead))) {
+			rc = shmk__err(-ENOMEM, "reap: out of memory");
+			goto out;
+		}
+		for (size_t it = 0; n && (o = shmk__table_next(&r.owners, &it));)
+			if (o->state == SHMK_LIVE_DEAD)
+				dead[k++] = o;
+		for (size_t i = 0; i < k; i++)
+			reap_owner(&r, dead[i]);
+		if (n)
+			free(dead);
+	}
 
 	/* What is left alone, and why. */
 	for (size_t it = 0; (o = shmk__table_next(&r.owners, &it));) {
@@ -972,9 +1024,6 @@ out:
 	shmk__table_free(&strays);
 	shmk__table_free(&r.owners);
 	shmk__table_free(&r.claims);
-	for (size_t it = 0; (v = shmk__table_next(&r.objects, &it));)
-		free(v);
-	shmk__table_free(&r.objects);
 	shmk__close(&r.nsfd);
 	return rc;
 }

@@ -158,7 +158,17 @@ unlink:
 	rc = -errno;
 	if (addr != MAP_FAILED)
 		munmap(addr, size);
-	unlinkat(c->shm_fd, e->name + 1, 0);
+	{
+		/* Only the object we made: the name may hold another one by
+		 * now (ours unlinked behind our back, a new one created). */
+		struct stat mine;
+		struct shmk_unlink_req q = {.shmfd = c->shm_fd, .name = e->name,
+					    .uid = c->own.ident.uid};
+		if (fd >= 0 && fstat(fd, &mine) == 0) {
+			q.ino = (uint64_t)mine.st_ino;
+			(void)shmk__seg_remove(&q, NULL, NULL, NULL);
+		}
+	}
 	shmk__close(&fd);
 	errno = -rc;
 undo:

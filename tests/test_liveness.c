@@ -211,7 +211,7 @@ Test(liveness, a_format_1_record_without_lock_file_is_unknown)
 	drop_seg("victim");
 }
 
-Test(liveness, a_record_of_an_earlier_boot_without_lock_file_is_dead)
+Test(liveness, a_record_of_an_earlier_boot_without_lock_file_is_dead_and_spares_this_boot)
 {
 	struct shmk_ident me;
 	cr_assert_eq(shmk__self_ident(&me), 0);
@@ -219,14 +219,19 @@ Test(liveness, a_record_of_an_earlier_boot_without_lock_file_is_dead)
 	who.pid = 4000000;
 	who.pidns = 12345;
 	memcpy(who.boot_id, "00000000-0000-0000-0000-000000000000", 37);
-	make_seg("victim");
+	make_seg("victim"); /* an object of this boot under its name */
 	record_for(DEAD_ID, &who, "victim");
 	int rc;
 	struct shmk_reap_report *rep = treap(SHMK_REAP_NO_STRAYS, &rc);
 	cr_assert_eq(rc, 0, "%s", shmk_last_error());
-	cr_assert_eq(rep->segments_reaped, 1);
+	cr_assert_eq(rep->owners_dead, 1);
+	cr_assert_eq(rep->segments_reaped, 0, "an object of this boot was "
+					      "unlinked for an earlier one");
+	cr_assert_eq(rep->segments_gone, 1);
 	shmk_reap_report_free(rep);
-	cr_assert_not(shm_exists("victim"));
+	cr_assert(shm_exists("victim"));
+	cr_assert_eq(ns_files(NULL), 0, "the dead record was not removed");
+	drop_seg("victim");
 }
 
 /* An owner in its own pid namespace (unshare --pid --fork): pid 1 there.

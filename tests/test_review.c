@@ -1,9 +1,9 @@
 /* test_review.c - an adversarial review of the issue 9 code (liveness.c,
  * unlink.c, reap.c, owner.c, segment.c).
  *
- * Tests marked ".disabled = true" prove a bug that is still in the library:
- * each one fails on today's main.  Enable it together with its fix.  The
- * others guard what the review found to hold (the POSIX-lock trap). */
+ * Each of the first ten proved a bug of the first cut of that code (it
+ * failed there) and passes with its fix; the last two guard what the
+ * review found to hold (the POSIX-lock trap). */
 #include "helpers.h"
 #include "internal.h"
 
@@ -21,14 +21,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-/* A test of a bug still in the library: disabled so that main stays green.
- * Build with -DSHMK_REVIEW_BUGS to run them all (each must fail today). */
-#ifdef SHMK_REVIEW_BUGS
-#define KNOWN_BUG .disabled = false
-#else
-#define KNOWN_BUG .disabled = true
-#endif
 
 TestSuite(review, .init = tenv_setup, .fini = tenv_teardown, .timeout = 60);
 
@@ -134,7 +126,7 @@ static int finish_owner(const char *name, int *failnum, void **failinfo,
 	return 0; /* do not fail the lock: only act */
 }
 
-Test(review, an_owner_finished_by_another_reaper_meanwhile_is_not_unknown, KNOWN_BUG)
+Test(review, an_owner_finished_by_another_reaper_meanwhile_is_not_unknown)
 {
 	dead_owner(NULL, SHMK_SEG_INTENT, 0);
 	cr_assert_eq(fiu_enable_external("shmk/reap/lock", 1, NULL, 0,
@@ -165,7 +157,7 @@ static int live_owner_creates(const char *name, int *failnum, void **failinfo,
 	return 0;
 }
 
-Test(review, a_dead_owners_intent_never_unlinks_a_segment_created_during_the_pass, KNOWN_BUG)
+Test(review, a_dead_owners_intent_never_unlinks_a_segment_created_during_the_pass)
 {
 	/* The dead owner recorded an intent for "fresh" and died before
 	 * creating it.  A live owner creates "fresh" after the reaper read
@@ -189,7 +181,7 @@ Test(review, a_dead_owners_intent_never_unlinks_a_segment_created_during_the_pas
 
 /* ---- 3. a record of an earlier boot and an inode number used again ------ */
 
-Test(review, a_record_of_an_earlier_boot_never_unlinks_an_object_of_this_boot, KNOWN_BUG)
+Test(review, a_record_of_an_earlier_boot_never_unlinks_an_object_of_this_boot)
 {
 	/* On a disk registry a record outlives the boot; tmpfs numbers its
 	 * inodes afresh, so the recorded inode can be a new object's. */
@@ -227,7 +219,7 @@ static int replace_then_fail(const char *name, int *failnum, void **failinfo,
 	return 1; /* and then the reservation fails (ENOSPC) */
 }
 
-Test(review, a_failed_create_never_unlinks_another_object_under_its_name, KNOWN_BUG)
+Test(review, a_failed_create_never_unlinks_another_object_under_its_name)
 {
 	shmk_ctx *c = topen();
 	shmk_segment *s = NULL;
@@ -245,7 +237,7 @@ Test(review, a_failed_create_never_unlinks_another_object_under_its_name, KNOWN_
 
 /* ---- 5. strays: only names of the namespace's rule ----------------------- */
 
-Test(review, a_stray_removal_never_unlinks_a_name_outside_the_segment_rule, KNOWN_BUG)
+Test(review, a_stray_removal_never_unlinks_a_name_outside_the_segment_rule)
 {
 	tclaim();
 	make_seg("ok");      /* a stray by the rule: removed */
@@ -273,7 +265,7 @@ Test(review, a_stray_removal_never_unlinks_a_name_outside_the_segment_rule, KNOW
 
 #define BIG_TAIL (24u << 20)
 
-Test(review, a_valid_record_is_never_quarantined_because_the_reaper_is_short_of_memory, KNOWN_BUG)
+Test(review, a_valid_record_is_never_quarantined_because_the_reaper_is_short_of_memory)
 {
 	/* A valid record (its last line torn, which readers ignore) of 24
 	 * MiB, under the 32 MiB limit.  A reaper that cannot allocate the
@@ -337,7 +329,7 @@ static int reap_without_proc(void *arg)
 	return code;
 }
 
-Test(review, without_proc_an_owner_without_lock_file_is_unknown_not_dead, KNOWN_BUG)
+Test(review, without_proc_an_owner_without_lock_file_is_unknown_not_dead)
 {
 	/* A live owner whose lock file was removed by hand is judged by its
 	 * identity; a reaper that cannot read /proc (chroot, sandbox) must
@@ -369,7 +361,7 @@ Test(review, without_proc_an_owner_without_lock_file_is_unknown_not_dead, KNOWN_
 
 /* ---- 8. a bad record without lock file: reported once ------------------- */
 
-Test(review, a_bad_record_without_lock_file_is_reported_once_and_not_as_unknown, KNOWN_BUG)
+Test(review, a_bad_record_without_lock_file_is_reported_once_and_not_as_unknown)
 {
 	put_file(DEAD_ID ".jsonl", "{garbage\n", 9);
 	int rc;
@@ -401,7 +393,7 @@ static int hold_ofd(void *arg)
 	return 0;
 }
 
-Test(review, an_owner_another_reaper_is_reaping_is_not_counted_alive, KNOWN_BUG)
+Test(review, an_owner_another_reaper_is_reaping_is_not_counted_alive)
 {
 	int go[2], ready[2], p4[4];
 	char c;
@@ -521,8 +513,7 @@ static int stale_listing_as_user(void *arg)
 	return code;
 }
 
-Test(review, a_plain_users_reap_never_unlinks_a_name_reused_after_its_listing,
-     KNOWN_BUG)
+Test(review, a_plain_users_reap_never_unlinks_a_name_reused_after_its_listing)
 {
 	/* Not root, sticky /dev/shm: the reaper lists the namespace once and
 	 * then trusts the listing's inode instead of a stat, for the whole
