@@ -13,10 +13,13 @@
  *  3. Dead owners one at a time, so the pass needs a fixed number of
  *     descriptors however many there are: take the lock (the judge again,
  *     now holding it), read the record strictly (a bad one is quarantined,
- *     never used as grounds to unlink), unlink each segment through
- *     shmk__seg_remove() (only the inode the owner created, only a regular
- *     file of ours; a segment only in "intent" is left alone if a live or
- *     unknown owner claims the name), then the record, temporary files and
+ *     never used as grounds to unlink; one we cannot read for our own
+ *     reasons is kept), unlink each segment through shmk__seg_remove()
+ *     (only the inode the owner created, only a regular file of ours, each
+ *     name looked at right before; a segment only in "intent" is left
+ *     alone if a live or unknown owner claims the name, their records read
+ *     again for an object newer than our reading; a record of an earlier
+ *     boot on tmpfs unlinks nothing), then the record, temporary files and
  *     finally the lock file (still locked by us), and let go of the lock.
  *  4. Strays: listed objects no record names.  Reported; unlinked only on
  *     request, when older than the minimum age, ours, and when every
