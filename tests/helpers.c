@@ -1,6 +1,8 @@
 /* helpers.c - per-test environment; see helpers.h. */
 #include "helpers.h"
 
+#include <cjson/cJSON.h>
+
 #include <criterion/hooks.h>
 #include <criterion/internal/ordered-set.h>
 #include <dirent.h>
@@ -432,4 +434,28 @@ struct out run_tool_opts(const char *path, char *const argv[],
 	r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	cr_assert_neq(r.code, 127, "cannot exec %s", path);
 	return r;
+}
+
+const cJSON *jget(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	cr_assert_not_null(v, "no \"%s\" in the JSON document", key);
+	return v;
+}
+
+double jnum(const cJSON *o, const char *key)
+{
+	const cJSON *v = jget(o, key);
+
+	cr_assert(cJSON_IsNumber(v), "\"%s\" is not a number", key);
+	return v->valuedouble;
+}
+
+const char *jstr(const cJSON *o, const char *key)
+{
+	const cJSON *v = jget(o, key);
+
+	cr_assert(cJSON_IsString(v), "\"%s\" is not a string", key);
+	return v->valuestring;
 }

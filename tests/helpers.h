@@ -86,6 +86,14 @@ struct run_opts {
 struct out run_tool_opts(const char *path, char *const argv[],
 			 char *const envp[], const struct run_opts *ro);
 
+/* JSON documents of the tools (--json): the member key of o, which must
+ * exist (jget) and be a number (jnum) or a string (jstr); the test fails
+ * otherwise.  Nodes are owned by o. */
+struct cJSON;
+const struct cJSON *jget(const struct cJSON *o, const char *key);
+double jnum(const struct cJSON *o, const char *key);
+const char *jstr(const struct cJSON *o, const char *key);
+
 /* Reap everything dead in T.ns (strays not scanned); returns report
  * (caller frees) and the rc via *rc. */
 struct shmk_reap_report *treap(unsigned flags, int *rc);

@@ -317,35 +317,13 @@ static cJSON *parse_json(const struct out *r)
 	return j;
 }
 
-static const cJSON *get(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
-	cr_assert_not_null(v, "no \"%s\" in %s", key,
-			   cJSON_PrintUnformatted(o));
-	return v;
-}
 
-static double num(const cJSON *o, const char *key)
-{
-	const cJSON *v = get(o, key);
-
-	cr_assert(cJSON_IsNumber(v), "\"%s\" is no number", key);
-	return v->valuedouble;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-	const cJSON *v = get(o, key);
-
-	cr_assert(cJSON_IsString(v), "\"%s\" is no string", key);
-	return v->valuestring;
-}
 
 /* Does the JSON array "holders" of o hold pid? */
 static bool json_holds(const cJSON *o, pid_t pid)
 {
-	const cJSON *h = get(o, "holders"), *e;
+	const cJSON *h = jget(o, "holders"), *e;
 
 	cr_assert(cJSON_IsArray(h), "\"holders\" is no array");
 	cJSON_ArrayForEach(e, h)
@@ -360,9 +338,9 @@ static const cJSON *clean_item(const cJSON *doc, const char *action,
 {
 	const cJSON *i;
 
-	cJSON_ArrayForEach(i, get(doc, "items"))
-		if (!strcmp(str(i, "action"), action) &&
-		    !strcmp(str(i, "object"), object))
+	cJSON_ArrayForEach(i, jget(doc, "items"))
+		if (!strcmp(jstr(i, "action"), action) &&
+		    !strcmp(jstr(i, "object"), object))
 			return i;
 	cr_assert_fail("no item %s %s in\n%s", action, object,
 		       cJSON_Print(doc));
@@ -374,11 +352,11 @@ static const cJSON *ls_owner(const cJSON *doc, pid_t pid)
 {
 	const cJSON *n, *o;
 
-	cJSON_ArrayForEach(n, get(doc, "namespaces"))
-		if (!strcmp(str(n, "namespace"), T.ns))
-			cJSON_ArrayForEach(o, get(n, "owners"))
+	cJSON_ArrayForEach(n, jget(doc, "namespaces"))
+		if (!strcmp(jstr(n, "namespace"), T.ns))
+			cJSON_ArrayForEach(o, jget(n, "owners"))
 				if (cJSON_IsNumber(cJSON_GetObjectItem(o, "pid")) &&
-				    (pid_t)num(o, "pid") == pid)
+				    (pid_t)jnum(o, "pid") == pid)
 					return o;
 	cr_assert_fail("no owner with pid %d in\n%s", (int)pid,
 		       cJSON_Print(doc));
@@ -652,11 +630,11 @@ Test(safety, shmclean_names_the_pids_still_holding_reaped_segments_in_json_and_t
 	struct out r = tool(SHMCLEAN, T.dir, T.shm_dir, "--json", NULL);
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	cJSON *doc = parse_json(&r);
-	const cJSON *tot = get(doc, "totals");
-	cr_assert_eq(num(tot, "segments_reaped"), 2);
-	cr_assert_eq(num(tot, "segments_held"), 2);
-	cr_assert_eq(num(tot, "bytes_held"), 2.0 * SEG);
-	cr_assert_eq(num(tot, "bytes_reaped"), 0);
+	const cJSON *tot = jget(doc, "totals");
+	cr_assert_eq(jnum(tot, "segments_reaped"), 2);
+	cr_assert_eq(jnum(tot, "segments_held"), 2);
+	cr_assert_eq(jnum(tot, "bytes_held"), 2.0 * SEG);
+	cr_assert_eq(jnum(tot, "bytes_reaped"), 0);
 	cr_assert(json_holds(clean_item(doc, "reaped", full("d")), getpid()));
 	cr_assert(json_holds(clean_item(doc, "reaped", full("e")), getpid()));
 	cJSON_Delete(doc);
@@ -689,10 +667,10 @@ Test(safety, shmls_lists_the_process_mapping_a_live_segment_among_its_holders)
 	struct out r = tool(SHMLS, T.dir, T.shm_dir, "--json", NULL);
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	cJSON *doc = parse_json(&r);
-	const cJSON *segs = get(ls_owner(doc, svc.pid), "segments");
+	const cJSON *segs = jget(ls_owner(doc, svc.pid), "segments");
 	cr_assert_eq(cJSON_GetArraySize(segs), 1);
 	const cJSON *s = cJSON_GetArrayItem(segs, 0);
-	cr_assert_str_eq(str(s, "name"), full("live"));
+	cr_assert_str_eq(jstr(s, "name"), full("live"));
 	cr_assert(json_holds(s, h.pid), "holder %d not listed:\n%s",
 		  (int)h.pid, r.out);
 	cr_assert(json_holds(s, svc.pid), "the owner, which maps it too, not "
@@ -821,8 +799,8 @@ Test(safety, an_owner_with_a_directory_for_lock_file_is_unknown_to_shmls_and_shm
 		     r.out, r.err);
 	cJSON *doc = parse_json(&r);
 	const cJSON *o = ls_owner(doc, 4000000);
-	cr_assert_str_eq(str(o, "state"), "unknown", "%s", r.out);
-	cr_assert(cJSON_IsNull(get(o, "alive")), "%s", r.out);
+	cr_assert_str_eq(jstr(o, "state"), "unknown", "%s", r.out);
+	cr_assert(cJSON_IsNull(jget(o, "alive")), "%s", r.out);
 	cJSON_Delete(doc);
 	out_free(&r);
 

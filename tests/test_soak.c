@@ -155,33 +155,12 @@ static cJSON *parse_json(const struct out *r)
 	return j;
 }
 
-static const cJSON *get(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
-	cr_assert_not_null(v, "no \"%s\"", key);
-	return v;
-}
 
-static double num(const cJSON *o, const char *key)
-{
-	const cJSON *v = get(o, key);
-
-	cr_assert(cJSON_IsNumber(v), "\"%s\" is not a number", key);
-	return v->valuedouble;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-	const cJSON *v = get(o, key);
-
-	cr_assert(cJSON_IsString(v), "\"%s\" is not a string", key);
-	return v->valuestring;
-}
 
 static bool boolean(const cJSON *o, const char *key)
 {
-	const cJSON *v = get(o, key);
+	const cJSON *v = jget(o, key);
 
 	cr_assert(cJSON_IsBool(v), "\"%s\" is not a boolean", key);
 	return cJSON_IsTrue(v);
@@ -317,16 +296,16 @@ Test(soak, fd_leak_delta_is_cycles_after_warmup)
 		     r.out, r.err);
 	j = parse_json(&r);
 	cr_assert(boolean(j, "leak"));
-	cr_assert_eq(num(get(j, "deltas"), "fds"), 8 - 2);
-	cr_assert_str_eq(str(j, "verdict"), "LEAK: fd: +6 (threshold 0)");
+	cr_assert_eq(jnum(jget(j, "deltas"), "fds"), 8 - 2);
+	cr_assert_str_eq(jstr(j, "verdict"), "LEAK: fd: +6 (threshold 0)");
 	/* The per-cycle counts climb by one per cycle. */
-	const cJSON *c, *cy = get(j, "cycles");
+	const cJSON *c, *cy = jget(j, "cycles");
 	double prev = -1;
 	cJSON_ArrayForEach(c, cy) {
 		if (prev >= 0)
-			cr_assert_eq(num(c, "fds"), prev + 1, "cycle %g",
-				     num(c, "cycle"));
-		prev = num(c, "fds");
+			cr_assert_eq(jnum(c, "fds"), prev + 1, "cycle %g",
+				     jnum(c, "cycle"));
+		prev = jnum(c, "fds");
 	}
 	cJSON_Delete(j);
 	out_free(&r);
@@ -387,11 +366,11 @@ Test(soak, segment_leak_in_json)
 	cr_assert_eq(r.code, 1, "exit %d\nstderr:\n%s", r.code, r.err);
 	j = parse_json(&r);
 	cr_assert(boolean(j, "leak"));
-	cr_assert_eq(num(get(j, "deltas"), "segments_left"), CYCLES);
-	cr_assert_eq(num(get(j, "deltas"), "records_left"), 0);
-	cr_assert_eq(num(get(j, "deltas"), "fds"), 0);
-	cr_assert(strstr(str(j, "verdict"), "segment"), "%s",
-		  str(j, "verdict"));
+	cr_assert_eq(jnum(jget(j, "deltas"), "segments_left"), CYCLES);
+	cr_assert_eq(jnum(jget(j, "deltas"), "records_left"), 0);
+	cr_assert_eq(jnum(jget(j, "deltas"), "fds"), 0);
+	cr_assert(strstr(jstr(j, "verdict"), "segment"), "%s",
+		  jstr(j, "verdict"));
 	cJSON_Delete(j);
 	out_free(&r);
 	remove_leaked_segments(CYCLES);
@@ -434,44 +413,44 @@ Test(soak, crash_mode_reaps_every_killed_cycle)
 	cr_assert_str_eq(r.err, "", "stderr: %s", r.err);
 	j = parse_json(&r);
 	cr_assert_not(boolean(j, "leak"));
-	cr_assert_str_eq(str(j, "verdict"), "PASS: no leak");
-	cr_assert_eq(num(get(j, "config"), "kill_every"), 3);
+	cr_assert_str_eq(jstr(j, "verdict"), "PASS: no leak");
+	cr_assert_eq(jnum(jget(j, "config"), "kill_every"), 3);
 	/* Cycles 3, 6 and 9 are killed; 12, the last, never is: the verdict
 	 * needs a cycle that ran to its end. */
-	cr_assert_eq(num(j, "killed_cycles"), 3);
-	cr_assert_eq(num(j, "reaped_segments"), 3 * LEFT_BY_KILL);
-	cr_assert_gt(num(j, "reaped_bytes"), 3.0 * (WORKERS + SEGMENTS) * 65536);
-	cy = get(j, "cycles");
+	cr_assert_eq(jnum(j, "killed_cycles"), 3);
+	cr_assert_eq(jnum(j, "reaped_segments"), 3 * LEFT_BY_KILL);
+	cr_assert_gt(jnum(j, "reaped_bytes"), 3.0 * (WORKERS + SEGMENTS) * 65536);
+	cy = jget(j, "cycles");
 	cr_assert_eq(cJSON_GetArraySize(cy), CYCLES);
 	cJSON_ArrayForEach(c, cy) {
 		unsigned i = ++n;
 		bool k = boolean(c, "killed");
-		cr_assert_eq(num(c, "cycle"), i);
+		cr_assert_eq(jnum(c, "cycle"), i);
 		cr_assert_eq(k, i % 3 == 0 && i < CYCLES, "cycle %u", i);
 		if (k) {
 			killed++;
 			/* What the killed process left, until the next
 			 * cycle reaps it: its one record and everything. */
-			cr_assert_eq(num(c, "segments"), LEFT_BY_KILL,
+			cr_assert_eq(jnum(c, "segments"), LEFT_BY_KILL,
 				     "cycle %u", i);
-			cr_assert_eq(num(c, "records"), 1, "cycle %u", i);
-			cr_assert_eq(num(c, "reaped"), 0, "cycle %u", i);
+			cr_assert_eq(jnum(c, "records"), 1, "cycle %u", i);
+			cr_assert_eq(jnum(c, "reaped"), 0, "cycle %u", i);
 		} else {
-			cr_assert_eq(num(c, "segments"), 0, "cycle %u", i);
-			cr_assert_eq(num(c, "records"), 0, "cycle %u", i);
-			cr_assert_eq(num(c, "reaped"),
+			cr_assert_eq(jnum(c, "segments"), 0, "cycle %u", i);
+			cr_assert_eq(jnum(c, "records"), 0, "cycle %u", i);
+			cr_assert_eq(jnum(c, "reaped"),
 				     after_kill ? LEFT_BY_KILL : 0, "cycle %u",
 				     i);
-			cr_assert_gt(num(c, "init_ms"), 0, "cycle %u", i);
+			cr_assert_gt(jnum(c, "init_ms"), 0, "cycle %u", i);
 		}
 		after_kill = k;
 	}
 	cr_assert_eq(killed, 3);
-	const cJSON *d = get(j, "deltas");
-	cr_assert_eq(num(d, "segments_left"), 0);
-	cr_assert_eq(num(d, "records_left"), 0);
-	cr_assert_eq(num(d, "children"), 0);
-	cr_assert_eq(num(d, "zombies"), 0);
+	const cJSON *d = jget(j, "deltas");
+	cr_assert_eq(jnum(d, "segments_left"), 0);
+	cr_assert_eq(jnum(d, "records_left"), 0);
+	cr_assert_eq(jnum(d, "children"), 0);
+	cr_assert_eq(jnum(d, "zombies"), 0);
 	cJSON_Delete(j);
 	out_free(&r);
 	assert_nothing_left();
@@ -508,9 +487,9 @@ Test(soak, crash_mode_every_cycle)
 	cr_assert_eq(r.code, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", r.code,
 		     r.out, r.err);
 	j = parse_json(&r);
-	cr_assert_eq(num(j, "killed_cycles"), 4);
-	cr_assert_eq(num(j, "reaped_segments"), 4 * LEFT_BY_KILL);
-	cr_assert_str_eq(str(j, "verdict"), "PASS: no leak");
+	cr_assert_eq(jnum(j, "killed_cycles"), 4);
+	cr_assert_eq(jnum(j, "reaped_segments"), 4 * LEFT_BY_KILL);
+	cr_assert_str_eq(jstr(j, "verdict"), "PASS: no leak");
 	cJSON_Delete(j);
 	out_free(&r);
 	assert_nothing_left();
@@ -572,48 +551,48 @@ Test(soak, json_report)
 	j = parse_json(&r);
 	cr_assert(cJSON_IsObject(j));
 
-	cfg = get(j, "config");
-	cr_assert_eq(num(cfg, "cycles"), CYCLES);
-	cr_assert_eq(num(cfg, "workers"), WORKERS);
-	cr_assert_eq(num(cfg, "segments"), SEGMENTS);
-	cr_assert_eq(num(cfg, "size"), 65536);
-	cr_assert_eq(num(cfg, "kill_every"), 0);
-	cr_assert_eq(num(cfg, "warmup"), WARMUP);
-	cr_assert_str_eq(str(cfg, "namespace"), T.ns);
-	cr_assert_str_eq(str(cfg, "dir"), T.dir);
+	cfg = jget(j, "config");
+	cr_assert_eq(jnum(cfg, "cycles"), CYCLES);
+	cr_assert_eq(jnum(cfg, "workers"), WORKERS);
+	cr_assert_eq(jnum(cfg, "segments"), SEGMENTS);
+	cr_assert_eq(jnum(cfg, "size"), 65536);
+	cr_assert_eq(jnum(cfg, "kill_every"), 0);
+	cr_assert_eq(jnum(cfg, "warmup"), WARMUP);
+	cr_assert_str_eq(jstr(cfg, "namespace"), T.ns);
+	cr_assert_str_eq(jstr(cfg, "dir"), T.dir);
 
 	for (int w = 0; w < 2; w++) {
-		const cJSON *t = get(get(j, "times_ms"), w ? "teardown" : "init");
+		const cJSON *t = jget(jget(j, "times_ms"), w ? "teardown" : "init");
 		for (size_t i = 0; i < 4; i++)
-			cr_assert_gt(num(t, parts[i]), 0, "%s",
+			cr_assert_gt(jnum(t, parts[i]), 0, "%s",
 				     parts[i]);
-		cr_assert_leq(num(t, "p50"), num(t, "p99"));
-		cr_assert_leq(num(t, "p99"), num(t, "max"));
-		cr_assert_leq(num(t, "mean"), num(t, "max"));
+		cr_assert_leq(jnum(t, "p50"), jnum(t, "p99"));
+		cr_assert_leq(jnum(t, "p99"), jnum(t, "max"));
+		cr_assert_leq(jnum(t, "mean"), jnum(t, "max"));
 	}
 	for (size_t i = 0; i < sizeof deltas / sizeof *deltas; i++)
-		num(get(j, "deltas"), deltas[i]);
-	cr_assert_eq(num(get(j, "deltas"), "fds"), 0);
-	cr_assert_eq(num(get(j, "deltas"), "segments_left"), 0);
-	cr_assert_eq(num(get(j, "deltas"), "records_left"), 0);
-	cr_assert_eq(num(j, "killed_cycles"), 0);
-	cr_assert_eq(num(j, "reaped_segments"), 0);
+		jnum(jget(j, "deltas"), deltas[i]);
+	cr_assert_eq(jnum(jget(j, "deltas"), "fds"), 0);
+	cr_assert_eq(jnum(jget(j, "deltas"), "segments_left"), 0);
+	cr_assert_eq(jnum(jget(j, "deltas"), "records_left"), 0);
+	cr_assert_eq(jnum(j, "killed_cycles"), 0);
+	cr_assert_eq(jnum(j, "reaped_segments"), 0);
 	cr_assert_not(boolean(j, "leak"));
-	cr_assert_str_eq(str(j, "verdict"), "PASS: no leak");
+	cr_assert_str_eq(jstr(j, "verdict"), "PASS: no leak");
 
-	const cJSON *cy = get(j, "cycles");
+	const cJSON *cy = jget(j, "cycles");
 	cr_assert(cJSON_IsArray(cy));
 	cr_assert_eq(cJSON_GetArraySize(cy), CYCLES);
 	int n = 0;
 	cJSON_ArrayForEach(c, cy) {
 		n++;
 		for (size_t i = 0; i < sizeof per_cycle / sizeof *per_cycle; i++)
-			num(c, per_cycle[i]);
-		cr_assert_eq(num(c, "cycle"), n);
+			jnum(c, per_cycle[i]);
+		cr_assert_eq(jnum(c, "cycle"), n);
 		cr_assert_not(boolean(c, "killed"));
-		cr_assert_gt(num(c, "fds"), 0);
-		cr_assert_gt(num(c, "rss"), 0);
-		cr_assert_eq(num(c, "segments"), 0);
+		cr_assert_gt(jnum(c, "fds"), 0);
+		cr_assert_gt(jnum(c, "rss"), 0);
+		cr_assert_eq(jnum(c, "segments"), 0);
 	}
 	cJSON_Delete(j);
 	out_free(&r);

@@ -82,34 +82,13 @@ static cJSON *parse_json(const struct out *r)
 	return j;
 }
 
-static double num(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
-	cr_assert(cJSON_IsNumber(v), "no number \"%s\"", key);
-	return v->valuedouble;
-}
 
-static const char *str(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	cr_assert(cJSON_IsString(v), "no string \"%s\"", key);
-	return v->valuestring;
-}
-
-static const cJSON *get(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	cr_assert_not_null(v, "no \"%s\"", key);
-	return v;
-}
 
 /* Totals of a shmclean --json document. */
 static double total(const cJSON *doc, const char *key)
 {
-	return num(get(doc, "totals"), key);
+	return jnum(jget(doc, "totals"), key);
 }
 
 /* The namespace object of a shmls --json document for T.ns. */
@@ -117,8 +96,8 @@ static const cJSON *ls_ns(const cJSON *doc)
 {
 	const cJSON *n;
 
-	cJSON_ArrayForEach(n, get(doc, "namespaces"))
-		if (strcmp(str(n, "namespace"), T.ns) == 0)
+	cJSON_ArrayForEach(n, jget(doc, "namespaces"))
+		if (strcmp(jstr(n, "namespace"), T.ns) == 0)
 			return n;
 	cr_assert_fail("namespace %s not listed", T.ns);
 	return NULL;
@@ -129,8 +108,8 @@ static const cJSON *ls_owner(const cJSON *ns, pid_t pid)
 {
 	const cJSON *o;
 
-	cJSON_ArrayForEach(o, get(ns, "owners"))
-		if ((pid_t)num(o, "pid") == pid)
+	cJSON_ArrayForEach(o, jget(ns, "owners"))
+		if ((pid_t)jnum(o, "pid") == pid)
 			return o;
 	cr_assert_fail("owner with pid %d not listed", (int)pid);
 	return NULL;
@@ -143,9 +122,9 @@ static size_t items(const cJSON *doc, const char *action, const char *object)
 	const cJSON *i;
 	size_t n = 0;
 
-	cJSON_ArrayForEach(i, get(doc, "items"))
-		if (strcmp(str(i, "action"), action) == 0 &&
-		    (!object || strcmp(str(i, "object"), object) == 0))
+	cJSON_ArrayForEach(i, jget(doc, "items"))
+		if (strcmp(jstr(i, "action"), action) == 0 &&
+		    (!object || strcmp(jstr(i, "object"), object) == 0))
 			n++;
 	return n;
 }
@@ -327,27 +306,27 @@ Test(tools, shmls_shows_a_killed_owner_dead_with_its_segments)
 	cJSON *doc = parse_json(&r);
 	const cJSON *ns = ls_ns(doc);
 	const cJSON *o = ls_owner(ns, pid);
-	cr_assert_str_eq(str(o, "state"), "dead");
-	cr_assert(cJSON_IsFalse(get(o, "alive")));
-	cr_assert_str_eq(str(o, "lock"), "free");
-	cr_assert_str_eq(str(o, "role"), "victim");
-	cr_assert_str_eq(str(o, "record"), "ok");
-	const cJSON *segs = get(o, "segments");
+	cr_assert_str_eq(jstr(o, "state"), "dead");
+	cr_assert(cJSON_IsFalse(jget(o, "alive")));
+	cr_assert_str_eq(jstr(o, "lock"), "free");
+	cr_assert_str_eq(jstr(o, "role"), "victim");
+	cr_assert_str_eq(jstr(o, "record"), "ok");
+	const cJSON *segs = jget(o, "segments");
 	cr_assert_eq(cJSON_GetArraySize(segs), 2);
 	const cJSON *s0 = cJSON_GetArrayItem(segs, 0), *s1 = cJSON_GetArrayItem(segs, 1);
-	cr_assert_str_eq(str(s0, "name"), full("alpha"));
-	cr_assert_eq(num(s0, "size"), 4096);
-	cr_assert_str_eq(str(s0, "state"), "live");
-	cr_assert(cJSON_IsTrue(get(s0, "present")));
-	cr_assert_str_eq(str(s1, "name"), full("beta"));
-	cr_assert_eq(num(s1, "size"), 8192);
-	const cJSON *t = get(ns, "totals");
-	cr_assert_eq(num(t, "owners"), 1);
-	cr_assert_eq(num(t, "owners_dead"), 1);
-	cr_assert_eq(num(t, "owners_alive"), 0);
-	cr_assert_eq(num(t, "segments"), 2);
-	cr_assert_eq(num(t, "bytes"), 12288);
-	cr_assert_eq(num(get(doc, "totals"), "segments"), 2);
+	cr_assert_str_eq(jstr(s0, "name"), full("alpha"));
+	cr_assert_eq(jnum(s0, "size"), 4096);
+	cr_assert_str_eq(jstr(s0, "state"), "live");
+	cr_assert(cJSON_IsTrue(jget(s0, "present")));
+	cr_assert_str_eq(jstr(s1, "name"), full("beta"));
+	cr_assert_eq(jnum(s1, "size"), 8192);
+	const cJSON *t = jget(ns, "totals");
+	cr_assert_eq(jnum(t, "owners"), 1);
+	cr_assert_eq(jnum(t, "owners_dead"), 1);
+	cr_assert_eq(jnum(t, "owners_alive"), 0);
+	cr_assert_eq(jnum(t, "segments"), 2);
+	cr_assert_eq(jnum(t, "bytes"), 12288);
+	cr_assert_eq(jnum(jget(doc, "totals"), "segments"), 2);
 	cJSON_Delete(doc);
 	out_free(&r);
 
@@ -380,10 +359,10 @@ Test(tools, shmls_shows_a_live_owner_alive)
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	cJSON *doc = parse_json(&r);
 	const cJSON *o = ls_owner(ls_ns(doc), getpid());
-	cr_assert_str_eq(str(o, "state"), "alive");
-	cr_assert(cJSON_IsTrue(get(o, "alive")));
-	cr_assert_str_eq(str(o, "lock"), "held");
-	cr_assert_eq(num(o, "lock_holder"), getpid());
+	cr_assert_str_eq(jstr(o, "state"), "alive");
+	cr_assert(cJSON_IsTrue(jget(o, "alive")));
+	cr_assert_str_eq(jstr(o, "lock"), "held");
+	cr_assert_eq(jnum(o, "lock_holder"), getpid());
 	cJSON_Delete(doc);
 	out_free(&r);
 
@@ -421,8 +400,8 @@ Test(tools, shmls_reports_a_corrupt_record_without_moving_it)
 	cr_assert_eq(r.code, 65);
 	cJSON *doc = parse_json(&r);
 	const cJSON *ns = ls_ns(doc);
-	cr_assert_eq(num(get(ns, "totals"), "bad_records"), 1);
-	cr_assert_eq(cJSON_GetArraySize(get(ns, "errors")), 1);
+	cr_assert_eq(jnum(jget(ns, "totals"), "bad_records"), 1);
+	cr_assert_eq(cJSON_GetArraySize(jget(ns, "errors")), 1);
 	cJSON_Delete(doc);
 	out_free(&r);
 	cr_assert_eq(quarantined_files(), 0);
@@ -442,7 +421,7 @@ Test(tools, shmls_on_a_missing_registry_lists_nothing_and_creates_nothing)
 		      "--json", NULL);
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	cJSON *doc = parse_json(&r);
-	cr_assert(cJSON_IsFalse(get(doc, "exists")));
+	cr_assert(cJSON_IsFalse(jget(doc, "exists")));
 	cJSON_Delete(doc);
 	out_free(&r);
 	r = run_nodir(SHMCLEAN, "--dir", dir, NULL);
@@ -504,7 +483,7 @@ Test(tools, shmclean_reaps_a_killed_owner_and_a_second_run_is_idempotent)
 	cr_assert_eq(total(doc, "owners_dead"), 0);
 	cr_assert_eq(total(doc, "segments_reaped"), 0);
 	cr_assert_eq(total(doc, "errors"), 0);
-	cr_assert_eq(cJSON_GetArraySize(get(doc, "items")), 0);
+	cr_assert_eq(cJSON_GetArraySize(jget(doc, "items")), 0);
 	cJSON_Delete(doc);
 	out_free(&r);
 
@@ -579,7 +558,7 @@ Test(tools, dry_run_changes_nothing)
 
 	r = run(SHMCLEAN, "--dry-run", "--json", NULL);
 	cJSON *doc = parse_json(&r);
-	cr_assert(cJSON_IsTrue(get(doc, "dry_run")));
+	cr_assert(cJSON_IsTrue(jget(doc, "dry_run")));
 	cr_assert_eq(total(doc, "segments_reaped"), 2);
 	/* The bad record is reported (as an error, or as "quarantined" with
 	 * "would be" in the reason, depending on the library version). */
@@ -718,10 +697,10 @@ Test(tools, strays_are_reported_kept_when_young_and_removed_on_request)
 	r = run(SHMLS, "--strays", "--json", NULL);
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	cJSON *doc = parse_json(&r);
-	const cJSON *strays = get(ls_ns(doc), "strays");
+	const cJSON *strays = jget(ls_ns(doc), "strays");
 	cr_assert_eq(cJSON_GetArraySize(strays), 1);
-	cr_assert_str_eq(str(cJSON_GetArrayItem(strays, 0), "name"), full("stray"));
-	cr_assert_eq(num(cJSON_GetArrayItem(strays, 0), "size"), 4096);
+	cr_assert_str_eq(jstr(cJSON_GetArrayItem(strays, 0), "name"), full("stray"));
+	cr_assert_eq(jnum(cJSON_GetArrayItem(strays, 0), "size"), 4096);
 	cJSON_Delete(doc);
 	out_free(&r);
 
@@ -823,7 +802,7 @@ Test(tools, never_follows_a_symlink_in_the_shm_directory)
 	cJSON *doc = parse_json(&r);
 	cr_assert_eq(items(doc, "error", full("link")), 1, "%s", r.out);
 	cr_assert_eq(items(doc, "stray-kept", full("slink")), 1, "%s", r.out);
-	cr_assert_eq(num(doc, "exit_status"), 75);
+	cr_assert_eq(jnum(doc, "exit_status"), 75);
 	cJSON_Delete(doc);
 	out_free(&r);
 	r = run(SHMCLEAN, NULL);
@@ -867,7 +846,7 @@ Test(tools, json_output_parses_and_has_the_expected_totals)
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	cr_assert_str_eq(r.err, "");
 	cJSON *doc = parse_json(&r);
-	cr_assert_str_eq(str(doc, "registry"), T.dir);
+	cr_assert_str_eq(jstr(doc, "registry"), T.dir);
 	cr_assert_eq(total(doc, "namespaces"), 1);
 	cr_assert_eq(total(doc, "owners_dead"), 1);
 	cr_assert_eq(total(doc, "owners_alive"), 1);
@@ -879,22 +858,22 @@ Test(tools, json_output_parses_and_has_the_expected_totals)
 	cr_assert_eq(total(doc, "bytes_strays"), 1000);
 	cr_assert_eq(total(doc, "quarantined"), 0);
 	cr_assert_eq(total(doc, "errors"), 0);
-	cr_assert_eq(num(doc, "exit_status"), 0);
+	cr_assert_eq(jnum(doc, "exit_status"), 0);
 	cr_assert_eq(items(doc, "reaped", NULL), 2);
 	cr_assert_eq(items(doc, "owner-dead", NULL), 1);
 	cr_assert_eq(items(doc, "stray-kept", full("stray")), 1);
 	const cJSON *it;
-	cJSON_ArrayForEach(it, get(doc, "items"))
+	cJSON_ArrayForEach(it, jget(doc, "items"))
 	{
-		if (strcmp(str(it, "action"), "reaped") != 0)
+		if (strcmp(jstr(it, "action"), "reaped") != 0)
 			continue;
-		cr_assert_str_eq(str(it, "ns"), T.ns);
-		cr_assert_eq(num(it, "pid"), pid);
-		cr_assert_neq(str(it, "owner")[0], '\0');
-		cr_assert_eq(num(it, "error"), 0);
-		cr_assert(cJSON_IsString(get(it, "reason")));
-		cr_assert(strcmp(str(it, "object"), full("j1")) == 0 ||
-			  strcmp(str(it, "object"), full("j2")) == 0);
+		cr_assert_str_eq(jstr(it, "ns"), T.ns);
+		cr_assert_eq(jnum(it, "pid"), pid);
+		cr_assert_neq(jstr(it, "owner")[0], '\0');
+		cr_assert_eq(jnum(it, "error"), 0);
+		cr_assert(cJSON_IsString(jget(it, "reason")));
+		cr_assert(strcmp(jstr(it, "object"), full("j1")) == 0 ||
+			  strcmp(jstr(it, "object"), full("j2")) == 0);
 	}
 	cJSON_Delete(doc);
 	out_free(&r);
