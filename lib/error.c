@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static __thread char last_error[512];
@@ -14,11 +15,15 @@ const char *shmk_version(void) { return SHMK_VERSION_STRING; }
 int shmk__err(int rc, const char *fmt, ...)
 {
 	int saved = errno;
+	char buf[sizeof last_error];
 	va_list ap;
 
+	/* Through a copy: callers may prefix the previous sentence, passing
+	 * shmk_last_error() itself as an argument. */
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof last_error, fmt, ap);
+	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
+	memcpy(last_error, buf, sizeof buf);
 	errno = saved;
 	return rc;
 }

@@ -314,7 +314,7 @@ static int reap_without_proc(void *arg)
 	if (shmk__self_ident(&me) < 0) /* cached while /proc is there */
 		return 90;
 	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount("none", "/proc", "tmpfs", 0, NULL) < 0)
 		return 80; /* no privilege here: skipped */
 	struct shmk_reap_options o = {.dir = T.dir, .ns = T.ns,
