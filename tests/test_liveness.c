@@ -316,6 +316,7 @@ Test(liveness, an_owner_in_another_pid_namespace_without_lock_file_is_unknown)
 	shmk_reap_report_free(rep);
 	cr_assert(shm_exists("inns"));
 	close(h.go[1]);
+	close(h.ready[0]);
 	int st = reap_child(pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "owner: %x", st);
 	cr_assert_not(shm_exists("inns"));

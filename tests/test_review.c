@@ -407,6 +407,8 @@ Test(review, an_owner_another_reaper_is_reaping_is_not_counted_alive)
 	struct shmk_reap_report *rep = treap(SHMK_REAP_NO_STRAYS, &rc);
 	cr_assert_eq(write(go[1], "g", 1), 1);
 	int st = reap_child(other);
+	for (int i = 0; i < 4; i++)
+		close(p4[i]);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	dump(rep);
 	size_t alive = rep->owners_alive;
