@@ -159,6 +159,16 @@ void tclaim(void)
 	cr_assert_eq(shmk_close(c), 0);
 }
 
+const char *tfull(const char *name)
+{
+	static __thread char b[4][300];
+	static __thread int k;
+	char *p = b[k++ % 4];
+
+	snprintf(p, 300, "/%s.%s", T.ns, name);
+	return p;
+}
+
 size_t shm_count(void) { return shm_leftovers(false, NULL, 0); }
 
 bool shm_exists(const char *name)

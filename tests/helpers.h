@@ -42,6 +42,10 @@ struct shmk_options topts(void);
  * a namespace bound to the reaper's registry. */
 void tclaim(void);
 
+/* "/<T.ns>.<name>", the object name reports and tools use (one of four
+ * rotating per-thread buffers: valid for the next three calls). */
+const char *tfull(const char *name);
+
 /* Number of "<ns>." objects in T.shm_dir. */
 size_t shm_count(void);
 /* Does "<T.ns>.<name>" exist in T.shm_dir? */

@@ -35,16 +35,6 @@ TestSuite(safety, .init = tenv_setup, .fini = tenv_teardown, .timeout = 60);
 
 /* ---- objects ------------------------------------------------------------- */
 
-/* "/<ns>.<name>", the object name the report and the tools use. */
-static const char *full(const char *name)
-{
-	static __thread char b[4][300];
-	static __thread int k;
-	char *p = b[k++ % 4];
-
-	snprintf(p, 300, "/%s.%s", T.ns, name);
-	return p;
-}
 
 /* T.shm_dir/<ns>.<name> */
 static const char *opath(const char *name)
@@ -450,7 +440,7 @@ static void held_stray_is_kept_until_let_go(bool map)
 	cr_assert_eq(rc, 0, "%d %s", rc, shmk_last_error());
 	cr_assert(shm_exists("s"), "a held stray was removed");
 	cr_assert_eq(rep->strays_removed, 0);
-	it = item_for(rep, SHMK_REAP_STRAY_KEPT, full("s"));
+	it = item_for(rep, SHMK_REAP_STRAY_KEPT, tfull("s"));
 	cr_assert_not_null(it, "no stray-kept item");
 	cr_assert(has_pid(it->holders, it->n_holders, h.pid),
 		  "holder %d not among the item's %zu holder(s) (%s)",
@@ -462,7 +452,7 @@ static void held_stray_is_kept_until_let_go(bool map)
 	rep = treap(SHMK_REAP_STRAYS | SHMK_REAP_ANY_AGE, &rc);
 	cr_assert_eq(rc, 0, "%d %s", rc, shmk_last_error());
 	cr_assert_eq(rep->strays_removed, 1);
-	cr_assert_not_null(item_for(rep, SHMK_REAP_STRAY_REMOVED, full("s")));
+	cr_assert_not_null(item_for(rep, SHMK_REAP_STRAY_REMOVED, tfull("s")));
 	shmk_reap_report_free(rep);
 	cr_assert_not(shm_exists("s"));
 }
@@ -494,7 +484,7 @@ Test(safety, a_stray_of_a_namespace_never_claimed_is_kept_and_says_why)
 		struct shmk_reap_report *rep =
 			treap(SHMK_REAP_STRAYS | SHMK_REAP_ANY_AGE, &rc);
 		const struct shmk_reap_item *it =
-			item_for(rep, SHMK_REAP_STRAY_KEPT, full("s"));
+			item_for(rep, SHMK_REAP_STRAY_KEPT, tfull("s"));
 		cr_assert(shm_exists("s"), "pass %d: removed", pass);
 		cr_assert_eq(rep->strays_removed, 0);
 		cr_assert_not_null(it, "pass %d: no stray-kept item", pass);
@@ -588,7 +578,7 @@ Test(safety, segments_reaped_while_a_surviving_child_maps_them_count_as_held_not
 	cr_assert_eq(rep->bytes_held, 2 * SEG);
 	for (int i = 0; names[i]; i++) {
 		const struct shmk_reap_item *it =
-			item_for(rep, SHMK_REAP_SEGMENT_REAPED, full(names[i]));
+			item_for(rep, SHMK_REAP_SEGMENT_REAPED, tfull(names[i]));
 		cr_assert_not_null(it, "no reaped item for %s", names[i]);
 		cr_assert(has_pid(it->holders, it->n_holders, survivor),
 			  "%s: survivor %d not among %zu holder(s)", names[i],
@@ -609,7 +599,7 @@ Test(safety, segments_reaped_while_a_surviving_child_maps_them_count_as_held_not
 	cr_assert_eq(rep->bytes_held, 0);
 	cr_assert_eq(rep->bytes_reaped, SEG);
 	const struct shmk_reap_item *it =
-		item_for(rep, SHMK_REAP_SEGMENT_REAPED, full("c"));
+		item_for(rep, SHMK_REAP_SEGMENT_REAPED, tfull("c"));
 	cr_assert_not_null(it);
 	cr_assert_eq(it->n_holders, 0);
 	shmk_reap_report_free(rep);
@@ -635,8 +625,8 @@ Test(safety, shmclean_names_the_pids_still_holding_reaped_segments_in_json_and_t
 	cr_assert_eq(jnum(tot, "segments_held"), 2);
 	cr_assert_eq(jnum(tot, "bytes_held"), 2.0 * SEG);
 	cr_assert_eq(jnum(tot, "bytes_reaped"), 0);
-	cr_assert(json_holds(clean_item(doc, "reaped", full("d")), getpid()));
-	cr_assert(json_holds(clean_item(doc, "reaped", full("e")), getpid()));
+	cr_assert(json_holds(clean_item(doc, "reaped", tfull("d")), getpid()));
+	cr_assert(json_holds(clean_item(doc, "reaped", tfull("e")), getpid()));
 	cJSON_Delete(doc);
 	out_free(&r);
 	munmap(d, SEG);
@@ -648,7 +638,7 @@ Test(safety, shmclean_names_the_pids_still_holding_reaped_segments_in_json_and_t
 	r = tool(SHMCLEAN, T.dir, T.shm_dir, NULL);
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	char want[400];
-	snprintf(want, sizeof want, "%s still held by pid %s", full("f"), pid);
+	snprintf(want, sizeof want, "%s still held by pid %s", tfull("f"), pid);
 	cr_assert(strstr(r.out, want), "no \"%s\" in:\n%s", want, r.out);
 	cr_assert(strstr(r.out, "not freed"), "totals do not say so:\n%s",
 		  r.out);
@@ -670,7 +660,7 @@ Test(safety, shmls_lists_the_process_mapping_a_live_segment_among_its_holders)
 	const cJSON *segs = jget(ls_owner(doc, svc.pid), "segments");
 	cr_assert_eq(cJSON_GetArraySize(segs), 1);
 	const cJSON *s = cJSON_GetArrayItem(segs, 0);
-	cr_assert_str_eq(jstr(s, "name"), full("live"));
+	cr_assert_str_eq(jstr(s, "name"), tfull("live"));
 	cr_assert(json_holds(s, h.pid), "holder %d not listed:\n%s",
 		  (int)h.pid, r.out);
 	cr_assert(json_holds(s, svc.pid), "the owner, which maps it too, not "
@@ -788,7 +778,7 @@ Test(safety, an_owner_with_a_directory_for_lock_file_is_unknown_to_shmls_and_shm
 		 "\"uid\":%u,\"role\":\"locked-out\",\"created\":%lld},"
 		 "\"segments\":[{\"name\":\"%s\",\"size\":4096,"
 		 "\"state\":\"intent\",\"created\":%lld}]}\n",
-		 T.ns, (unsigned)geteuid(), (long long)time(NULL), full("victim"),
+		 T.ns, (unsigned)geteuid(), (long long)time(NULL), tfull("victim"),
 		 (long long)time(NULL));
 	put_file(UNKNOWN_ID ".jsonl", rec, strlen(rec));
 	snprintf(lock, sizeof lock, "%s/" UNKNOWN_ID ".lock", T.ns_dir);

@@ -131,16 +131,6 @@ static size_t items(const cJSON *doc, const char *action, const char *object)
 
 /* ---- making owners and objects ---------------------------------------------- */
 
-/* "/<T.ns>.<name>" */
-static const char *full(const char *name)
-{
-	static __thread char b[4][300];
-	static __thread int k;
-	char *p = b[k++ % 4];
-
-	snprintf(p, 300, "/%s.%s", T.ns, name);
-	return p;
-}
 
 static const char *shm_path(const char *object)
 {
@@ -260,7 +250,7 @@ static pid_t forge_owner(char id[64], const char *const *names,
 			(long long)time(NULL));
 		for (int i = 0; names && names[i]; i++) {
 			struct stat st;
-			const char *f = full(names[i]);
+			const char *f = tfull(names[i]);
 			if (lstat(shm_path(f + 1), &st) == 0 && S_ISREG(st.st_mode))
 				n += (size_t)snprintf(
 					rec + n, sizeof rec - n,
@@ -314,11 +304,11 @@ Test(tools, shmls_shows_a_killed_owner_dead_with_its_segments)
 	const cJSON *segs = jget(o, "segments");
 	cr_assert_eq(cJSON_GetArraySize(segs), 2);
 	const cJSON *s0 = cJSON_GetArrayItem(segs, 0), *s1 = cJSON_GetArrayItem(segs, 1);
-	cr_assert_str_eq(jstr(s0, "name"), full("alpha"));
+	cr_assert_str_eq(jstr(s0, "name"), tfull("alpha"));
 	cr_assert_eq(jnum(s0, "size"), 4096);
 	cr_assert_str_eq(jstr(s0, "state"), "live");
 	cr_assert(cJSON_IsTrue(jget(s0, "present")));
-	cr_assert_str_eq(jstr(s1, "name"), full("beta"));
+	cr_assert_str_eq(jstr(s1, "name"), tfull("beta"));
 	cr_assert_eq(jnum(s1, "size"), 8192);
 	const cJSON *t = jget(ns, "totals");
 	cr_assert_eq(jnum(t, "owners"), 1);
@@ -335,7 +325,7 @@ Test(tools, shmls_shows_a_killed_owner_dead_with_its_segments)
 	cr_assert_eq(r.code, 0);
 	snprintf(pidbuf, sizeof pidbuf, "pid %d", (int)pid);
 	cr_assert(strstr(r.out, pidbuf) && strstr(r.out, "dead") &&
-		  strstr(r.out, full("alpha")) && strstr(r.out, full("beta")) &&
+		  strstr(r.out, tfull("alpha")) && strstr(r.out, tfull("beta")) &&
 		  strstr(r.out, "8.0K"),
 		  "listing:\n%s", r.out);
 	out_free(&r);
@@ -469,7 +459,7 @@ Test(tools, shmclean_reaps_a_killed_owner_and_a_second_run_is_idempotent)
 	struct out r = run(SHMCLEAN, NULL);
 	cr_assert_eq(r.code, 0, "shmclean: %d\n%s\n%s", r.code, r.out, r.err);
 	snprintf(pidbuf, sizeof pidbuf, "pid %d", (int)pid);
-	cr_assert(strstr(r.out, "reaped") && strstr(r.out, full("three")) &&
+	cr_assert(strstr(r.out, "reaped") && strstr(r.out, tfull("three")) &&
 		  strstr(r.out, pidbuf) && strstr(r.out, "64K"),
 		  "output:\n%s", r.out);
 	cr_assert_str_eq(r.err, "");
@@ -506,7 +496,7 @@ Test(tools, shmclean_leaves_a_live_owner_alone)
 
 	struct out r = run(SHMCLEAN, "-v", NULL);
 	cr_assert_eq(r.code, 0, "%s\n%s", r.out, r.err);
-	cr_assert(strstr(r.out, "live owner") && strstr(r.out, full("alive")),
+	cr_assert(strstr(r.out, "live owner") && strstr(r.out, tfull("alive")),
 		  "-v does not show the live owner:\n%s", r.out);
 	out_free(&r);
 	cr_assert(shm_exists("alive"), "a live owner's segment was reaped");
@@ -528,7 +518,7 @@ Test(tools, shmclean_leaves_a_live_owner_alone)
 
 	/* Without -v the live owner is not mentioned. */
 	r = run(SHMCLEAN, NULL);
-	cr_assert_null(strstr(r.out, full("alive")), "%s", r.out);
+	cr_assert_null(strstr(r.out, tfull("alive")), "%s", r.out);
 	out_free(&r);
 	shmk_segment_destroy(s);
 	cr_assert_eq(shmk_close(c), 0);
@@ -542,13 +532,13 @@ Test(tools, dry_run_changes_nothing)
 
 	killed_owner(names, sizes);
 	forge_owner(id, NULL, "not json\n"); /* would be quarantined */
-	make_object(full("stray")+1, 4096);
-	wait_older(full("stray") + 1, 1);
+	make_object(tfull("stray")+1, 4096);
+	wait_older(tfull("stray") + 1, 1);
 	size_t files = ns_files(NULL);
 
 	struct out r = run(SHMCLEAN, "--dry-run", "--strays", "--min-age", "0",
 			   NULL);
-	cr_assert(strstr(r.out, "would reap") && strstr(r.out, full("d1")),
+	cr_assert(strstr(r.out, "would reap") && strstr(r.out, tfull("d1")),
 		  "%s", r.out);
 	cr_assert(strstr(r.out, "dry run"), "%s", r.out);
 	out_free(&r);
@@ -581,7 +571,7 @@ Test(tools, quarantines_a_corrupt_record_of_a_dead_owner_and_exits_65)
 {
 	char id[64];
 
-	make_object(full("orphan") + 1, 4096);
+	make_object(tfull("orphan") + 1, 4096);
 	forge_owner(id, NULL, "{\"format\":\"shmkeeper-record\",\"version\":1,"
 			      "\"namespace\":\"x\"}garbage\n");
 	struct out r = run(SHMCLEAN, NULL);
@@ -597,13 +587,13 @@ Test(tools, quarantines_a_corrupt_record_of_a_dead_owner_and_exits_65)
 
 	/* A second run has nothing more to quarantine. */
 	r = run(SHMCLEAN, "--json", NULL);
-	unlink(shm_path(full("orphan") + 1));
+	unlink(shm_path(tfull("orphan") + 1));
 	cr_assert(kept, "a corrupt record was used as grounds to unlink");
 	cr_assert_eq(r.code, 0, "%d %s", r.code, r.err);
 	cJSON *doc = parse_json(&r);
 	cr_assert_eq(total(doc, "quarantined"), 0);
 	cr_assert_eq(total(doc, "strays_kept"), 1);
-	cr_assert_eq(items(doc, "stray-kept", full("orphan")), 1);
+	cr_assert_eq(items(doc, "stray-kept", tfull("orphan")), 1);
 	cJSON_Delete(doc);
 	out_free(&r);
 	cr_assert_eq(quarantined_files(), 1);
@@ -645,10 +635,10 @@ Test(tools, never_touches_names_outside_the_namespace_prefix)
 	snprintf(other, sizeof other, "%s.x", other_ns);
 	make_object(foreign, 4096);
 	make_object(other, 4096);
-	make_object(full("mine") + 1, 4096);
+	make_object(tfull("mine") + 1, 4096);
 	wait_older(foreign, 1);
 	wait_older(other, 1);
-	wait_older(full("mine") + 1, 1);
+	wait_older(tfull("mine") + 1, 1);
 
 	struct out a = run(SHMCLEAN, "--namespace", T.ns, "--strays",
 			   "--min-age", "0", "--json", NULL);
@@ -666,7 +656,7 @@ Test(tools, never_touches_names_outside_the_namespace_prefix)
 	cr_assert_eq(b.code, 0, "%s", b.err);
 	cJSON *doc = parse_json(&a);
 	cr_assert_eq(total(doc, "strays_removed"), 1, "%s", a.out);
-	cr_assert_eq(items(doc, "stray-removed", full("mine")), 1);
+	cr_assert_eq(items(doc, "stray-removed", tfull("mine")), 1);
 	cr_assert_null(strstr(a.out, foreign), "%s", a.out);
 	cr_assert_null(strstr(a.out, other), "%s", a.out);
 	cJSON_Delete(doc);
@@ -683,12 +673,12 @@ Test(tools, never_touches_names_outside_the_namespace_prefix)
 Test(tools, strays_are_reported_kept_when_young_and_removed_on_request)
 {
 	tclaim();
-	make_object(full("stray") + 1, 4096);
+	make_object(tfull("stray") + 1, 4096);
 
 	/* Default: reported, kept. */
 	struct out r = run(SHMCLEAN, NULL);
 	cr_assert_eq(r.code, 0, "%s", r.err);
-	cr_assert(strstr(r.out, "stray") && strstr(r.out, full("stray")),
+	cr_assert(strstr(r.out, "stray") && strstr(r.out, tfull("stray")),
 		  "stray not reported:\n%s", r.out);
 	out_free(&r);
 	cr_assert(shm_exists("stray"));
@@ -699,7 +689,7 @@ Test(tools, strays_are_reported_kept_when_young_and_removed_on_request)
 	cJSON *doc = parse_json(&r);
 	const cJSON *strays = jget(ls_ns(doc), "strays");
 	cr_assert_eq(cJSON_GetArraySize(strays), 1);
-	cr_assert_str_eq(jstr(cJSON_GetArrayItem(strays, 0), "name"), full("stray"));
+	cr_assert_str_eq(jstr(cJSON_GetArrayItem(strays, 0), "name"), tfull("stray"));
 	cr_assert_eq(jnum(cJSON_GetArrayItem(strays, 0), "size"), 4096);
 	cJSON_Delete(doc);
 	out_free(&r);
@@ -722,12 +712,12 @@ Test(tools, strays_are_reported_kept_when_young_and_removed_on_request)
 
 	/* --min-age 0: removed.  (The library reads a minimum of 0 as "the
 	 * default", so the tool asks for 1 s: wait until it is that old.) */
-	wait_older(full("stray") + 1, 1);
+	wait_older(tfull("stray") + 1, 1);
 	r = run(SHMCLEAN, "--strays", "--min-age", "0", "--json", NULL);
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	doc = parse_json(&r);
 	cr_assert_eq(total(doc, "strays_removed"), 1);
-	cr_assert_eq(items(doc, "stray-removed", full("stray")), 1);
+	cr_assert_eq(items(doc, "stray-removed", tfull("stray")), 1);
 	cJSON_Delete(doc);
 	out_free(&r);
 	cr_assert_not(shm_exists("stray"));
@@ -738,29 +728,29 @@ Test(tools, never_touches_another_users_segment_or_stray)
 	static const char *const names[] = {"theirs", NULL};
 	char id[64];
 
-	make_object(full("theirs") + 1, 4096);
-	make_object(full("theirstray") + 1, 4096);
-	if (chown(shm_path(full("theirs") + 1), 65534, 65534) < 0 ||
-	    chown(shm_path(full("theirstray") + 1), 65534, 65534) < 0) {
-		unlink(shm_path(full("theirs") + 1));
-		unlink(shm_path(full("theirstray") + 1));
+	make_object(tfull("theirs") + 1, 4096);
+	make_object(tfull("theirstray") + 1, 4096);
+	if (chown(shm_path(tfull("theirs") + 1), 65534, 65534) < 0 ||
+	    chown(shm_path(tfull("theirstray") + 1), 65534, 65534) < 0) {
+		unlink(shm_path(tfull("theirs") + 1));
+		unlink(shm_path(tfull("theirstray") + 1));
 		cr_skip_test("cannot chown to another user (%s): needs root",
 			     strerror(errno));
 	}
 	forge_owner(id, names, NULL);
-	wait_older(full("theirstray") + 1, 1);
+	wait_older(tfull("theirstray") + 1, 1);
 
 	struct out r = run(SHMCLEAN, "--strays", "--min-age", "0", NULL);
 	bool seg = shm_exists("theirs"), stray = shm_exists("theirstray");
 	size_t recs = ns_files(".jsonl");
-	unlink(shm_path(full("theirs") + 1));
-	unlink(shm_path(full("theirstray") + 1));
+	unlink(shm_path(tfull("theirs") + 1));
+	unlink(shm_path(tfull("theirstray") + 1));
 
 	cr_assert(seg, "another user's segment was unlinked");
 	cr_assert(stray, "another user's stray was unlinked");
 	cr_assert_eq(r.code, 75, "exit %d\n%s\n%s", r.code, r.out, r.err);
 	cr_assert(strstr(r.err, "shmclean: error: unable to handle") &&
-		  strstr(r.err, full("theirs")),
+		  strstr(r.err, tfull("theirs")),
 		  "error not reported: %s", r.err);
 	cr_assert_eq(recs, 1, "the record of what could not be reaped is gone");
 	out_free(&r);
@@ -782,26 +772,26 @@ Test(tools, never_follows_a_symlink_in_the_shm_directory)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, "v", 1), 1);
 	close(fd);
-	cr_assert_eq(symlink(target, shm_path(full("link") + 1)), 0);
-	cr_assert_eq(symlink(target, shm_path(full("slink") + 1)), 0);
+	cr_assert_eq(symlink(target, shm_path(tfull("link") + 1)), 0);
+	cr_assert_eq(symlink(target, shm_path(tfull("slink") + 1)), 0);
 	forge_owner(id, names, NULL); /* records "link" in intent */
-	wait_older(full("slink") + 1, 1);
+	wait_older(tfull("slink") + 1, 1);
 
 	struct out r = run(SHMCLEAN, "--strays", "--min-age", "0", "--json",
 			   NULL);
-	bool l1 = object_exists(full("link") + 1);
-	bool l2 = object_exists(full("slink") + 1);
+	bool l1 = object_exists(tfull("link") + 1);
+	bool l2 = object_exists(tfull("slink") + 1);
 	struct stat st;
 	bool victim = lstat(target, &st) == 0 && st.st_size == 1;
-	unlink(shm_path(full("link") + 1));
-	unlink(shm_path(full("slink") + 1));
+	unlink(shm_path(tfull("link") + 1));
+	unlink(shm_path(tfull("slink") + 1));
 
 	cr_assert(victim, "the symlink target was touched");
 	cr_assert(l1 && l2, "a symlink was removed");
 	cr_assert_eq(r.code, 75, "exit %d\n%s\n%s", r.code, r.out, r.err);
 	cJSON *doc = parse_json(&r);
-	cr_assert_eq(items(doc, "error", full("link")), 1, "%s", r.out);
-	cr_assert_eq(items(doc, "stray-kept", full("slink")), 1, "%s", r.out);
+	cr_assert_eq(items(doc, "error", tfull("link")), 1, "%s", r.out);
+	cr_assert_eq(items(doc, "stray-kept", tfull("slink")), 1, "%s", r.out);
 	cr_assert_eq(jnum(doc, "exit_status"), 75);
 	cJSON_Delete(doc);
 	out_free(&r);
@@ -839,10 +829,10 @@ Test(tools, json_output_parses_and_has_the_expected_totals)
 	pid_t pid = killed_owner(names, sizes);
 	c = topen_flags(SHMK_OPEN_NO_REAP);
 	cr_assert_eq(shmk_segment_create(c, "live", 4096, &s), 0);
-	make_object(full("stray") + 1, 1000);
+	make_object(tfull("stray") + 1, 1000);
 
 	struct out r = run(SHMCLEAN, "--json", NULL);
-	unlink(shm_path(full("stray") + 1));
+	unlink(shm_path(tfull("stray") + 1));
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	cr_assert_str_eq(r.err, "");
 	cJSON *doc = parse_json(&r);
@@ -861,7 +851,7 @@ Test(tools, json_output_parses_and_has_the_expected_totals)
 	cr_assert_eq(jnum(doc, "exit_status"), 0);
 	cr_assert_eq(items(doc, "reaped", NULL), 2);
 	cr_assert_eq(items(doc, "owner-dead", NULL), 1);
-	cr_assert_eq(items(doc, "stray-kept", full("stray")), 1);
+	cr_assert_eq(items(doc, "stray-kept", tfull("stray")), 1);
 	const cJSON *it;
 	cJSON_ArrayForEach(it, jget(doc, "items"))
 	{
@@ -872,8 +862,8 @@ Test(tools, json_output_parses_and_has_the_expected_totals)
 		cr_assert_neq(jstr(it, "owner")[0], '\0');
 		cr_assert_eq(jnum(it, "error"), 0);
 		cr_assert(cJSON_IsString(jget(it, "reason")));
-		cr_assert(strcmp(jstr(it, "object"), full("j1")) == 0 ||
-			  strcmp(jstr(it, "object"), full("j2")) == 0);
+		cr_assert(strcmp(jstr(it, "object"), tfull("j1")) == 0 ||
+			  strcmp(jstr(it, "object"), tfull("j2")) == 0);
 	}
 	cJSON_Delete(doc);
 	out_free(&r);
