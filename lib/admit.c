@@ -27,7 +27,8 @@ int shmk__admit(shmk_ctx *c, const char *name, uint64_t size,
 	if (c->budget || l.ns_bytes_hard || l.ns_bytes_soft) {
 		/* The context's namespace in the context's shm directory,
 		 * whatever namespace the monitor samples. */
-		if ((rc = shmk__ns_usage(c->shm_fd, c->ns, &n, &s.ns_bytes)) < 0)
+		if ((rc = shmk__ns_usage(c->shm_fd, c->ns, &n, &s.ns_bytes,
+					  &c->foreign)) < 0)
 			return shmk__err(rc, "segment %s: %s: cannot list: %s",
 					 name, c->shm_path, strerror(-rc));
 	}

@@ -90,6 +90,7 @@ int shmk_close(shmk_ctx *c)
 		return 0;
 	pthread_mutex_lock(&c->mu);
 	rc = shmk__owner_close(c);
+	shmk__inoset_free(&c->foreign);
 	pthread_mutex_unlock(&c->mu);
 	shmk__close(&c->shm_fd);
 	shmk__close(&c->ns_fd);

@@ -44,6 +44,7 @@ struct shmk_ctx {
 	bool durable;
 	uint64_t budget;
 	shmk_monitor *monitor; /* hard/soft limits on creation (not owned) */
+	struct shmk_inoset foreign; /* other users' objects seen (admit.c) */
 	struct shmk_owner own;
 };
 

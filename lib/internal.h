@@ -115,8 +115,19 @@ int shmk__ns_list(int shmfd, const char *ns, shmk__ns_fn fn, void *arg);
 /* Number and allocated size (st_blocks * 512) of ns's objects that are
  * regular files of ours (geteuid()): another user's objects, however
  * large their apparent size, count for nothing.  0 or -errno. */
+struct shmk_inoset;
 int shmk__ns_usage(int shmfd, const char *ns, uint64_t *count,
-		   uint64_t *bytes);
+		   uint64_t *bytes, struct shmk_inoset *foreign);
+/* A set of inode numbers: the other users' objects a caller of
+ * shmk__ns_usage() has seen (may be NULL there: no cache).  Only a cache:
+ * bounded, and a failed allocation just means a stat next time. */
+struct shmk_inoset {
+	uint64_t *v;
+	size_t cap, used;
+};
+bool shmk__inoset_has(const struct shmk_inoset *s, uint64_t ino);
+void shmk__inoset_add(struct shmk_inoset *s, uint64_t ino);
+void shmk__inoset_free(struct shmk_inoset *s);
 
 /* The claim object binding ns to one registry:
  * "<shm dir>/.shmkeeper-claim.<euid>.<ns>" (see shmdir.c). */

@@ -215,7 +215,7 @@ static void sample_shm(shmk_monitor *m, struct shmk_sample *s)
 	}
 	if (l)
 		(void)shmk__ns_usage(m->shm_fd, m->ns, &s->ns_segments,
-				     &s->ns_bytes);
+				     &s->ns_bytes, NULL);
 }
 
 int shmk_monitor_sample(shmk_monitor *m, struct shmk_sample *s)

@@ -185,10 +185,61 @@ int shmk__ns_list(int shmfd, const char *ns, shmk__ns_fn fn, void *arg)
 	return rc;
 }
 
+/* ---- a set of inode numbers (open addressing; 0 is never an inode) ---- */
+#define INOSET_MAX (1u << 20) /* a co-tenant churning names: start over */
+
+bool shmk__inoset_has(const struct shmk_inoset *s, uint64_t ino)
+{
+	if (!s || !s->cap || !ino)
+		return false;
+	for (size_t i = (size_t)(ino * 0x9E3779B97F4A7C15ull) & (s->cap - 1);;
+	     i = (i + 1) & (s->cap - 1)) {
+		if (s->v[i] == ino)
+			return true;
+		if (!s->v[i])
+			return false;
+	}
+}
+
+void shmk__inoset_add(struct shmk_inoset *s, uint64_t ino)
+{
+	if (!s || !ino || shmk__inoset_has(s, ino))
+		return;
+	if (s->used >= INOSET_MAX)
+		shmk__inoset_free(s);
+	if (2 * (s->used + 1) > s->cap) {
+		struct shmk_inoset n = {.cap = s->cap ? 2 * s->cap : 64};
+		if (!(n.v = calloc(n.cap, sizeof *n.v)))
+			return; /* only a cache: the next scan stats again */
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->v[i])
+				shmk__inoset_add(&n, s->v[i]);
+		free(s->v);
+		*s = n;
+	}
+	for (size_t i = (size_t)(ino * 0x9E3779B97F4A7C15ull) & (s->cap - 1);;
+	     i = (i + 1) & (s->cap - 1))
+		if (!s->v[i]) {
+			s->v[i] = ino;
+			s->used++;
+			return;
+		}
+}
+
+void shmk__inoset_free(struct shmk_inoset *s)
+{
+	if (!s)
+		return;
+	free(s->v);
+	s->v = NULL;
+	s->cap = s->used = 0;
+}
+
 struct usage {
 	int shmfd;
 	uid_t uid;
 	uint64_t count, bytes;
+	struct shmk_inoset *foreign;
 };
 
 static int usage_one(void *arg, const char *name, ino_t ino,
@@ -197,21 +248,30 @@ static int usage_one(void *arg, const char *name, ino_t ino,
 	struct usage *u = arg;
 	struct stat st;
 
-	(void)ino;
 	if (type != DT_REG && type != DT_UNKNOWN)
 		return 0;
-	if (fstatat(u->shmfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    !S_ISREG(st.st_mode) || st.st_uid != u->uid)
-		return 0; /* gone since the listing, or not ours */
+	/* Another user's object seen before (under this inode number, which
+	 * it keeps as long as it exists): not ours, no stat.  A co-tenant's
+	 * 100,000 objects under our prefix cost one stat each once, not at
+	 * every admission. */
+	if (shmk__inoset_has(u->foreign, (uint64_t)ino))
+		return 0;
+	if (SHMK_SYS("fstatat", fstatat(u->shmfd, name, &st,
+					AT_SYMLINK_NOFOLLOW)) < 0)
+		return 0; /* gone since the listing */
+	if (!S_ISREG(st.st_mode) || st.st_uid != u->uid) {
+		shmk__inoset_add(u->foreign, (uint64_t)st.st_ino);
+		return 0; /* not ours */
+	}
 	u->count++;
 	u->bytes += (uint64_t)st.st_blocks * 512u;
 	return 0;
 }
 
 int shmk__ns_usage(int shmfd, const char *ns, uint64_t *count,
-		   uint64_t *bytes)
+		   uint64_t *bytes, struct shmk_inoset *foreign)
 {
-	struct usage u = {.shmfd = shmfd, .uid = geteuid()};
+	struct usage u = {.shmfd = shmfd, .uid = geteuid(), .foreign = foreign};
 	int rc = shmk__ns_list(shmfd, ns, usage_one, &u);
 
 	*count = u.count;

@@ -515,3 +515,56 @@ Test(shmdir, an_unreadable_claim_or_a_fifo_in_its_place_does_not_stop_open)
 	cr_assert_eq(open_with(T.dir, T.shm_dir, &c), 0, "%s", shmk_last_error());
 	cr_assert_eq(shmk_close(c), 0);
 }
+
+/* ---- a co-tenant's many objects under our prefix --------------------------- */
+
+static int stats_seen;
+
+static int count_stat(const char *name, int *failnum, void **failinfo,
+		      unsigned *flags)
+{
+	(void)name; (void)failnum; (void)failinfo; (void)flags;
+	stats_seen++;
+	return 0; /* only count: the call goes on */
+}
+
+Test(shmdir, a_cotenants_objects_under_our_prefix_are_looked_at_once_not_at_every_create)
+{
+	/* Item 12: 100,000 foreign files made each budgeted create stat them
+	 * all.  They are another user's: looked at once, then known. */
+	enum { FOREIGN = 60 };
+	char p[PATH_MAX];
+	shmk_segment *a, *b;
+	shmk_ctx *c;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to make another user's objects");
+	for (int i = 0; i < FOREIGN; i++) {
+		snprintf(p, sizeof p, "%s/%s.foreign%d", T.shm_dir, T.ns, i);
+		int fd = open(p, O_CREAT | O_EXCL | O_RDWR, 0600);
+		cr_assert_geq(fd, 0, "%s: %s", p, strerror(errno));
+		cr_assert_eq(fchown(fd, NOBODY, NOBODY), 0);
+		close(fd);
+	}
+	struct shmk_options o = topts();
+	o.budget_bytes = 1ull << 30;
+	cr_assert_eq(shmk_open(&o, &c), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_segment_create(c, "a", 4096, &a), 0, "%s",
+		     shmk_last_error());
+	cr_assert_eq(fiu_enable_external("shmk/sys/fstatat", 1, NULL, 0,
+					 count_stat), 0);
+	int rc = shmk_segment_create(c, "b", 4096, &b);
+	fiu_disable("shmk/sys/fstatat");
+	cr_assert_eq(rc, 0, "%s", shmk_last_error());
+	cr_assert_geq(stats_seen, 1, "our own segment was not looked at");
+	cr_assert_lt(stats_seen, 10, "%d stats for one create: the %d foreign "
+				     "objects were looked at again",
+		     stats_seen, FOREIGN);
+	cr_assert_eq(shmk_segment_destroy(a), 0);
+	cr_assert_eq(shmk_segment_destroy(b), 0);
+	cr_assert_eq(shmk_close(c), 0);
+	for (int i = 0; i < FOREIGN; i++) {
+		snprintf(p, sizeof p, "%s/%s.foreign%d", T.shm_dir, T.ns, i);
+		unlink(p);
+	}
+}
