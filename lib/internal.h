@@ -252,15 +252,11 @@ enum shmk_unlink_result {
 	SHMK_UL_FOREIGN,      /* not a regular file of uid: not touched     */
 	SHMK_UL_ERROR,        /* stat or unlink failed: req.error           */
 };
-#define SHMK_UL_DRY_RUN 0x1u       /* decide, remove nothing, drop nothing */
-#define SHMK_UL_TRUST_LISTING 0x2u /* listed_ino came from a listing taken
-				      now and the kernel refuses to let us
-				      unlink other users' files: no stat */
+#define SHMK_UL_DRY_RUN 0x1u /* decide, remove nothing, drop nothing */
 struct shmk_unlink_req {
 	int shmfd;
 	const char *name;    /* "/<ns>.<x>" (or without the '/')            */
 	uint64_t ino;        /* inode the owner recorded; 0: intent only    */
-	uint64_t listed_ino; /* inode a listing showed under name; 0: none  */
 	uid_t uid;           /* whose objects may be removed                */
 	unsigned flags;      /* SHMK_UL_*                                   */
 	const char *fp;      /* failpoint name for the unlink (tests)       */

@@ -76,7 +76,6 @@ struct reap {
 	struct shmk_holders **holders; /* one scan per shmk_reap(); NULL: none */
 	bool holders_failed;
 	bool claimed;      /* the namespace's claim names this registry */
-	char claim_other[PATH_MAX]; /* or the registry it names instead */
 };
 
 const char *shmk_reap_action_name(enum shmk_reap_action a)
@@ -106,38 +105,14 @@ struct chunk {
 	char data[];
 };
 
-static const char *intern(struct shmk_reap_report *rep, const char *str)
+/* n bytes aligned to align in the report's arena, or NULL. */
+static void *arena_alloc(struct shmk_reap_report *rep, size_t n, size_t align)
 {
 	struct chunk *c = rep->strings_;
-	size_t n = strlen(str) + 1;
+	size_t at;
 
-	if (!c || c->cap - c->used < n) {
-		size_t cap = n > 65536 ? n : 65536;
-		struct chunk *nc = malloc(sizeof *nc + cap);
-		if (!nc)
-			return "";
-		nc->next = c;
-		nc->used = 0;
-		nc->cap = cap;
-		rep->strings_ = c = nc;
-	}
-	memcpy(c->data + c->used, str, n);
-	c->used += n;
-	return c->data + c->used - n;
-}
-
-/* A copy of n pids in the report's arena (NULL if none or no memory). */
-static const pid_t *intern_pids(struct shmk_reap_report *rep,
-				const pid_t *pids, size_t n)
-{
-	struct chunk *c = rep->strings_;
-	size_t need = n * sizeof *pids + _Alignof(pid_t);
-	uintptr_t at;
-
-	if (!n)
-		return NULL;
-	if (!c || c->cap - c->used < need) {
-		size_t cap = need > 65536 ? need : 65536;
+	if (!c || c->cap - c->used < n + align - 1) {
+		size_t cap = n + align > 65536 ? n + align : 65536;
 		struct chunk *nc = malloc(sizeof *nc + cap);
 		if (!nc)
 			return NULL;
@@ -146,11 +121,28 @@ static const pid_t *intern_pids(struct shmk_reap_report *rep,
 		nc->cap = cap;
 		rep->strings_ = c = nc;
 	}
-	at = ((uintptr_t)(c->data + c->used) + _Alignof(pid_t) - 1) &
-	     ~(uintptr_t)(_Alignof(pid_t) - 1);
-	memcpy((void *)at, pids, n * sizeof *pids);
-	c->used = (size_t)((char *)at - c->data) + n * sizeof *pids;
-	return (const pid_t *)at;
+	at = ((uintptr_t)(c->data + c->used) + align - 1) & ~(uintptr_t)(align - 1);
+	at -= (uintptr_t)c->data;
+	c->used = at + n;
+	return c->data + at;
+}
+
+static const char *intern(struct shmk_reap_report *rep, const char *str)
+{
+	size_t n = strlen(str) + 1;
+	char *p = arena_alloc(rep, n, 1);
+
+	return p ? memcpy(p, str, n) : "";
+}
+
+/* A copy of n pids in the report's arena (NULL if none or no memory). */
+static const pid_t *intern_pids(struct shmk_reap_report *rep,
+				const pid_t *pids, size_t n)
+{
+	pid_t *p = n ? arena_alloc(rep, n * sizeof *pids, _Alignof(pid_t))
+		     : NULL;
+
+	return p ? memcpy(p, pids, n * sizeof *pids) : NULL;
 }
 
 /* Counts the action in the totals and, unless quiet, appends an item.
@@ -910,8 +902,8 @@ int shmk__reap_ns(int rootfd, const char *rootpath, const char *ns,
 	/* A namespace belongs to one registry (shmdir.c): if its claim names
 	 * another, nothing here is ours to judge, least of all strays. */
 	if (rootfd >= 0) {
-		rc = shmk__claim_check(shmfd, ns, rootfd, r.claim_other,
-				       sizeof r.claim_other);
+		char other[PATH_MAX]; /* the sentence names it too */
+		rc = shmk__claim_check(shmfd, ns, rootfd, other, sizeof other);
 		if (rc < 0) {
 			item(&r, SHMK_REAP_ERROR, "", 0, r.ns_path, 0, rc, "%s",
 			     shmk_last_error());

@@ -13,8 +13,7 @@
  *    naming what is still there.
  *
  * The race that remains: Linux cannot unlink "this inode under this name".
- * Between our look at the name (fstatat, or a directory listing the caller
- * took) and the unlinkat, a process of the same uid could unlink the name
+ * Between our look at the name (fstatat) and the unlinkat, a process of the same uid could unlink the name
  * and create a new object under it; we would then remove that one.  It
  * takes a co-operating process of the same user racing a window of one
  * system call, on a name whose owner is dying or dead.  Other users cannot
@@ -51,30 +50,24 @@ enum shmk_unlink_result shmk__seg_remove(struct shmk_unlink_req *q,
 	if (!st)
 		st = &local;
 	memset(st, 0, sizeof *st);
-	if (q->listed_ino && q->ino && q->listed_ino != q->ino) {
+	if (fstatat(q->shmfd, obj, st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT) {
+			res = SHMK_UL_GONE;
+			goto dropped;
+		}
+		q->error = -errno;
+		return SHMK_UL_ERROR;
+	}
+	if (q->ino && (uint64_t)st->st_ino != q->ino) {
 		res = SHMK_UL_REPLACED;
 		goto dropped;
 	}
-	if (!(q->flags & SHMK_UL_TRUST_LISTING) || !q->listed_ino || !q->ino) {
-		if (fstatat(q->shmfd, obj, st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT) {
-				res = SHMK_UL_GONE;
-				goto dropped;
-			}
-			q->error = -errno;
-			return SHMK_UL_ERROR;
-		}
-		if (q->ino && (uint64_t)st->st_ino != q->ino) {
-			res = SHMK_UL_REPLACED;
-			goto dropped;
-		}
-		if (!S_ISREG(st->st_mode) || st->st_uid != q->uid) {
-			/* Our inode under the name but not ours any more
-			 * (chowned), or an intent entry's name held by a file
-			 * that is not ours: never removed. */
-			q->error = -EPERM;
-			return SHMK_UL_FOREIGN;
-		}
+	if (!S_ISREG(st->st_mode) || st->st_uid != q->uid) {
+		/* Our inode under the name but not ours any more
+		 * (chowned), or an intent entry's name held by a file
+		 * that is not ours: never removed. */
+		q->error = -EPERM;
+		return SHMK_UL_FOREIGN;
 	}
 	if (q->flags & SHMK_UL_DRY_RUN)
 		return SHMK_UL_UNLINKED;
