@@ -150,7 +150,9 @@ installcheck: lib tools
 	PKG_CONFIG_PATH=$(IC)/pfx/lib/pkgconfig \
 	  sh -c '$(CC) -o $(IC)/prog tests/installcheck.c $$(pkg-config --cflags --libs shmkeeper)'
 	LD_LIBRARY_PATH=$(IC)/pfx/lib $(IC)/prog $(IC)/registry
-	rm -rf $(IC)/registry # its claim on "installcheck" goes stale: another checkout may use the name
+	@# The registry and its claim on the namespace "installcheck" (which
+	@# the library never removes) go: nothing of the run stays in /dev/shm.
+	rm -rf $(IC)/registry /dev/shm/.shmkeeper-claim.$$(id -u).installcheck
 	$(MAKE) --no-print-directory uninstall DESTDIR=$(IC)/stage PREFIX=/usr/local >/dev/null
 	$(MAKE) --no-print-directory uninstall PREFIX=$(IC)/pfx >/dev/null
 	@left=$$(find $(IC)/stage $(IC)/pfx -type f -o -type l); \
@@ -170,7 +172,10 @@ asan: deps
 SOAK_ARGS ?=
 soak: deps
 	$(MAKE) --no-print-directory lib tools
-	$(B)/tools/leak-soak $(SOAK_ARGS)
+	@# The run leaves its namespace empty (it fails otherwise); the claim
+	@# binding it to the registry goes too, as the library never removes it.
+	$(B)/tools/leak-soak $(SOAK_ARGS); rc=$$?; \
+	  rm -f /dev/shm/.shmkeeper-claim.$$(id -u).leaksoak; exit $$rc
 
 # ---- benchmarks ---------------------------------------------------------------
 $(B)/bench/%: tests/bench/%.c tests/bench/bench.h $(AR_LIB) | $(B)/bench
