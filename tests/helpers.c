@@ -469,3 +469,43 @@ const char *jstr(const cJSON *o, const char *key)
 	cr_assert(cJSON_IsString(v), "\"%s\" is not a string", key);
 	return v->valuestring;
 }
+
+/* helpers.h */
+pid_t tkilled_owner(const char *const *names, const size_t *sizes, size_t size)
+{
+	int p[2];
+	char c = 0;
+	pid_t pid;
+
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct shmk_options o = topts();
+		shmk_ctx *ctx;
+		shmk_segment *s;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(p[0]);
+		o.flags = SHMK_OPEN_NO_REAP;
+		o.role = "victim";
+		if (shmk_open(&o, &ctx) != 0)
+			_exit(1);
+		for (int i = 0; names[i]; i++)
+			if (shmk_segment_create(ctx, names[i], sizes ? sizes[i] : size,
+						 &s) != 0)
+				_exit(2);
+		if (write(p[1], "k", 1) != 1)
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	ssize_t n = read(p[0], &c, 1);
+	close(p[0]);
+	kill(pid, SIGKILL);
+	int st = reap_child(pid);
+	cr_assert(n == 1 && c == 'k', "child failed: status %x", st);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	return pid;
+}

@@ -98,6 +98,11 @@ const struct cJSON *jget(const struct cJSON *o, const char *key);
 double jnum(const struct cJSON *o, const char *key);
 const char *jstr(const struct cJSON *o, const char *key);
 
+/* A child opens T.ns (role "victim"), creates names[i] (NULL-terminated)
+ * of sizes[i] bytes (sizes NULL: size each), and is SIGKILLed holding
+ * them: a dead owner the real way.  Returns its (reaped) pid. */
+pid_t tkilled_owner(const char *const *names, const size_t *sizes, size_t size);
+
 /* Reap everything dead in T.ns (strays not scanned); returns report
  * (caller frees) and the rc via *rc. */
 struct shmk_reap_report *treap(unsigned flags, int *rc);

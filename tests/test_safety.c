@@ -155,43 +155,10 @@ static void stop_service(struct service *s)
 		  "service %d ended with status %#x", (int)s->pid, st);
 }
 
-/* A child opens T.ns, creates names[] of SEG bytes each, and is SIGKILLed
- * holding them: a dead owner whose segments are left.  Returns its pid. */
+/* A dead owner of names[] of SEG bytes each (helpers.c). */
 static pid_t killed_owner(const char *const *names)
 {
-	int p[2];
-	char c = 0;
-	pid_t pid;
-
-	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		struct shmk_options o = topts();
-		shmk_ctx *ctx;
-		shmk_segment *seg;
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(p[0]);
-		o.flags = SHMK_OPEN_NO_REAP;
-		if (shmk_open(&o, &ctx) != 0)
-			_exit(1);
-		for (int i = 0; names[i]; i++)
-			if (shmk_segment_create(ctx, names[i], SEG, &seg) != 0)
-				_exit(2);
-		if (write(p[1], "k", 1) != 1)
-			_exit(3);
-		for (;;)
-			pause();
-	}
-	close(p[1]);
-	ssize_t n = read(p[0], &c, 1);
-	close(p[0]);
-	kill(pid, SIGKILL);
-	int st = reap_child(pid);
-	cr_assert(n == 1 && c == 'k', "owner child failed: status %#x", st);
-	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	return pid;
+	return tkilled_owner(names, NULL, SEG);
 }
 
 /* A child that holds path: with an open descriptor (map false) or only

@@ -172,44 +172,6 @@ static void wait_older(const char *object, int secs)
 		usleep(50 * 1000);
 }
 
-/* A child opens T's namespace and creates segments names[i] of sizes[i],
- * then is SIGKILLed holding them: a dead owner the real way. */
-static pid_t killed_owner(const char *const *names, const size_t *sizes)
-{
-	int p[2];
-	char c = 0;
-	pid_t pid;
-
-	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		struct shmk_options o = topts();
-		shmk_ctx *ctx;
-		shmk_segment *s;
-
-		close(p[0]);
-		o.flags = SHMK_OPEN_NO_REAP;
-		o.role = "victim";
-		if (shmk_open(&o, &ctx) != 0)
-			_exit(1);
-		for (int i = 0; names[i]; i++)
-			if (shmk_segment_create(ctx, names[i], sizes[i], &s) != 0)
-				_exit(2);
-		if (write(p[1], "k", 1) != 1)
-			_exit(3);
-		for (;;)
-			pause();
-	}
-	close(p[1]);
-	ssize_t n = read(p[0], &c, 1);
-	close(p[0]);
-	kill(pid, SIGKILL);
-	int st = reap_child(pid);
-	cr_assert(n == 1 && c == 'k', "child failed: status %x", st);
-	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	return pid;
-}
 
 /* A pid that has just exited (and been reaped). */
 static pid_t dead_pid(void)
@@ -288,7 +250,7 @@ Test(tools, shmls_shows_a_killed_owner_dead_with_its_segments)
 {
 	static const char *const names[] = {"alpha", "beta", NULL};
 	static const size_t sizes[] = {4096, 8192};
-	pid_t pid = killed_owner(names, sizes);
+	pid_t pid = tkilled_owner(names, sizes, 0);
 	struct out r = run(SHMLS, "--json", NULL);
 	char pidbuf[32];
 
@@ -452,7 +414,7 @@ Test(tools, shmclean_reaps_a_killed_owner_and_a_second_run_is_idempotent)
 {
 	static const char *const names[] = {"one", "two", "three", NULL};
 	static const size_t sizes[] = {4096, 4096, 65536};
-	pid_t pid = killed_owner(names, sizes);
+	pid_t pid = tkilled_owner(names, sizes, 0);
 	char pidbuf[32];
 
 	cr_assert_eq(shm_count(), 3);
@@ -490,7 +452,7 @@ Test(tools, shmclean_leaves_a_live_owner_alone)
 	shmk_ctx *c;
 	shmk_segment *s;
 
-	killed_owner(names, sizes);
+	tkilled_owner(names, sizes, 0);
 	c = topen_flags(SHMK_OPEN_NO_REAP);
 	cr_assert_eq(shmk_segment_create(c, "alive", 4096, &s), 0);
 
@@ -530,7 +492,7 @@ Test(tools, dry_run_changes_nothing)
 	static const size_t sizes[] = {4096, 4096};
 	char id[64];
 
-	killed_owner(names, sizes);
+	tkilled_owner(names, sizes, 0);
 	forge_owner(id, NULL, "not json\n"); /* would be quarantined */
 	make_object(tfull("stray")+1, 4096);
 	wait_older(tfull("stray") + 1, 1);
@@ -826,7 +788,7 @@ Test(tools, json_output_parses_and_has_the_expected_totals)
 	shmk_ctx *c;
 	shmk_segment *s;
 
-	pid_t pid = killed_owner(names, sizes);
+	pid_t pid = tkilled_owner(names, sizes, 0);
 	c = topen_flags(SHMK_OPEN_NO_REAP);
 	cr_assert_eq(shmk_segment_create(c, "live", 4096, &s), 0);
 	make_object(tfull("stray") + 1, 1000);
@@ -876,7 +838,7 @@ Test(tools, quiet_prints_only_errors)
 	static const char *const names[] = {"q", NULL};
 	static const size_t sizes[] = {4096};
 
-	killed_owner(names, sizes);
+	tkilled_owner(names, sizes, 0);
 	struct out r = run(SHMCLEAN, "-q", NULL);
 	cr_assert_eq(r.code, 0);
 	cr_assert_str_eq(r.out, "", "-q printed: %s", r.out);
@@ -940,7 +902,7 @@ Test(tools, a_symlinked_namespace_directory_is_refused_not_followed)
 	static const size_t sizes[] = {4096};
 	char hidden[PATH_MAX + 16];
 
-	killed_owner(names, sizes);
+	tkilled_owner(names, sizes, 0);
 	/* Not a valid namespace name, so --all does not list it. */
 	snprintf(hidden, sizeof hidden, "%s/.hidden", T.dir);
 	cr_assert_eq(rename(T.ns_dir, hidden), 0);
