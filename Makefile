@@ -70,9 +70,14 @@ lib: $(SO) $(AR_LIB) $(B)/shmkeeper.pc
 
 tools: $(TOOL_BIN)
 
-# Tools link the static library: they run before any install.
-$(B)/tools/%: tools/%.c $(TOOL_COMMON) $(wildcard tools/*.h) $(AR_LIB) | $(B)/tools
-	$(CC) $(ALL_CFLAGS) -Ilib -Itools -DSHMK_TOOL_VERSION='"$(VERSION)"' -o $@ $< $(TOOL_COMMON) $(AR_LIB) $(LIB_LIBS) -lm
+# Tools link the static library: they run before any install.  They see
+# only the public header, as any other program would: what they need the
+# library must offer to everyone.
+$(B)/include/shmkeeper.h: lib/shmkeeper.h
+	@mkdir -p $(@D)
+	cp $< $@
+$(B)/tools/%: tools/%.c $(TOOL_COMMON) $(wildcard tools/*.h) $(AR_LIB) $(B)/include/shmkeeper.h | $(B)/tools
+	$(CC) $(ALL_CFLAGS) -I$(B)/include -Itools -DSHMK_TOOL_VERSION='"$(VERSION)"' -o $@ $< $(TOOL_COMMON) $(AR_LIB) $(LIB_LIBS) -lm
 
 $(B)/lib/%.o: lib/%.c $(LIB_HDR) | $(B)/lib
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<

@@ -48,7 +48,7 @@ int shmk__fiu_errno(void);
 #define SHMK_SHM_NAME_MAX 256 /* "/<ns>.<name>" + NUL */
 #define SHMK_QUARANTINE "quarantine"
 #define SHMK_DEFAULT_SHM_DIR "/dev/shm"
-#define SHMK_DEFAULT_STRAY_AGE 60
+#define SHMK_DEFAULT_STRAY_AGE SHMK_REAP_DEFAULT_STRAY_AGE
 /* Owner file suffixes (names.c makes and reads the names). */
 #define SHMK_LOCK_SUFFIX ".lock"
 #define SHMK_REC_SUFFIX ".jsonl"
@@ -307,6 +307,14 @@ enum shmk_liveness shmk__owner_judge(int nsfd, const char *id,
 enum shmk_liveness shmk__owner_recheck(const struct shmk_ident *rec_owner,
 				       struct shmk_judgement *j);
 const char *shmk__liveness_name(enum shmk_liveness l);
+
+/* ---- arena.c: memory that lives exactly as long as one report -------- */
+/* *arena starts NULL.  n bytes aligned to align (a power of two), or NULL
+ * when out of memory; never moves; freed only all at once. */
+void *shmk__arena_alloc(void **arena, size_t n, size_t align);
+/* A copy of n bytes at p (NULL if n is 0 or no memory). */
+char *shmk__arena_dup(void **arena, const void *p, size_t n, size_t align);
+void shmk__arena_free(void **arena);
 
 /* ---- table.c: name -> pointer hash table ------------------------------- */
 struct shmk_table {

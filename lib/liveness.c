@@ -136,8 +136,10 @@ static enum shmk_liveness ask(int dirfd, const char *name,
 			strerror(errno));
 	else if (fl.l_type == F_UNLCK)
 		l = say(j, SHMK_LIVE_DEAD, 0, "lock free");
-	else if (fl.l_pid == -1) /* OFD locks have no pid: a reaper's */
+	else if (fl.l_pid == -1) { /* OFD locks have no pid: a reaper's */
+		j->other_reaper = true;
 		l = say(j, SHMK_LIVE_DEAD, 0, "being reaped");
+	}
 	else {
 		j->holder = fl.l_pid;
 		l = say(j, SHMK_LIVE_ALIVE, 0, "lock held by process %d",

@@ -96,53 +96,20 @@ const char *shmk_reap_action_name(enum shmk_reap_action a)
 	return "unknown";
 }
 
-/* The report's strings live in chunks it owns: one allocation per 64 KiB
- * of text rather than 640 bytes of fixed arrays per item (the items of a
- * reap of 10,000 segments were a measurable part of its cost). */
-struct chunk {
-	struct chunk *next;
-	size_t used, cap;
-	char data[];
-};
-
-/* n bytes aligned to align in the report's arena, or NULL. */
-static void *arena_alloc(struct shmk_reap_report *rep, size_t n, size_t align)
-{
-	struct chunk *c = rep->strings_;
-	size_t at;
-
-	if (!c || c->cap - c->used < n + align - 1) {
-		size_t cap = n + align > 65536 ? n + align : 65536;
-		struct chunk *nc = malloc(sizeof *nc + cap);
-		if (!nc)
-			return NULL;
-		nc->next = c;
-		nc->used = 0;
-		nc->cap = cap;
-		rep->strings_ = c = nc;
-	}
-	at = ((uintptr_t)(c->data + c->used) + align - 1) & ~(uintptr_t)(align - 1);
-	at -= (uintptr_t)c->data;
-	c->used = at + n;
-	return c->data + at;
-}
-
+/* The report's strings and pid lists live in its arena (arena.c). */
 static const char *intern(struct shmk_reap_report *rep, const char *str)
 {
-	size_t n = strlen(str) + 1;
-	char *p = arena_alloc(rep, n, 1);
+	const char *p = shmk__arena_dup(&rep->strings_, str, strlen(str) + 1, 1);
 
-	return p ? memcpy(p, str, n) : "";
+	return p ? p : "";
 }
 
-/* A copy of n pids in the report's arena (NULL if none or no memory). */
 static const pid_t *intern_pids(struct shmk_reap_report *rep,
 				const pid_t *pids, size_t n)
 {
-	pid_t *p = n ? arena_alloc(rep, n * sizeof *pids, _Alignof(pid_t))
-		     : NULL;
-
-	return p ? memcpy(p, pids, n * sizeof *pids) : NULL;
+	return (const pid_t *)shmk__arena_dup(&rep->strings_, pids,
+					      n * sizeof *pids,
+					      _Alignof(pid_t));
 }
 
 /* Counts the action in the totals and, unless quiet, appends an item.
@@ -1117,11 +1084,7 @@ out:
 
 void shmk__reap_report_clear(struct shmk_reap_report *rep)
 {
-	for (struct chunk *c = rep->strings_, *n; c; c = n) {
-		n = c->next;
-		free(c);
-	}
-	rep->strings_ = NULL;
+	shmk__arena_free(&rep->strings_);
 	free(rep->items);
 	rep->items = NULL;
 }

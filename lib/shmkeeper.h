@@ -279,13 +279,16 @@ enum shmk_reap_action {
  * unused).  For callers that only want the segments gone, fast. */
 #define SHMK_REAP_NO_HOLDERS 0x10u
 
+#define SHMK_REAP_DEFAULT_STRAY_AGE 60 /* seconds */
+
 struct shmk_reap_options {
 	const char *dir;     /* as in shmk_options; NULL: default resolution */
 	const char *ns;      /* NULL: every namespace under dir              */
 	const char *shm_dir; /* NULL: /dev/shm                               */
 	unsigned flags;      /* SHMK_REAP_*                                  */
 	/* A stray younger than this (seconds, by ctime) is never unlinked.
-	 * 0 means the default of 60, unless flags has SHMK_REAP_ANY_AGE. */
+	 * 0 means SHMK_REAP_DEFAULT_STRAY_AGE, unless flags has
+	 * SHMK_REAP_ANY_AGE. */
 	unsigned stray_min_age;
 };
 
@@ -362,6 +365,147 @@ SHMK_API void shmk_reap_report_free(struct shmk_reap_report *report);
  * "kept" (static string). */
 SHMK_API const char *shmk_reap_action_name(enum shmk_reap_action a);
 
+
+/* ------------------------------------------------------------------------ */
+/* Inspecting                                                                */
+/*
+ * shmk_registry_scan() reads a registry the way shmls shows it, and changes
+ * nothing: it takes no lock (liveness is asked, never taken), writes,
+ * renames and unlinks nothing, and reports a bad record instead of
+ * quarantining it.  Liveness comes from the same judge shmk_reap() uses, so
+ * the two cannot disagree: an owner is alive, dead, or unknown with a
+ * cause, and unknown is never taken for either.
+ */
+enum shmk_owner_state {
+	SHMK_OWNER_UNKNOWN = 0, /* nothing proves alive or dead: see note  */
+	SHMK_OWNER_ALIVE,
+	SHMK_OWNER_DEAD,
+};
+enum shmk_lock_state {
+	SHMK_LOCK_MISSING = 0, /* no lock file (any more)                  */
+	SHMK_LOCK_FREE,        /* nobody holds it                          */
+	SHMK_LOCK_HELD,        /* a process holds its lock: the owner      */
+	SHMK_LOCK_REAPER,      /* a reaper has taken it                    */
+	SHMK_LOCK_BAD,         /* cannot be opened or tested, or not a
+				  regular file of ours                     */
+};
+enum shmk_record_state {
+	SHMK_RECORD_MISSING = 0, /* no record file                         */
+	SHMK_RECORD_OK,
+	SHMK_RECORD_BAD,         /* unreadable: shmk_reap() quarantines it
+				    once the owner is dead                */
+};
+
+/* Who has an object open or mapped (one pass over /proc, fuser semantics:
+ * processes the caller cannot inspect are not seen). */
+#define SHMK_HELD_OPEN 0x1u
+#define SHMK_HELD_MAPPED 0x2u
+
+struct shmk_scan_segment {
+	const char *name;     /* "/<ns>.<name>"                            */
+	uint64_t size;
+	int intent;           /* recorded before creation, never confirmed */
+	int64_t created;      /* unix seconds                              */
+	int present;          /* an object of that name exists             */
+	uint64_t ino;         /* its inode (0 if none)                     */
+	size_t n_holders;     /* processes holding it (pids below)         */
+	const pid_t *holders;
+	unsigned held;        /* SHMK_HELD_OPEN | SHMK_HELD_MAPPED          */
+};
+
+struct shmk_scan_owner {
+	const char *id;
+	pid_t pid;            /* from the record, else the lock holder; 0 unknown */
+	enum shmk_owner_state state;
+	int error;            /* negative errno behind UNKNOWN, else 0     */
+	const char *note;     /* the judge's cause or a remark; NULL if none */
+	enum shmk_lock_state lock;
+	pid_t lock_holder;    /* LOCK_HELD: the holder, if known, else 0   */
+	enum shmk_record_state record;
+	const char *record_error; /* RECORD_BAD: path and reason; else NULL */
+	/* From the record (RECORD_OK); zero or "" otherwise. */
+	unsigned long long start_time; /* clock ticks after boot            */
+	int64_t started;      /* unix seconds, 0 if not of this boot       */
+	const char *boot_id;
+	uid_t uid;
+	const char *role;
+	int64_t created;
+	size_t n_segments;
+	const struct shmk_scan_segment *segments;
+};
+
+struct shmk_scan_stray {
+	const char *name;     /* "/<ns>.<rest>": no record names it        */
+	uint64_t size;
+	int64_t ctime;
+	uid_t uid;
+	int regular;          /* a regular file (else something odd)       */
+	uint64_t ino;
+	size_t n_holders;
+	const pid_t *holders;
+	unsigned held;
+};
+
+struct shmk_scan_ns {
+	const char *ns;
+	const char *path;     /* the namespace directory                   */
+	int exists;           /* the directory exists                      */
+	const char *error;    /* NULL, or why it could not be read         */
+	int error_code;       /* negative errno with error, else 0         */
+	size_t n_owners;      /* sorted by id                              */
+	const struct shmk_scan_owner *owners;
+	int strays_scanned;   /* SHMK_SCAN_STRAYS and the records were read */
+	size_t n_strays;      /* sorted by name                            */
+	const struct shmk_scan_stray *strays;
+	size_t quarantined;   /* files in <ns>/quarantine/                 */
+};
+
+struct shmk_scan {
+	const char *registry; /* the directory, resolved                    */
+	int exists;           /* 0: no registry yet (nothing registered)   */
+	const char *shm_dir;
+	int64_t now;          /* unix seconds when the scan started        */
+	size_t n_ns;          /* sorted by name                            */
+	const struct shmk_scan_ns *ns;
+	const char *holders_error; /* NULL, or why holders are not known  */
+	void *private_;
+};
+
+/* shmk_scan_options.flags */
+#define SHMK_SCAN_STRAYS 0x1u     /* also list "<ns>.*" objects no record names */
+#define SHMK_SCAN_NO_HOLDERS 0x2u /* no pass over /proc: no holders        */
+#define SHMK_SCAN_NAMES_ONLY 0x4u /* only the namespaces' names: nothing in
+				     them is read (every ns has exists = 1) */
+
+struct shmk_scan_options {
+	const char *dir;      /* as in shmk_options; NULL: default resolution */
+	const char *ns;       /* NULL: every namespace under dir            */
+	const char *shm_dir;  /* NULL: /dev/shm                              */
+	unsigned flags;       /* SHMK_SCAN_*                                 */
+};
+
+/*
+ * Reads the registry (one namespace, or every one) into *out, owned by the
+ * caller (free with shmk_scan_free()).  A namespace that cannot be read is
+ * not fatal: its error says why.  Returns 0, or a negative errno (and *out
+ * NULL) when nothing could be read: the directory cannot be resolved, the
+ * registry or the shm directory is refused (-ENOTEMPTY not a registry,
+ * -ELOOP/-EPERM a symlink or someone else's directory), -ENOMEM.  A
+ * registry that does not exist is not an error (exists = 0).
+ */
+SHMK_API int shmk_registry_scan(const struct shmk_scan_options *opt,
+				struct shmk_scan **out);
+SHMK_API void shmk_scan_free(struct shmk_scan *scan); /* NULL is a no-op */
+/* "unknown", "alive", "dead"; "missing", "free", "held", "reaper", "bad";
+ * "missing", "ok", "bad" (static strings). */
+SHMK_API const char *shmk_owner_state_name(enum shmk_owner_state s);
+SHMK_API const char *shmk_lock_state_name(enum shmk_lock_state s);
+SHMK_API const char *shmk_record_state_name(enum shmk_record_state s);
+
+/* The registry directory dir resolves to (NULL: $SHMKEEPER_DIR, then the
+ * defaults of shmk_options.dir), absolute, into buf.  Creates nothing.
+ * 0, -ENAMETOOLONG, or -ENOENT when no default applies. */
+SHMK_API int shmk_registry_path(const char *dir, char *buf, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Worker pool                                                               */

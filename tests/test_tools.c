@@ -392,7 +392,7 @@ Test(tools, shmls_fails_clearly_on_a_group_writable_registry)
 	chmod(T.dir, 0700);
 
 	cr_assert_eq(r.code, 78, "shmls: %d\n%s", r.code, r.err);
-	cr_assert(strstr(r.err, "shmls: fatal: unable to open registry directory") &&
+	cr_assert(strstr(r.err, "shmls: fatal: unable to scan registry") &&
 		  strstr(r.err, T.dir) && strstr(r.err, "writable"),
 		  "unclear message: %s", r.err);
 	cr_assert_str_eq(r.out, "");

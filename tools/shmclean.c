@@ -20,11 +20,12 @@
  *               "shmclean | head -1", does not stop it)
  */
 #include "common.h"
-#include "internal.h" /* directory resolution, to list the namespaces */
+#include "shmkeeper.h"
 
-#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,65 +193,41 @@ static unsigned reap_flags(const struct opts *o, unsigned *min_age)
 	return f;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The namespaces under the registry directory, sorted.  Returns the
- * count; *out is malloc'd (free each and the array).  A missing directory
- * is no namespace at all; a refused one is fatal.  Symlinks with a
- * namespace's name are listed too, so that the library refuses them and
- * the refusal is reported, rather than skipped in silence.
+/* The namespaces under the registry directory, sorted (the library's
+ * scan, reading nothing inside them).  Returns the count; *out is
+ * malloc'd (free each and the array).  A missing directory is no
+ * namespace at all; a refused one is fatal.  Symlinks with a namespace's
+ * name are listed too, so that the library refuses them and the refusal
+ * is reported, rather than skipped in silence.
  *
  * Why not shmk_reap() with ns = NULL: it stops telling "could not run at
  * all" from "one namespace failed" (both are a plain errno), and here the
  * first is fatal while the second only makes the exit status 75. */
 static size_t list_namespaces(const char *dir, char ***out)
 {
+	struct shmk_scan_options so = {.dir = dir,
+				       .flags = SHMK_SCAN_NAMES_ONLY};
+	struct shmk_scan *sc;
 	char **v = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *d;
-	DIR *dh;
-	int fd, rc;
+	int rc;
 
 	*out = NULL;
-	rc = shmk__registry_open(dir, false, &fd);
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0) {
+	if ((rc = shmk_registry_scan(&so, &sc)) < 0) {
 		char pfx[PATH_MAX + 32];
 		snprintf(pfx, sizeof pfx, "registry directory %s", dir);
 		tool_fatal(tool_exit_code_for(rc),
 			   "unable to open registry directory %s: %s", dir,
 			   tool_reason(pfx));
 	}
-	if (!(dh = fdopendir(fd)))
-		tool_fatal(EX_OSERR, "unable to list registry directory %s: %s",
-			   dir, strerror(errno));
-	while ((errno = 0, d = readdir(dh))) {
-		struct stat st;
-
-		if (!shmk__ns_ok(d->d_name) ||
-		    fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !(S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)))
-			continue; /* a symlink is kept: to be refused aloud */
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if (!(v = reallocarray(v, cap, sizeof *v)))
-				tool_fatal(EX_OSERR, "out of memory");
-		}
-		if (!(v[n++] = strdup(d->d_name)))
+	if (sc->n_ns && !(v = calloc(sc->n_ns, sizeof *v)))
+		tool_fatal(EX_OSERR, "out of memory");
+	for (size_t i = 0; i < sc->n_ns; i++)
+		if (!(v[i] = strdup(sc->ns[i].ns)))
 			tool_fatal(EX_OSERR, "out of memory");
-	}
-	if (errno)
-		tool_fatal(EX_OSERR, "unable to list registry directory %s: %s",
-			   dir, strerror(errno));
-	closedir(dh);
-	if (n)
-		qsort(v, n, sizeof *v, cmp_str);
 	*out = v;
-	return n;
+	rc = (int)sc->n_ns;
+	shmk_scan_free(sc);
+	return (size_t)rc;
 }
 
 /* ---- human output ---------------------------------------------------------- */
@@ -513,7 +490,7 @@ static void json_report(const struct opts *o, const char *dir,
 	tj_bool(doc, "dry_run", o->dry_run);
 	tj_bool(doc, "remove_strays", o->strays);
 	tj_num(doc, "min_age", o->min_age_set ? (double)o->min_age
-					       : SHMK_DEFAULT_STRAY_AGE);
+					       : SHMK_REAP_DEFAULT_STRAY_AGE);
 	nss = tj_arr(doc, "namespaces");
 	for (size_t i = 0; i < n; i++)
 		tj_arr_str(nss, runs[i].ns);
@@ -573,7 +550,7 @@ int main(int argc, char **argv)
 	tool_init("shmclean");
 	parse_args(argc, argv, &o);
 	flags = reap_flags(&o, &min_age);
-	if ((rc = shmk__dir_resolve(o.dir, dir, sizeof dir)) < 0)
+	if ((rc = shmk_registry_path(o.dir, dir, sizeof dir)) < 0)
 		tool_fatal(tool_exit_code_for(rc),
 			   "unable to resolve the registry directory: %s",
 			   shmk_last_error());
