@@ -37,7 +37,7 @@ int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
 	c->budget = opt->budget_bytes;
 
 	if ((rc = shmk__dir_resolve(opt->dir, c->dir, sizeof c->dir)) < 0 ||
-	    (rc = shmk__registry_open(c->dir, true, &c->root_fd)) < 0)
+	    (rc = shmk__registry_open(c->dir, SHMK_REG_CREATE, &c->root_fd)) < 0)
 		goto fail;
 	snprintf(c->ns_path, sizeof c->ns_path, "%s/%s", c->dir, c->ns);
 	if ((rc = shmk__dir_open_secure(c->root_fd, c->ns, true, c->ns_path,

@@ -470,25 +470,27 @@ static int marker_ensure(int dirfd, const char *path)
 	return rc;
 }
 
-int shmk__registry_open(const char *path, bool create, int *out)
+int shmk__registry_open(const char *path, enum shmk_reg_mode mode, int *out)
 {
 	char first[NAME_MAX + 1];
 	int fd = -1, rc;
 
 	*out = -1;
-	if ((rc = shmk__dir_open_secure(AT_FDCWD, path, create, path, &fd)) < 0)
+	if ((rc = shmk__dir_open_secure(AT_FDCWD, path, mode == SHMK_REG_CREATE,
+					path, &fd)) < 0)
 		return rc;
 	rc = marker_check(fd, path);
 	if (rc == -ENOENT) {
 		/* New or empty: nothing in it can be misjudged, so it becomes
-		 * a registry now - also for a reader (create = false), which
-		 * would otherwise refuse an empty registry made by a crashed
-		 * or an old opener. */
+		 * a registry now - also for a reaper, which would otherwise
+		 * refuse an empty registry made by a crashed or an old
+		 * opener.  A reader writes nothing: to it an empty directory
+		 * is an empty registry, and it reads only owner files. */
 		/* Tests act here as a concurrent opener that marks the
 		 * directory between our look for the marker and the listing. */
 		(void)fiu_fail("shmk/test/registry/before_listing");
 		if ((rc = dir_empty(fd, path, first, sizeof first)) == 1)
-			rc = marker_ensure(fd, path);
+			rc = mode == SHMK_REG_READ ? 0 : marker_ensure(fd, path);
 		/* Not empty: a concurrent opener may have marked it since we
 		 * looked - its marker is linked before it creates anything
 		 * else, so a second look after the listing sees it. */

@@ -174,17 +174,23 @@ int shmk__dir_fallback(uid_t uid, const char *home, const char *run_user,
 int shmk__dir_open_secure(int atfd, const char *name, bool create,
 			  const char *path_for_msg, int *out);
 /*
- * Opens the registry root path (shmk__dir_open_secure: created 0700 if
- * create and missing; refused if a symlink, not ours, group/world
- * writable) and requires it to be a registry: its SHMK_REGISTRY_MARKER
- * valid (0), or the directory empty, in which case the marker is written
- * now, complete or not at all (0).  Refused with a sentence: unmarked and
- * not empty -ENOTEMPTY; marker a symlink -ELOOP, not ours -EPERM, not a
- * regular file or not the one JSON line -EINVAL, a newer version
- * -EPROTONOSUPPORT.  Missing with create false: -ENOENT.  *out is the
- * root's fd (caller closes) or -1.
+ * Opens the registry root path (shmk__dir_open_secure: refused if a
+ * symlink, not ours, group/world writable) and requires it to be a
+ * registry: its SHMK_REGISTRY_MARKER valid (0), or the directory empty.
+ * An empty directory is marked now, complete or not at all, except by a
+ * reader (SHMK_REG_READ), which writes nothing and takes it as an empty
+ * registry.  Refused with a sentence: unmarked and not empty -ENOTEMPTY;
+ * marker a symlink -ELOOP, not ours -EPERM, not a regular file or not the
+ * one JSON line -EINVAL, a newer version -EPROTONOSUPPORT.  Missing:
+ * created 0700 with SHMK_REG_CREATE, else -ENOENT.  *out is the root's fd
+ * (caller closes) or -1.
  */
-int shmk__registry_open(const char *path, bool create, int *out);
+enum shmk_reg_mode {
+	SHMK_REG_CREATE, /* shmk_open: make it if missing, mark it if empty */
+	SHMK_REG_OPEN,   /* shmk_reap: never made, marked if empty           */
+	SHMK_REG_READ,   /* shmk_registry_scan: writes nothing               */
+};
+int shmk__registry_open(const char *path, enum shmk_reg_mode mode, int *out);
 /*
  * Marks the existing directory path as a registry if everything in it is
  * what shmkeeper writes: namespace directories holding owner files

@@ -1017,7 +1017,7 @@ int shmk_reap(const struct shmk_reap_options *opt,
 		goto out;
 	if ((rc = shmk__shmdir_open(shm, &shmfd)) < 0)
 		goto out;
-	rc = shmk__registry_open(dir, false, &rootfd);
+	rc = shmk__registry_open(dir, SHMK_REG_OPEN, &rootfd);
 	if (rc == -ENOENT && opt->ns) {
 		/* No registry at all: only strays of this namespace. */
 		rc = shmk__reap_ns(-1, dir, opt->ns, shmfd,

@@ -675,7 +675,7 @@ static int scan(struct scan *s, const struct shmk_scan_options *o)
 		return rc;
 	/* Never created by a scan; an unmarked directory that is not empty
 	 * is not a registry (refused). */
-	rc = shmk__registry_open(dir, false, &s->rootfd);
+	rc = shmk__registry_open(dir, SHMK_REG_READ, &s->rootfd);
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
 	out->exists = s->rootfd >= 0;

@@ -158,8 +158,9 @@ SHMK_API int shmk_close(shmk_ctx *ctx);
 
 /*
  * A registry directory carries a marker, ".shmkeeper-registry", written
- * when shmk_open() (or shmk_reap(), shmclean, shmls) first opens it while
- * it is empty.  A directory that is not empty and has no marker is refused
+ * when shmk_open() (or shmk_reap(), shmclean) first opens it while it is
+ * empty; shmk_registry_scan() and shmls write nothing, and take an empty
+ * directory for an empty registry.  A directory that is not empty and has no marker is refused
  * by all of them (-ENOTEMPTY): nothing in it is ever read, removed or
  * quarantined.  Registries made by version 0.1.0 have no marker and are
  * adopted explicitly, with this function or "shmclean --adopt".

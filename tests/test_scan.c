@@ -369,3 +369,38 @@ Test(scan, every_allocation_failure_is_reported_and_leaks_nothing)
 	int rc;
 	shmk_reap_report_free(treap(SHMK_REAP_NO_STRAYS, &rc));
 }
+
+/* A reader writes nothing, not even the marker of an empty directory (the
+ * reaper and shmk_open mark it): shmls is read-only as its page says. */
+Test(scan, an_empty_unmarked_directory_is_read_as_empty_and_not_marked)
+{
+	char d[PATH_MAX], m[PATH_MAX + 32];
+	struct shmk_scan *sc;
+	struct stat st;
+
+	snprintf(d, sizeof d, "%s/empty", T.dir);
+	snprintf(m, sizeof m, "%s/.shmkeeper-registry", d);
+	cr_assert_eq(mkdir(d, 0700), 0);
+	struct shmk_scan_options so = {.dir = d, .shm_dir = T.shm_dir};
+	cr_assert_eq(shmk_registry_scan(&so, &sc), 0, "%s", shmk_last_error());
+	cr_assert_eq(sc->exists, 1);
+	cr_assert_eq(sc->n_ns, 0);
+	shmk_scan_free(sc);
+	cr_assert_eq(lstat(m, &st), -1, "the scan wrote a marker");
+
+	char *argv[] = {"shmls", "--dir", d, NULL};
+	struct out r = run_tool(SHMK_BUILDDIR "/tools/shmls", argv, NULL, 0);
+	cr_assert_eq(r.code, 0, "%s", r.err);
+	cr_assert_eq(lstat(m, &st), -1, "shmls wrote a marker");
+	out_free(&r);
+
+	/* The reaper makes it a registry, as before. */
+	struct shmk_reap_options ro = {.dir = d, .shm_dir = T.shm_dir,
+				       .flags = SHMK_REAP_NO_HOLDERS};
+	struct shmk_reap_report *rep = NULL;
+	cr_assert_eq(shmk_reap(&ro, &rep), 0, "%s", shmk_last_error());
+	shmk_reap_report_free(rep);
+	cr_assert_eq(lstat(m, &st), 0, "the reaper marks an empty directory");
+	unlink(m);
+	rmdir(d);
+}
