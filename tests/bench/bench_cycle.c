@@ -282,7 +282,7 @@ static void report(const char *id, const char *what, double budget,
 		   const double *lib, const double *bare, size_t n)
 {
 	struct bench_result r = {0};
-	char label[128], fid[64], xt[256], xj[256];
+	char label[128], fid[64], xt[256], xj[PATH_MAX + 256];
 	double rom;
 
 	snprintf(fid, sizeof fid, "cycle_%s_%s", id, S.fs);
