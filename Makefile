@@ -183,7 +183,7 @@ soak: deps
 	  rm -f /dev/shm/.shmkeeper-claim.$$(id -u).leaksoak; exit $$rc
 
 # ---- benchmarks ---------------------------------------------------------------
-$(B)/bench/%: tests/bench/%.c tests/bench/bench.h $(AR_LIB) | $(B)/bench
+$(B)/bench/%: tests/bench/%.c $(wildcard tests/bench/*.h) $(AR_LIB) | $(B)/bench
 	$(CC) $(ALL_CFLAGS) -O2 -Ilib -Itests/bench -o $@ $< $(AR_LIB) $(LIB_LIBS) -lm
 
 bench: deps

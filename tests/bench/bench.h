@@ -130,7 +130,8 @@ static inline void bench_finish(struct bench_result *r, const double *lib,
 
 /* Median over rounds of lib[i] / bare[i]: each ratio compares two
  * neighbouring rounds, so slow drifts of the machine's load cancel out.
- * Reported beside the ratio of the medians (which stays the verdict). */
+ * Reported beside the ratio of the medians, which stays the verdict except
+ * in bench_cycle, whose budget is defined on per-cycle pairs. */
 static inline double bench_pair_ratio(const double *lib, const double *bare,
 				      size_t n)
 {
@@ -350,10 +351,6 @@ static inline long bench_dir_entries(const char *dir, const char *sub)
 	return n;
 }
 
-/* The end of every benchmark: close its context (if any), remove - and
- * complain about - any object of the namespace left in /dev/shm and, with
- * check_files, any registry file left, remove the registry directory and the
- * private tmpfs.  0, or -1 if anything was left or could not be removed. */
 /* Removes the namespace's claim (DESIGN.md, "Namespace claim"): the
  * library never does, and a benchmark's namespace is used once. */
 static inline void bench_unclaim(const char *ns)
@@ -365,8 +362,13 @@ static inline void bench_unclaim(const char *ns)
 	unlink(p);
 }
 
-static inline int bench_teardown_env(const char *prog, shmk_ctx **ctx,
-				     char *dir, const char *ns, bool check_files)
+/* The end of one namespace of a benchmark: close its context (if any),
+ * remove - and complain about - any object of the namespace left in
+ * /dev/shm and, with check_files, any registry file left, and remove the
+ * registry directory.  0, or -1 if anything was left or could not be
+ * removed. */
+static inline int bench_teardown_ns(const char *prog, shmk_ctx **ctx,
+				    char *dir, const char *ns, bool check_files)
 {
 	int bad = 0;
 	size_t left;
@@ -400,6 +402,16 @@ static inline int bench_teardown_env(const char *prog, shmk_ctx **ctx,
 		}
 		dir[0] = '\0';
 	}
+	return bad;
+}
+
+/* The end of every benchmark: bench_teardown_ns() of its namespace, then
+ * the private tmpfs goes. */
+static inline int bench_teardown_env(const char *prog, shmk_ctx **ctx,
+				     char *dir, const char *ns, bool check_files)
+{
+	int bad = bench_teardown_ns(prog, ctx, dir, ns, check_files);
+
 	bench_registry_parent_done();
 	return bad;
 }

@@ -15,6 +15,7 @@
  *         open/read/close task/TID/children for each task and /proc/CHILD/stat
  *         for each child (strtol to find them), list /dev/shm and fstatat
  *         each "<ns>." object, fstatvfs of /dev/shm
+ *         - no registry and no library call: the floor is the reads
  *   ref : the same again with absolute paths (/proc/self/..., opendir,
  *         statvfs("/dev/shm")) - what a naive sampler pays; reported only
  *

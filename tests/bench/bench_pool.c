@@ -1,37 +1,38 @@
-/* bench_pool.c - the worker pool against the bare processes and syscalls a
- * minimal hand-written supervisor would use, measured in the same run.
+/* bench_pool.c - the worker pool against a pool written by hand with
+ * nothing of the library's architecture (tests/bench/bare_pool.h: the
+ * caller forks its workers itself; no supervisor, no registry, no watch
+ * thread), measured in the same run.
  *
  * 1. init + teardown, 3 workers, 3 x 1 MiB slots
  *    lib : shmk_pool_create() + shmk_pool_destroy() (one ctx opened once,
  *          durability off, registry on a private tmpfs when run as root)
- *    bare: the floor of a minimal supervisor with the same process model:
- *          shm_open/posix_fallocate/mmap of a 4 KiB control segment and
- *          3 x 1 MiB slots; fork of ONE intermediate process (the
- *          supervisor) which forks the 3 workers; each worker adds 1 to a
- *          ready word in the control segment and FUTEX_WAKEs it; the
- *          caller FUTEX_WAITs until it reads 3.  Teardown: one byte down a
- *          pipe to the intermediate, which SIGTERMs its 3 workers, waitpid()s
- *          them and exits; the caller waitpid()s it, then munmap +
- *          shm_unlink of the 4 segments (each fd is closed right after its
- *          mmap, as the library does).  The "up" part (start -> every
- *          worker ready) and the teardown are also reported apart.
+ *    bare: an anonymous MAP_SHARED control page; 3 slots made with
+ *          shm_open(O_CREAT|O_EXCL)/posix_fallocate/mmap/close; the caller
+ *          forks the 3 workers, each adds 1 to a ready word and FUTEX_WAKEs
+ *          it, the caller FUTEX_WAITs until it reads 3.  Teardown: SIGTERM
+ *          to each worker, waitpid() of each, munmap + shm_unlink of the
+ *          slots, munmap of the control page.  The "up" part (start ->
+ *          every worker ready) and the teardown are also reported apart.
+ *          The whole leak-soak cycle (with reap, open, segments and jobs)
+ *          is bench_cycle.
  * 2. job round trip on a leased worker
  *    lib : shmk_pool_run() on a slot leased once; the job increments an int
- *          in the slot's memory (the result is checked)
- *    bare: a forked child and a shared-memory doorbell/done pair of futex
- *          words, the same mechanism as the pool (store + FUTEX_WAKE to
- *          post, FUTEX_WAIT until done); a pipe ping-pong (1 byte each
- *          way) is reported for reference
+ *          at the start of its slot (the result and the slot are checked)
+ *    bare: the same job function on the slot of worker 0 of a bare pool of
+ *          3: store + FUTEX_WAKE of its doorbell, FUTEX_WAIT until its done
+ *          word says so; the result and the slot are checked the same way.
+ *          A pipe ping-pong (1 byte each way) is reported for reference
  * 3. worker SIGKILL -> replacement ready (backoff_min_ms = 1)
  *    lib : from kill(worker, SIGKILL) until shmk_pool_run() on the
  *          (still leased) slot succeeds again: the first run fails with
- *          -ECHILD when the supervisor sees the death, the next one waits
- *          (futex) for the replacement and runs a job on it; the worker
- *          pid is checked to have changed.  The quarantine window is 1 ms
- *          and kills are spaced by a few ms, so every restart is at the
- *          backoff floor (checked through deaths_in_window)
- *    bare: fork() + the child stores a ready word and FUTEX_WAKEs it,
- *          measured from just before fork() until the parent sees it
+ *          -ECHILD when the death is seen, the next one waits (futex) for
+ *          the replacement and runs a job on it; the worker pid is checked
+ *          to have changed.  The quarantine window is 1 ms and kills are
+ *          spaced by a few ms, so every restart is at the backoff floor
+ *          (checked through deaths_in_window)
+ *    bare: the same steps on worker 0 of a bare pool: kill(SIGKILL),
+ *          waitpid(), fork() of the replacement, FUTEX_WAIT until it is
+ *          ready, one job on it
  *    Budget: lib <= bare + 2 ms (raw difference, backoff included); the
  *    difference minus the configured 1 ms backoff floor is reported too.
  *
@@ -40,22 +41,16 @@
  *   bench_pool [--json] [--only LIST] [--rounds N] [--init-rounds N]
  *              [--init-ops N] [--rt-ops N] [--kills N] [--registry-in DIR]
  *
- * Budgets (docs/DESIGN.md): 1 and 2 lib/bare <= 1.5; 3 lib - bare <= 2 ms.
- * Exit status 0 also when over budget; 1 on any functional error; 2 on bad
- * usage. */
-#include "bench.h"
-
-#include <linux/futex.h>
-#include <stdatomic.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
+ * Budgets (docs/DESIGN.md): 1 lib/bare <= 1.3 (the leak-soak cycle's init
+ * budget), 2 lib/bare <= 1.1; 3 lib - bare <= 2 ms.  Exit status 0 also
+ * when over budget; 1 on any functional error; 2 on bad usage. */
+#include "bare_pool.h"
 
 #define PROG "bench_pool"
 #define WORKERS 3
 #define SLOT_SIZE (1u << 20)
-#define CTL_SIZE 4096
-#define BUDGET_RATIO 1.5
+#define BUDGET_INIT 1.3
+#define BUDGET_RT 1.1
 #define BUDGET_RESPAWN_MS 2.0
 #define BACKOFF_MS 1
 #define KILL_GAP_MS 5
@@ -66,64 +61,12 @@ static struct {
 	shmk_ctx *ctx;
 	shmk_pool *pool;            /* of the benchmark running now */
 	int lease;                  /* leased slot of pool, or -1 */
-	pid_t kid;                  /* a bare child not waited for yet */
+	struct bare_pool bp;        /* the floor (bare_pool.h) */
 	pid_t pipe_kid;
-	char bare_names[WORKERS + 1][64];
 	bool json;
 } S = {.lease = -1};
 
 /* ---- small helpers --------------------------------------------------------- */
-
-static long fx_wait(_Atomic uint32_t *w, uint32_t v, const struct timespec *rel)
-{
-	return syscall(SYS_futex, w, FUTEX_WAIT, v, rel, NULL, 0);
-}
-
-static void fx_wake(_Atomic uint32_t *w)
-{
-	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
-/* Waits until *w >= want (10 s at most).  0, -ETIMEDOUT or -EINTR. */
-static int wait_at_least(_Atomic uint32_t *w, uint32_t want)
-{
-	uint64_t deadline = bench_now_ns() + 10000000000ull;
-
-	for (;;) {
-		uint32_t v = atomic_load(w);
-		struct timespec ts = {1, 0};
-		if (v >= want)
-			return 0;
-		if (bench_stop)
-			return -EINTR;
-		if (bench_now_ns() > deadline)
-			return -ETIMEDOUT;
-		fx_wait(w, v, &ts);
-	}
-}
-
-static int reap(pid_t pid, int *status)
-{
-	int st = 0;
-	pid_t r;
-
-	while ((r = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
-		;
-	if (status)
-		*status = st;
-	return r < 0 ? -errno : 0;
-}
-
-/* Children inherit bench_trap_signals()'s handlers.  SIGTERM gets its
- * default action back (the bare supervisor stops its workers with it, as the
- * pool's supervisor does); a Ctrl-C or hang-up meant for the whole process
- * group is ignored: the parent sees it and stops and reaps its children. */
-static void child_signals(void)
-{
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -186,138 +129,23 @@ static int pool_down(void)
 
 /* ---- 1. init + teardown ------------------------------------------------------ */
 
-struct bare_ctl {
-	_Atomic uint32_t ready;
-};
-
 /* Time spent bringing pools up (start -> every worker ready) in the current
  * round; the rest of a round is teardown. */
 static uint64_t up_ns;
 
-static __attribute__((noreturn)) void bare_worker(struct bare_ctl *c)
-{
-	child_signals();
-	atomic_fetch_add(&c->ready, 1);
-	fx_wake(&c->ready);
-	for (;;)
-		pause();
-}
-
-/* The intermediate "supervisor": forks the workers, waits for the stop
- * byte (or EOF), SIGTERMs and reaps them. */
-static __attribute__((noreturn)) void bare_supervisor(struct bare_ctl *c,
-						      int cmd_rfd)
-{
-	pid_t kids[WORKERS];
-	unsigned n = 0;
-	char b;
-
-	for (; n < WORKERS; n++) {
-		if ((kids[n] = fork()) == 0) {
-			close(cmd_rfd);
-			bare_worker(c);
-		}
-		if (kids[n] < 0)
-			break;
-	}
-	if (n == WORKERS)
-		while (read(cmd_rfd, &b, 1) < 0 && errno == EINTR)
-			;
-	for (unsigned i = 0; i < n; i++)
-		kill(kids[i], SIGTERM);
-	for (unsigned i = 0; i < n; i++)
-		reap(kids[i], NULL);
-	_exit(n == WORKERS ? 0 : 1);
-}
-
-static int bare_seg(const char *name, size_t size, void **addr)
-{
-	int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600), rc;
-
-	if (fd < 0)
-		return -errno;
-	if ((rc = posix_fallocate(fd, 0, (off_t)size)) != 0) {
-		close(fd);
-		shm_unlink(name);
-		return -rc;
-	}
-	*addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (*addr == MAP_FAILED) {
-		rc = -errno;
-		close(fd);
-		shm_unlink(name);
-		return rc;
-	}
-	close(fd);
-	return 0;
-}
-
 /* One bare init + teardown.  0 or a negative errno. */
 static int bare_init_teardown(void)
 {
-	void *addr[WORKERS + 1] = {0};
-	size_t size[WORKERS + 1];
-	int cmd[2] = {-1, -1}, rc = 0, st = 0;
-	unsigned made = 0;
-	pid_t sup = -1;
 	uint64_t t0 = bench_now_ns();
+	int rc;
 
-	for (; made <= WORKERS; made++) {
-		size[made] = made == 0 ? CTL_SIZE : SLOT_SIZE;
-		if ((rc = bare_seg(S.bare_names[made], size[made], &addr[made])) < 0) {
-			bench_err(PROG, "bare %s: %s", S.bare_names[made],
-				  strerror(-rc));
-			goto out;
-		}
-	}
-	if (pipe2(cmd, O_CLOEXEC) < 0) {
-		rc = -errno;
-		bench_err(PROG, "pipe2: %s", strerror(errno));
-		goto out;
-	}
-	if ((sup = fork()) == 0) {
-		close(cmd[1]);
-		bare_supervisor(addr[0], cmd[0]);
-	}
-	if (sup < 0) {
-		rc = -errno;
-		bench_err(PROG, "fork: %s", strerror(errno));
-		goto out;
-	}
-	S.kid = sup;
-	close(cmd[0]);
-	cmd[0] = -1;
-	if ((rc = wait_at_least(&((struct bare_ctl *)addr[0])->ready, WORKERS)) < 0) {
-		bench_err(PROG, "bare workers not ready: %s", strerror(-rc));
-		goto out;
+	if ((rc = bare_pool_start(&S.bp)) < 0) {
+		bench_err(PROG, "bare pool start: %s", strerror(-rc));
+		return rc;
 	}
 	up_ns += bench_now_ns() - t0;
-	/* teardown */
-	if (write(cmd[1], "T", 1) != 1) {
-		rc = -errno;
-		bench_err(PROG, "write to the bare supervisor: %s", strerror(errno));
-	}
-out:
-	if (cmd[0] >= 0)
-		close(cmd[0]);
-	if (cmd[1] >= 0)
-		close(cmd[1]); /* EOF stops the bare supervisor in any case */
-	if (sup > 0) {
-		int r = reap(sup, &st);
-		S.kid = 0;
-		if (rc == 0 && (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st))) {
-			bench_err(PROG, "bare supervisor: status 0x%x", (unsigned)st);
-			rc = -ECHILD;
-		}
-	}
-	for (unsigned i = 0; i < made; i++) {
-		munmap(addr[i], size[i]);
-		if (shm_unlink(S.bare_names[i]) < 0 && rc == 0) {
-			rc = -errno;
-			bench_err(PROG, "shm_unlink %s: %s", S.bare_names[i],
-				  strerror(errno));
-		}
-	}
+	if ((rc = bare_pool_stop(&S.bp)) < 0)
+		bench_err(PROG, "bare pool stop: %s", strerror(-rc));
 	return rc;
 }
 
@@ -399,7 +227,7 @@ static int bench_init(size_t rounds, size_t ops)
 	r.id = "pool_init_teardown";
 	r.label = "pool init+teardown, 3 workers, 3 x 1MiB";
 	r.ops_per_round = ops;
-	r.budget = BUDGET_RATIO;
+	r.budget = BUDGET_INIT;
 	bench_finish(&r, lib, bare, rounds);
 	pr = bench_pair_ratio(lib, bare, rounds);
 	lu = bench_median(lib_up, rounds);
@@ -409,17 +237,17 @@ static int bench_init(size_t rounds, size_t ops)
 	snprintf(xt, sizeof xt,
 		 "lib %.2f ms, bare %.2f ms; up to ready: lib %.2f / bare %.2f ms, "
 		 "teardown: lib %.2f / bare %.2f ms; median of per-round ratios "
-		 "%.2f; floor: 4 segments (shm_open/fallocate/mmap) + fork of 1 "
-		 "intermediate that forks 3 workers (futex ready), pipe stop, "
-		 "SIGTERM + waitpid, munmap/shm_unlink",
+		 "%.2f; floor: 3 slots (shm_open/fallocate/mmap), 3 workers "
+		 "forked by the caller (futex ready), SIGTERM + waitpid, "
+		 "munmap/shm_unlink",
 		 r.lib.med / 1e6, r.bare.med / 1e6, lu / 1e6, bu / 1e6, ld / 1e6,
 		 bd / 1e6, pr);
 	snprintf(xj, sizeof xj,
 		 ",\"pair_ratio\":%.3f,\"lib_up_ns\":%.1f,\"bare_up_ns\":%.1f,"
 		 "\"lib_teardown_ns\":%.1f,\"bare_teardown_ns\":%.1f,"
 		 "\"workers\":3,\"slot_size\":1048576,"
-		 "\"floor\":\"fork intermediate + 3 grandchildren, futex ready, "
-		 "pipe stop, SIGTERM, waitpid; 4 segments\"",
+		 "\"floor\":\"caller forks 3 workers, futex ready, SIGTERM, "
+		 "waitpid; 3 slots, anonymous control page\"",
 		 pr, lu, bu, ld, bd);
 	r.extra_text = xt;
 	r.extra_json = xj;
@@ -436,43 +264,15 @@ out:
 
 /* ---- 2. job round trip -------------------------------------------------------- */
 
-struct pingpong {
-	_Atomic uint32_t doorbell, done, stop;
-	_Atomic int32_t result;
-	int counter;
-};
-
-static struct pingpong *PP;
 static int pipe_down[2] = {-1, -1}, pipe_up[2] = {-1, -1};
 static int pipe_counter;
-
-static __attribute__((noreturn)) void futex_child(struct pingpong *pp)
-{
-	uint32_t last = atomic_load(&pp->doorbell);
-
-	child_signals();
-	for (;;) {
-		if (atomic_load(&pp->stop))
-			_exit(0);
-		uint32_t bell = atomic_load(&pp->doorbell);
-		if (bell == last) {
-			fx_wait(&pp->doorbell, last, NULL);
-			continue;
-		}
-		last = bell;
-		int r = ++pp->counter;
-		atomic_store(&pp->result, r);
-		atomic_store(&pp->done, last);
-		fx_wake(&pp->done);
-	}
-}
 
 static __attribute__((noreturn)) void pipe_child(void)
 {
 	int counter = 0;
 	char b;
 
-	child_signals();
+	bench_child_signals();
 	close(pipe_down[1]);
 	close(pipe_up[0]);
 	while (read(pipe_down[0], &b, 1) == 1) {
@@ -485,32 +285,11 @@ static __attribute__((noreturn)) void pipe_child(void)
 
 static int rt_setup(void)
 {
-	char name[64];
-	int fd;
+	int rc;
 
-	/* The bare ping-pong page: a POSIX shm object like the pool's control
-	 * segment (unlinked at once: nothing can leak). */
-	snprintf(name, sizeof name, "/%s.bpp", S.ns);
-	if ((fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600)) < 0) {
-		bench_err(PROG, "shm_open %s: %s", name, strerror(errno));
-		return -errno;
-	}
-	shm_unlink(name);
-	if (ftruncate(fd, 4096) < 0 ||
-	    (PP = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
-		    MAP_FAILED) {
-		int rc = -errno;
-		PP = NULL;
-		close(fd);
-		bench_err(PROG, "ping-pong page: %s", strerror(-rc));
+	if ((rc = bare_pool_start(&S.bp)) < 0) {
+		bench_err(PROG, "bare pool start: %s", strerror(-rc));
 		return rc;
-	}
-	close(fd);
-	if ((S.kid = fork()) == 0)
-		futex_child(PP);
-	if (S.kid < 0) {
-		S.kid = 0;
-		return -errno;
 	}
 	if (pipe2(pipe_down, O_CLOEXEC) < 0 || pipe2(pipe_up, O_CLOEXEC) < 0)
 		return -errno;
@@ -528,16 +307,8 @@ static int rt_setup(void)
 
 static int rt_teardown(void)
 {
-	int rc = 0, st;
+	int rc = bare_pool_stop(&S.bp), st;
 
-	if (S.kid > 0 && PP) {
-		atomic_store(&PP->stop, 1);
-		atomic_fetch_add(&PP->doorbell, 1);
-		fx_wake(&PP->doorbell);
-		if (reap(S.kid, &st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
-			rc = -ECHILD;
-		S.kid = 0;
-	}
 	for (int i = 0; i < 2; i++) {
 		if (pipe_down[i] >= 0)
 			close(pipe_down[i]);
@@ -546,14 +317,31 @@ static int rt_teardown(void)
 		pipe_down[i] = pipe_up[i] = -1;
 	}
 	if (S.pipe_kid > 0) {
-		if (reap(S.pipe_kid, &st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+		if (bench_reap_pid(S.pipe_kid, &st) < 0 || !WIFEXITED(st) ||
+		    WEXITSTATUS(st))
 			rc = -ECHILD;
 		S.pipe_kid = 0;
 	}
-	if (PP)
-		munmap(PP, 4096);
-	PP = NULL;
 	return rc;
+}
+
+/* One job on worker 0 of the bare pool, checked as the lib's is. */
+static int bare_job(void)
+{
+	int res = 0, rc, *mem = S.bp.mem[0];
+	int want = *mem + 1;
+
+	if ((rc = bare_pool_run(&S.bp, 0, &res)) < 0) {
+		if (rc != -EINTR)
+			bench_err(PROG, "bare job: %s", strerror(-rc));
+		return rc;
+	}
+	if (res != want || *mem != want) {
+		bench_err(PROG, "bare job result %d, memory %d, expected %d", res,
+			  *mem, want);
+		return -EPROTO;
+	}
+	return 0;
 }
 
 enum rt_side { RT_LIB, RT_FUTEX, RT_PIPE };
@@ -575,21 +363,8 @@ static int rt_one(enum rt_side side)
 		}
 		return 0;
 	}
-	case RT_FUTEX: {
-		uint32_t seq = atomic_load(&PP->doorbell) + 1, d;
-		atomic_store(&PP->doorbell, seq);
-		fx_wake(&PP->doorbell);
-		/* No timeout, as in the pool; a signal (Ctrl-C) interrupts. */
-		while ((d = atomic_load(&PP->done)) != seq)
-			if (fx_wait(&PP->done, d, NULL) < 0 && errno == EINTR &&
-			    bench_stop)
-				return -EINTR;
-		if (atomic_load(&PP->result) != PP->counter) {
-			bench_err(PROG, "bare futex ping-pong: bad result");
-			return -EPROTO;
-		}
-		return 0;
-	}
+	case RT_FUTEX:
+		return bare_job();
 	case RT_PIPE: {
 		char b = 'x';
 		if (write(pipe_down[1], &b, 1) != 1 || read(pipe_up[0], &b, 1) != 1) {
@@ -670,16 +445,16 @@ static int bench_roundtrip(size_t rounds, size_t ops)
 	r.id = "pool_job_roundtrip";
 	r.label = "job round trip on a leased worker";
 	r.ops_per_round = ops;
-	r.budget = BUDGET_RATIO;
+	r.budget = BUDGET_RT;
 	bench_finish(&r, lib, bare, rounds);
 	pr = bench_pair_ratio(lib, bare, rounds);
 	snprintf(xt, sizeof xt,
-		 "median of per-round ratios %.2f; floor: fork child, futex "
-		 "doorbell/done in shared memory; reference: pipe ping-pong "
+		 "median of per-round ratios %.2f; floor: the same job on a "
+		 "worker the caller forked, futex doorbell/done; reference: pipe ping-pong "
 		 "%.0f ns/op (lib/pipe %.2f)",
 		 pr, pipe_med, pipe_med > 0 ? r.lib.med / pipe_med : 0);
 	snprintf(xj, sizeof xj,
-		 ",\"pair_ratio\":%.3f,\"floor\":\"futex ping-pong\","
+		 ",\"pair_ratio\":%.3f,\"floor\":\"same job, futex doorbell/done, direct fork\","
 		 "\"pipe_ns_per_op\":%.1f,"
 		 "\"pipe_ns_p25\":%.1f,\"pipe_ns_p75\":%.1f,\"ratio_to_pipe\":%.3f",
 		 pr, pipe_med, bench_quantile(pipe_v, rounds, 0.25),
@@ -706,36 +481,21 @@ out:
 
 /* ---- 3. SIGKILL -> replacement ready --------------------------------------- */
 
-/* ns from fork() to the child's readiness, or a negative errno. */
-static double bare_spawn(void)
+/* ns from kill(SIGKILL) of bare worker 0 to a job done on its
+ * replacement, or a negative errno. */
+static double bare_respawn(void)
 {
-	_Atomic uint32_t *ready = &PP->doorbell;
-	uint64_t t0, t1;
-	pid_t pid;
-	int rc, st;
+	uint64_t t0 = bench_now_ns();
+	int rc;
 
-	atomic_store(ready, 0);
-	t0 = bench_now_ns();
-	if ((pid = fork()) == 0) {
-		/* readiness first: the floor is fork + ready (SIGKILLed after) */
-		atomic_store(ready, 1);
-		fx_wake(ready);
-		for (;;)
-			pause();
-	}
-	if (pid < 0)
-		return -errno;
-	S.kid = pid;
-	rc = wait_at_least(ready, 1);
-	t1 = bench_now_ns();
-	kill(pid, SIGKILL);
-	reap(pid, &st);
-	S.kid = 0;
-	if (rc < 0) {
-		bench_err(PROG, "bare child not ready: %s", strerror(-rc));
+	if ((rc = bare_pool_respawn(&S.bp, 0)) < 0) {
+		if (rc != -EINTR)
+			bench_err(PROG, "bare respawn: %s", strerror(-rc));
 		return rc;
 	}
-	return (double)(t1 - t0);
+	if ((rc = bare_job()) < 0)
+		return rc;
+	return (double)(bench_now_ns() - t0);
 }
 
 /* ns from kill(SIGKILL) to a successful job on the replacement, or a
@@ -792,29 +552,16 @@ static int bench_respawn(size_t kills)
 	size_t streaks = 0;
 	double v, diff, diff_nb;
 	const char *verdict;
-	char name[64];
-	int rc = 0, fd;
+	int rc = 0;
 
 	if (!lib || !bare) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	snprintf(name, sizeof name, "/%s.bsp", S.ns);
-	if ((fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600)) < 0) {
-		rc = -errno;
-		bench_err(PROG, "shm_open %s: %s", name, strerror(errno));
+	if ((rc = bare_pool_start(&S.bp)) < 0) {
+		bench_err(PROG, "bare pool start: %s", strerror(-rc));
 		goto out;
 	}
-	shm_unlink(name);
-	if (ftruncate(fd, 4096) < 0 ||
-	    (PP = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
-		    MAP_FAILED) {
-		rc = -errno;
-		PP = NULL;
-		close(fd);
-		goto out;
-	}
-	close(fd);
 	pool_opts(&o);
 	o.backoff_min_ms = BACKOFF_MS;
 	o.quarantine_window_ms = 1; /* so every kill restarts at the floor */
@@ -824,7 +571,7 @@ static int bench_respawn(size_t kills)
 	/* warm-up */
 	for (int i = 0; i < 3; i++) {
 		bool s;
-		if ((v = bare_spawn()) < 0 || (v = lib_respawn(&s)) < 0) {
+		if ((v = bare_respawn()) < 0 || (v = lib_respawn(&s)) < 0) {
 			rc = (int)v;
 			goto out;
 		}
@@ -832,7 +579,7 @@ static int bench_respawn(size_t kills)
 	}
 	for (size_t i = 0; i < kills; i++) {
 		bool s = false;
-		if ((v = bare_spawn()) < 0) {
+		if ((v = bare_respawn()) < 0) {
 			rc = (int)v;
 			goto out;
 		}
@@ -854,7 +601,8 @@ static int bench_respawn(size_t kills)
 	diff_nb = diff - BACKOFF_MS;
 	verdict = diff <= BUDGET_RESPAWN_MS ? "PASS" : "OVER";
 	fprintf(S.json ? stderr : stdout,
-		"worker SIGKILL -> replacement ready: lib %.3f ms, bare fork+ready "
+		"worker SIGKILL -> replacement ready: lib %.3f ms, bare kill+waitpid+"
+		"fork+ready+job "
 		"%.3f ms, difference %.3f ms (budget floor + %.2f ms) %s; "
 		"difference minus the configured backoff floor (%d ms): %.3f ms  "
 		"[%zu kills; IQR lib %.3f-%.3f, bare %.3f-%.3f ms; best case "
@@ -893,9 +641,13 @@ out:
 		if (rc == 0)
 			rc = r2;
 	}
-	if (PP)
-		munmap(PP, 4096);
-	PP = NULL;
+	{
+		int r3 = bare_pool_stop_sig(&S.bp, SIGKILL);
+		if (rc == 0 && r3 < 0) {
+			bench_err(PROG, "bare pool stop: %s", strerror(-r3));
+			rc = r3;
+		}
+	}
 	free(lib);
 	free(bare);
 	return rc;
@@ -907,21 +659,15 @@ static int cleanup(void)
 {
 	int bad = 0;
 
-	if (S.kid > 0) {
-		kill(S.kid, SIGKILL);
-		reap(S.kid, NULL);
-		S.kid = 0;
-	}
-	rt_teardown();
+	bare_pool_stop_sig(&S.bp, SIGKILL);
 	if (S.pipe_kid > 0) {
 		kill(S.pipe_kid, SIGKILL);
-		reap(S.pipe_kid, NULL);
+		bench_reap_pid(S.pipe_kid, NULL);
+		S.pipe_kid = 0;
 	}
+	rt_teardown();
 	if (pool_down() < 0)
 		bad = -1;
-	for (int i = 0; i <= WORKERS; i++)
-		if (S.bare_names[i][0])
-			shm_unlink(S.bare_names[i]);
 	if (bench_teardown_env(PROG, &S.ctx, S.dir, S.ns, true) < 0)
 		bad = -1;
 	return bad;
@@ -993,8 +739,11 @@ int main(int argc, char **argv)
 	}
 	bench_trap_signals();
 	bench_unique_ns(S.ns, sizeof S.ns, "bpool");
-	for (int i = 0; i <= WORKERS; i++)
-		snprintf(S.bare_names[i], sizeof S.bare_names[i], "/%s.bare%d",
+	S.bp.workers = WORKERS;
+	S.bp.slot_size = SLOT_SIZE;
+	S.bp.fn = job_inc;
+	for (int i = 0; i < WORKERS; i++)
+		snprintf(S.bp.names[i], sizeof S.bp.names[i], "/%s.bare%d",
 			 S.ns, i);
 	if (!parent)
 		parent = bench_registry_parent();

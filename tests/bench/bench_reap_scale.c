@@ -8,7 +8,8 @@
  * directly into a fresh registry; then a child limited to RLIMIT_NOFILE 64
  * runs one shmk_reap() of the namespace and must reap all N owners and N
  * segments and leave nothing.  Reported: wall and CPU time per owner for
- * each N, so linearity shows as a flat per-owner cost. */
+ * each N, so linearity shows as a flat per-owner cost.  No floor: the
+ * budget is a bound on descriptors and the shape of the cost, not a ratio. */
 #include "bench.h"
 #include "internal.h"
 

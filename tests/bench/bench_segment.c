@@ -5,7 +5,9 @@
  *         (registry in a fresh mkdtemp dir under /tmp, durability off, a
  *         namespace of its own)
  *   bare: shm_open(O_CREAT|O_EXCL|O_RDWR|O_CLOEXEC, 0600) + posix_fallocate
- *         + mmap + munmap + close + shm_unlink
+ *         + mmap + munmap + close + shm_unlink: the system calls that make
+ *         and remove the object, and nothing else (no registry, no record,
+ *         no lock); neither side touches the pages
  *
  * Before the measured pairs run at scale N, the library's owner already
  * holds N live (mapped) segments and the bare side N live (mapped) objects
