@@ -21,6 +21,13 @@
  *     phase it replaced was BUSY and the job is not done, it fails the job
  *     (failed = 1, done = doorbell) and wakes the caller at once.
  * Futexes on the shared words carry every wait: no polling, no heartbeats.
+ *
+ * Every wait of a caller has a deadline (invariant 8): a job's (the pool's
+ * job_timeout_ms or the call's), past which the caller SIGKILLs the worker
+ * itself (kill_timed_out) and the supervisor classifies the death as a
+ * timeout; destroy's (one grace period in total, then SIGKILL, whatever a
+ * signal or a stopped supervisor does).  Children close every descriptor
+ * they did not create (close_inherited).
  */
 #include "ctx.h"
 
@@ -31,6 +38,7 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +56,14 @@
 
 #define POOL_MAGIC 0x73686d70u /* "shmp" */
 #define MAX_WORKERS 1024
+#define JOB_TIMEOUT_MS 60000 /* job_timeout_ms 0 */
+/* After a timed-out worker is SIGKILLed, how long the caller waits for the
+ * supervisor to report the death before it returns anyway. */
+#define KILL_REPORT_MS 1000
+/* How long destroy waits past the grace for the supervisor to exit (it
+ * SIGKILLs its workers at the grace) before it SIGKILLs the supervisor,
+ * and then for the supervisor's death. */
+#define SUP_EXIT_MS 1000
 
 enum phase {
 	PH_STARTING = 0, /* no ready worker (being replaced or starting) */
@@ -69,6 +85,7 @@ struct death_rec { /* shmk_death without pointers: it lives in shared memory */
 	unsigned deaths_in_window;
 	uint64_t peak_rss, mem_limit, suggested, oom_kills;
 	int64_t when;
+	int reinit_err; /* positive errno: the slot's memory is lost */
 };
 
 struct pslot {
@@ -80,6 +97,10 @@ struct pslot {
 	_Atomic int32_t pid;
 	_Atomic uint32_t deaths;
 	_Atomic uint32_t report_seq; /* seqlock over last (odd: writing) */
+	/* The worker a caller SIGKILLed at its job's deadline: the
+	 * supervisor classifies that pid's death as a timeout. */
+	_Atomic int32_t timeout_pid;
+	_Atomic int32_t reinit_err; /* as death_rec's, while quarantined */
 	struct death_rec last;
 };
 
@@ -92,6 +113,15 @@ struct pctl {
 	_Atomic uint32_t sup_gone;  /* supervisor died (watch thread)         */
 	_Atomic uint32_t deaths;
 	_Atomic uint32_t lease_rr;  /* where the next lease scan starts       */
+	/* A start failure of the supervisor or a worker: positive errno (-1
+	 * while start_msg is being written) and the sentence naming the
+	 * failing call. */
+	_Atomic int32_t start_err;
+	/* Bumped at each event shmk_pool_create() waits for (a worker ready,
+	 * a start failure, the supervisor gone): the word it sleeps on, read
+	 * before the conditions, so that no event is missed. */
+	_Atomic uint32_t start_seq;
+	char start_msg[256];
 	struct pslot slot[];
 };
 
@@ -109,10 +139,13 @@ struct shmk_pool {
 	int watch_rfd;
 	pthread_t watch;
 	bool watch_started;
-	/* Calls of shmk_pool_lease()/shmk_pool_run() under way: destroy unmaps
-	 * the shared state only once none is left inside. */
+	/* Calls into the pool under way (low bits) and INFLIGHT_WAITER, set
+	 * by destroy, which unmaps the shared state and frees p only once
+	 * none is left inside (wait_callers_left). */
 	_Atomic uint32_t inflight;
 };
+
+#define INFLIGHT_WAITER 0x80000000u
 
 
 static const char *const limit_names[] = {"", "cgroup2 memory.max",
@@ -130,15 +163,51 @@ static int fwait(_Atomic uint32_t *w, uint32_t val, const struct timespec *rel)
 
 static void fwake(_Atomic uint32_t *w)
 {
+#ifdef __SANITIZE_ADDRESS__
+	/* The kernel does not read the word to wake its waiters, but a wake
+	 * on memory that is no longer ours is a use after free all the same
+	 * (valgrind checks the futex address too): touch it, so that
+	 * AddressSanitizer reports one. */
+	(void)atomic_load_explicit(w, memory_order_relaxed);
+#endif
 	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
+
+/* Bumped and woken when the last caller leaves a pool whose destroy waits:
+ * a word of the library's own, because the pool may be freed the moment
+ * that caller's decrement lands.  Shared by every pool (a destroy woken
+ * for another pool's caller checks its own count again). */
+static _Atomic uint32_t callers_left;
 
 static void enter(shmk_pool *p) { atomic_fetch_add(&p->inflight, 1); }
 
 static void leave(shmk_pool *p)
 {
-	if (atomic_fetch_sub(&p->inflight, 1) == 1)
-		fwake(&p->inflight);
+	/* After this decrement destroy may free p at once: nothing of p is
+	 * touched after it. */
+	if (atomic_fetch_sub(&p->inflight, 1) == (INFLIGHT_WAITER | 1)) {
+		(void)fiu_fail("shmk/test/pool/last_left");
+		atomic_fetch_add(&callers_left, 1);
+		fwake(&callers_left);
+	}
+}
+
+/* Destroy's side of leave(): returns once no call is inside p. */
+static void wait_callers_left(shmk_pool *p)
+{
+	uint32_t seq = atomic_load(&callers_left);
+
+	atomic_fetch_or(&p->inflight, INFLIGHT_WAITER);
+	while (atomic_load(&p->inflight) != INFLIGHT_WAITER) {
+		fwait(&callers_left, seq, NULL);
+		seq = atomic_load(&callers_left);
+	}
+}
+
+static void start_event(struct pctl *c)
+{
+	atomic_fetch_add(&c->start_seq, 1);
+	fwake(&c->start_seq);
 }
 
 static void bump_free(struct pctl *c)
@@ -186,6 +255,79 @@ static uint32_t set_phase(struct pslot *s, enum phase ph, bool new_gen)
 	} while (!atomic_compare_exchange_weak(&s->state, &old, nw));
 	fwake(&s->state);
 	return old;
+}
+
+/* Waits until fd is readable (true) or the deadline (mono ms) passes
+ * (false).  A signal caught meanwhile never ends the wait early: poll is
+ * called again for the time left. */
+static bool wait_readable(int fd, int64_t deadline)
+{
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+
+	for (;;) {
+		int64_t left = deadline - mono_ms();
+		int r = poll(&pf, 1, left > 0 ? (int)left : 0);
+
+		if (r > 0)
+			return true;
+		if (r == 0 || errno != EINTR)
+			return false;
+	}
+}
+
+/* ---- what a child keeps ------------------------------------------------ */
+
+/* Closes every descriptor from lo to hi (inclusive): close_range, or one
+ * close() each where the kernel has none (before 5.9).  Async-signal-safe:
+ * the supervisor runs it right after a fork from a multithreaded service. */
+static void close_span(unsigned lo, unsigned hi)
+{
+	struct rlimit rl;
+
+	if (lo > hi || syscall(SYS_close_range, lo, hi, 0) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur - 1 < hi)
+		hi = (unsigned)(rl.rlim_cur - 1);
+	else if (hi > 65535)
+		hi = 65535;
+	for (unsigned fd = lo; fd <= hi; fd++)
+		close((int)fd);
+}
+
+/* A child of the pool closes every descriptor it inherited but 0, 1, 2 and
+ * keep[0..n-1]: a service's socket, pipe or file lacking O_CLOEXEC must not
+ * stay open in a supervisor or worker (a held write end keeps the service
+ * from ever seeing EOF).  keep: ascending, each >= 3 (or -1: skipped). */
+static void close_inherited(const int *keep, size_t n)
+{
+	unsigned lo = 3;
+
+	for (size_t k = 0; k < n; k++) {
+		if (keep[k] < (int)lo)
+			continue;
+		close_span(lo, (unsigned)keep[k] - 1);
+		lo = (unsigned)keep[k] + 1;
+	}
+	close_span(lo, ~0u);
+}
+
+/* ---- start failures ------------------------------------------------------ */
+
+/* Tells shmk_pool_create() why the pool cannot start (the first failure
+ * only): err is a positive errno, the sentence names the failing call. */
+static void start_failed(struct pctl *c, int err, const char *fmt, ...)
+{
+	int32_t none = 0;
+	va_list ap;
+
+	if (!atomic_compare_exchange_strong(&c->start_err, &none, -1))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->start_msg, sizeof c->start_msg, fmt, ap);
+	va_end(ap);
+	atomic_store(&c->start_err, err > 0 ? err : EIO);
+	start_event(c);
 }
 
 /* A job posted and not done ends now, with failure; its caller wakes. */
@@ -390,7 +532,11 @@ static __attribute__((noreturn)) void worker_main(shmk_pool *p, unsigned i,
 
 	/* Die with the supervisor; if it died before prctl took effect, our
 	 * parent is already someone else. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (SHMK_SYS("prctl", prctl(PR_SET_PDEATHSIG, SIGKILL)) < 0) {
+		start_failed(p->ctl, errno, "pool: worker %u: prctl"
+				     "(PR_SET_PDEATHSIG): %s", i, strerror(errno));
+		_exit(112);
+	}
 	if (getppid() != sup)
 		_exit(111);
 	sigemptyset(&none);
@@ -414,7 +560,7 @@ static __attribute__((noreturn)) void worker_main(shmk_pool *p, unsigned i,
 		;
 	fwake(&s->state);
 	atomic_fetch_add(&p->ctl->ready, 1);
-	fwake(&p->ctl->ready);
+	start_event(p->ctl);
 	bump_free(p->ctl);
 
 	for (;;) {
@@ -463,13 +609,9 @@ static pid_t spawn_worker(shmk_pool *p, unsigned i, struct sup_slot *all,
 	fiu_do_on("shmk/pool/fork", { errno = EAGAIN; return -1; });
 	pid = SHMK_SYS("fork", fork());
 	if (pid == 0) {
-		for (unsigned k = 0; k < p->o.workers; k++)
-			if (all[k].pidfd >= 0)
-				close(all[k].pidfd);
-		if (cmd_rfd >= 0)
-			close(cmd_rfd);
-		if (*sig_fd >= 0)
-			close(*sig_fd);
+		/* Not the supervisor's pidfds, command socket, signalfd or
+		 * shm directory: a worker needs only its mapped slot. */
+		close_inherited(NULL, 0);
 		sigaction(SIGCHLD, &service_chld, NULL);
 		worker_main(p, i, gen, sup);
 	}
@@ -493,36 +635,46 @@ static pid_t spawn_worker(shmk_pool *p, unsigned i, struct sup_slot *all,
 	return pid;
 }
 
-static void reinit_slot(shmk_pool *p, unsigned i)
+/* Re-initialises slot i after a death.  Returns 0, or a positive errno
+ * when RECREATE gave the pages back and could not reserve them again (the
+ * tmpfs filled up meanwhile): the memory is then lost - a write to it is
+ * SIGBUS - and the slot must never be handed out again. */
+static int reinit_slot(shmk_pool *p, unsigned i)
 {
 	void *mem = shmk_segment_addr(p->slots[i]);
 	size_t size = p->o.slot_size;
+	int fd, rc;
 
 	switch (p->o.reinit) {
 	case SHMK_REINIT_KEEP:
-		break;
-	case SHMK_REINIT_RECREATE: {
+		return 0;
+	case SHMK_REINIT_RECREATE:
 		/* Give the pages back, then reserve fresh ones so a full tmpfs
 		 * is seen now and not as SIGBUS in the next job. */
-		int fd;
-		madvise(mem, size, MADV_REMOVE);
-		fd = openat(p->ctx->shm_fd, shmk_segment_name(p->slots[i]) + 1,
-			    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0) {
-			(void)posix_fallocate(fd, 0, (off_t)size);
-			close(fd);
+		fd = SHMK_SYS("openat",
+			      openat(p->ctx->shm_fd,
+				     shmk_segment_name(p->slots[i]) + 1,
+				     O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+		if (fd < 0) { /* nothing given back: fresh zeroes all the same */
+			memset(mem, 0, size);
+			return 0;
 		}
-		break;
-	}
+		madvise(mem, size, MADV_REMOVE);
+		(void)fiu_fail("shmk/test/pool/pages_given_back");
+		rc = fiu_fail("shmk/sys/fallocate") ? shmk__fiu_errno()
+						    : posix_fallocate(fd, 0, (off_t)size);
+		close(fd);
+		return rc;
 	case SHMK_REINIT_ZERO:
 	default:
 		memset(mem, 0, size);
-		break;
+		return 0;
 	}
 }
 
+/* timed_out: the pool SIGKILLed this worker at its job's deadline. */
 static void classify(int status, const struct rusage *ru, struct memwatch *mw,
-		     struct death_rec *d)
+		     bool timed_out, struct death_rec *d)
 {
 	uint64_t oom = 0;
 
@@ -536,7 +688,9 @@ static void classify(int status, const struct rusage *ru, struct memwatch *mw,
 		d->sig = WTERMSIG(status);
 		d->core = WCOREDUMP(status) ? 1 : 0;
 		d->kind = SHMK_DEATH_SIGNAL;
-		if (d->sig == SIGKILL) {
+		if (d->sig == SIGKILL && timed_out) {
+			d->kind = SHMK_DEATH_TIMEOUT;
+		} else if (d->sig == SIGKILL) {
 			d->kind = SHMK_DEATH_SIGKILL;
 			/* Exit status 137 alone proves nothing: only a rise of
 			 * the cgroup's oom_kill counter makes it an OOM kill.
@@ -574,13 +728,18 @@ static void on_death(shmk_pool *p, unsigned i, struct sup_slot *ss,
 	int64_t now = mono_ms();
 	uint32_t old;
 
+	bool timed_out;
+
+	/* The pid stops naming the worker before it is reaped (after which
+	 * the number may be reused): see kill_timed_out(). */
+	atomic_store(&s->pid, 0);
+	timed_out = atomic_exchange(&s->timeout_pid, 0) == ss->pid;
 	if (wait4(ss->pid, &status, 0, &ru) < 0)
 		memset(&ru, 0, sizeof ru);
 	shmk__close(&ss->pidfd);
-	classify(status, &ru, mw, &d);
+	classify(status, &ru, mw, timed_out, &d);
 	d.pid = ss->pid;
 	ss->pid = 0;
-	atomic_store(&s->pid, 0);
 
 	ss->times[ss->n_times++ % K] = now;
 	for (unsigned k = 0; k < K && k < ss->n_times; k++)
@@ -588,12 +747,16 @@ static void on_death(shmk_pool *p, unsigned i, struct sup_slot *ss,
 			in_window++;
 	d.deaths_in_window = in_window;
 	d.quarantined = !atomic_load(&p->ctl->shutdown) && in_window >= K;
-	/* The report first, so that a caller woken below reads this death;
-	 * and the memory re-initialised before that caller wakes, or what it
-	 * writes next (the next job's input) could be wiped. */
+	/* The memory re-initialised before the caller wakes, or what it
+	 * writes next (the next job's input) could be wiped; memory that
+	 * could not be reserved again quarantines the slot for good. */
+	if (!d.quarantined && !atomic_load(&p->ctl->shutdown) &&
+	    (d.reinit_err = reinit_slot(p, i)) != 0) {
+		d.quarantined = 1;
+		atomic_store(&s->reinit_err, d.reinit_err);
+	}
+	/* The report before the caller wakes, so that it reads this death. */
 	publish(s, &d);
-	if (!d.quarantined && !atomic_load(&p->ctl->shutdown))
-		reinit_slot(p, i);
 	atomic_fetch_add(&s->deaths, 1);
 	atomic_fetch_add(&p->ctl->deaths, 1);
 
@@ -636,6 +799,12 @@ static bool any_alive(shmk_pool *p, struct sup_slot *ss)
 	return false;
 }
 
+/* What the service sends the supervisor (a SOCK_SEQPACKET message). */
+struct sup_cmd {
+	char op;           /* 'T': stop the workers                      */
+	uint32_t grace_ms; /* SIGTERM now, SIGKILL after this long         */
+};
+
 static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 {
 	unsigned n = p->o.workers;
@@ -658,19 +827,37 @@ static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 	sigaction(SIGCHLD, &dfl, &service_chld);
 	titles_init();
 	title("%s: supervisor%.0u", p->o.title, 0, "shmk-supervisor");
-	if (!ss || !pf)
+	if (!ss || !pf) {
+		start_failed(p->ctl, errno, "pool: supervisor: cannot allocate "
+					    "its tables for %u workers: %s",
+			     n, strerror(errno));
 		_exit(112);
+	}
 	memwatch_init(&mw);
 	oom_count(&mw, &mw.oom_seen);
-	for (unsigned i = 0; i < n; i++) {
-		ss[i].pidfd = -1;
-		ss[i].times = calloc(p->o.quarantine_deaths, sizeof *ss[i].times);
-		if (!ss[i].times)
-			_exit(112);
-	}
 	for (unsigned i = 0; i < n; i++)
-		if (spawn_worker(p, i, ss, cmd_rfd, &sig_fd, &mw) < 0)
-			ss[i].respawn_at = mono_ms() + p->o.backoff_min_ms;
+		ss[i].pidfd = -1;
+	for (unsigned i = 0; i < n; i++) {
+		ss[i].times = SHMK_SYSP("malloc", NULL,
+					calloc(p->o.quarantine_deaths,
+					       sizeof *ss[i].times));
+		if (!ss[i].times) {
+			start_failed(p->ctl, errno, "pool: supervisor: cannot "
+						    "allocate the death times of "
+						    "slot %u: %s",
+				     i, strerror(errno));
+			_exit(112); /* its workers die with it */
+		}
+	}
+	/* A first worker that cannot be forked fails the start with its
+	 * cause, rather than a retry the caller sees as "not ready". */
+	for (unsigned i = 0; i < n; i++)
+		if (spawn_worker(p, i, ss, cmd_rfd, &sig_fd, &mw) < 0) {
+			start_failed(p->ctl, errno, "pool: supervisor: cannot "
+						    "fork the worker of slot %u: %s",
+				     i, strerror(errno));
+			_exit(112);
+		}
 
 	for (;;) {
 		int64_t now = mono_ms(), next = -1;
@@ -707,14 +894,14 @@ static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 		if (poll(pf, nf, timeout) < 0)
 			continue;
 		if (pf[0].revents) {
-			char cmd = 0;
-			ssize_t r = read(cmd_rfd, &cmd, 1);
-			if (r <= 0 || cmd == 'T') {
-				/* Shutdown asked, or the service is gone (EOF). */
+			struct sup_cmd cmd = {0};
+			ssize_t r = read(cmd_rfd, &cmd, sizeof cmd);
+			if (r <= 0 || cmd.op == 'T') {
+				/* Shutdown asked, with what is left of destroy's
+				 * one grace period; or the service is gone (EOF). */
 				if (!stopping) {
 					stopping = true;
-					stop_deadline = mono_ms() +
-							p->o.shutdown_grace_ms;
+					stop_deadline = mono_ms() + cmd.grace_ms;
 				}
 				if (r <= 0) {
 					kill_all(p, ss, SIGKILL);
@@ -793,7 +980,7 @@ static void *watch_main(void *arg)
 		if (ST_PHASE(old) == PH_BUSY)
 			fail_job(s);
 	}
-	fwake(&p->ctl->ready);
+	start_event(p->ctl);
 	bump_free(p->ctl);
 	return NULL;
 }
@@ -826,9 +1013,42 @@ static void defaults(struct shmk_pool_options *o)
 		o->title = "shmkeeper";
 	if (!o->start_timeout_ms)
 		o->start_timeout_ms = 10000;
+	if (!o->job_timeout_ms)
+		o->job_timeout_ms = JOB_TIMEOUT_MS;
 }
 
-static void teardown(shmk_pool *p, int *first)
+/* Reaps the supervisor, which exits by itself once its workers are gone
+ * (it SIGKILLs them at the grace deadline).  If it has not within
+ * SUP_EXIT_MS after the deadline (stopped, say, or stuck) it is SIGKILLed
+ * (its workers die with it).  Bounded, whatever signals the caller
+ * catches meanwhile: an interrupted wait is resumed for the time left and
+ * skips no step. */
+static int reap_supervisor(shmk_pool *p, int64_t deadline)
+{
+	int fd = sup_gone_fd(p), st;
+	pid_t r;
+
+	if (fd < 0 || !wait_readable(fd, deadline + SUP_EXIT_MS))
+		kill(p->sup_pid, SIGKILL);
+	/* With a pidfd, readable means exited: the reap below cannot block
+	 * (without one, the kernel delivers SIGKILL to any process). */
+	if (p->sup_pidfd >= 0 &&
+	    !wait_readable(p->sup_pidfd, mono_ms() + SUP_EXIT_MS))
+		return shmk__err(-ETIMEDOUT, "pool: supervisor %d still not "
+					     "dead %d ms after SIGKILL",
+				 (int)p->sup_pid, SUP_EXIT_MS);
+	while ((r = SHMK_SYS("waitpid", waitpid(p->sup_pid, &st, 0))) < 0 &&
+	       errno == EINTR)
+		;
+	if (r < 0)
+		return shmk__err(-errno, "pool: waitpid(supervisor %d): %s",
+				 (int)p->sup_pid, strerror(errno));
+	return 0;
+}
+
+/* deadline: end of destroy's grace period (mono ms), -1 for a pool that
+ * failed to start (its supervisor, if any, was already SIGKILLed). */
+static void teardown(shmk_pool *p, int64_t deadline, int *first)
 {
 	int rc;
 
@@ -841,17 +1061,9 @@ static void teardown(shmk_pool *p, int *first)
 	shmk__close(&p->watch_efd);
 	shmk__close(&p->watch_rfd);
 	if (p->sup_pid > 0) {
-		int st;
-		/* The supervisor exits after its workers are reaped; it is
-		 * given the grace period twice over, then killed (its workers
-		 * die with it through PR_SET_PDEATHSIG). */
-		struct pollfd pf = {.fd = sup_gone_fd(p), .events = POLLIN};
-		if (pf.fd >= 0 &&
-		    poll(&pf, 1, (int)(2 * p->o.shutdown_grace_ms + 1000)) == 0)
-			kill(p->sup_pid, SIGKILL);
-		while (SHMK_SYS("waitpid", waitpid(p->sup_pid, &st, 0)) < 0 &&
-		       errno == EINTR)
-			;
+		if ((rc = reap_supervisor(p, deadline < 0 ? mono_ms() : deadline)) < 0 &&
+		    !*first)
+			*first = rc;
 		p->sup_pid = 0;
 	}
 	shmk__close(&p->sup_pidfd);
@@ -868,8 +1080,7 @@ static void teardown(shmk_pool *p, int *first)
 		}
 		atomic_store(&p->ctl->shutdown, 1);
 		bump_free(p->ctl);
-		for (uint32_t n; (n = atomic_load(&p->inflight)) != 0;)
-			fwait(&p->inflight, n, NULL);
+		wait_callers_left(p);
 	}
 	for (unsigned i = 0; p->slots && i < p->o.workers; i++)
 		if (p->slots[i] && (rc = shmk_segment_destroy(p->slots[i])) < 0 &&
@@ -880,6 +1091,28 @@ static void teardown(shmk_pool *p, int *first)
 	if (p->ctl_seg && (rc = shmk_segment_destroy(p->ctl_seg)) < 0 && !*first)
 		*first = rc;
 	p->ctl_seg = NULL;
+}
+
+/* The sentence for a supervisor that died while the workers started: how
+ * it died (it is not reaped here: teardown does). */
+static int supervisor_died(shmk_pool *p)
+{
+	siginfo_t si = {0};
+
+	if (waitid(P_PID, (id_t)p->sup_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid == p->sup_pid) {
+		if (si.si_code == CLD_EXITED)
+			return shmk__err(-ECHILD, "pool: the supervisor %d exited "
+						  "with status %d while starting "
+						  "the workers",
+					 (int)p->sup_pid, si.si_status);
+		const char *sig = sigabbrev_np(si.si_status);
+		return shmk__err(-ECHILD, "pool: the supervisor %d was killed by "
+					  "SIG%s while starting the workers",
+				 (int)p->sup_pid, sig ? sig : "?");
+	}
+	return shmk__err(-ECHILD, "pool: the supervisor %d died while starting "
+				  "the workers", (int)p->sup_pid);
 }
 
 /* Segment names carry a random part: "pool-<pid>-<n>-<16 hex>-ctl" and
@@ -972,8 +1205,9 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	}
 
 	/* cmd is a socket pair so that shmk_pool_destroy() can send with
-	 * MSG_NOSIGNAL: a dead supervisor must not SIGPIPE the service. */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cmd) < 0 ||
+	 * MSG_NOSIGNAL: a dead supervisor must not SIGPIPE the service;
+	 * SEQPACKET keeps each struct sup_cmd whole. */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cmd) < 0 ||
 	    pipe2(wp, O_CLOEXEC) < 0) {
 		rc = shmk__err(-errno, "pool: cannot create pipes: %s",
 			       strerror(errno));
@@ -992,9 +1226,14 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 		goto fail;
 	}
 	if (p->sup_pid == 0) {
-		close(cmd[1]);
-		close(wp[0]);
-		close(wp[1]);
+		/* Its command socket and the shm directory (for RECREATE);
+		 * nothing else of the service, CLOEXEC or not. */
+		int keep[2] = {cmd[0], p->ctx->shm_fd};
+		if (keep[0] > keep[1]) {
+			keep[0] = keep[1];
+			keep[1] = cmd[0];
+		}
+		close_inherited(keep, 2);
 		supervisor_main(p, cmd[0]);
 	}
 	close(cmd[0]);
@@ -1017,21 +1256,27 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	}
 	p->watch_started = true;
 
-	/* Ready when every worker has come up once (or the supervisor died). */
+	/* Ready when every worker has come up once; not when the supervisor
+	 * or a worker said why it cannot start, or the supervisor died. */
 	int64_t start_deadline = mono_ms() + p->o.start_timeout_ms;
 	for (;;) {
+		uint32_t seq = atomic_load(&p->ctl->start_seq);
 		uint32_t r = atomic_load(&p->ctl->ready);
+		int32_t err = atomic_load(&p->ctl->start_err);
 		if (r >= p->o.workers)
 			break;
-		if (atomic_load(&p->ctl->sup_gone)) {
-			rc = shmk__err(-ECHILD, "pool: the supervisor died while "
-						"starting the workers");
+		if (err > 0) {
+			rc = shmk__err(-err, "%s", p->ctl->start_msg);
+			goto fail;
+		}
+		if (err == 0 && atomic_load(&p->ctl->sup_gone)) {
+			rc = supervisor_died(p);
 			goto fail;
 		}
 		struct timespec ts;
 		const struct timespec *rel;
 		if (!remaining(start_deadline, &ts, &rel) ||
-		    (fwait(&p->ctl->ready, r, rel) < 0 && errno == ETIMEDOUT)) {
+		    (fwait(&p->ctl->start_seq, seq, rel) < 0 && errno == ETIMEDOUT)) {
 			rc = shmk__err(-ETIMEDOUT, "pool: workers not ready "
 						   "after %u ms (%u of %u)",
 				       p->o.start_timeout_ms, r, p->o.workers);
@@ -1054,7 +1299,7 @@ fail:
 			close(wp[1]);
 		if (p->sup_pid > 0)
 			kill(p->sup_pid, SIGKILL);
-		teardown(p, &first);
+		teardown(p, -1, &first);
 		free(p);
 		shmk__err(rc, "%s", msg);
 	}
@@ -1064,13 +1309,15 @@ fail:
 int shmk_pool_destroy(shmk_pool *p)
 {
 	int first = 0;
-	int64_t deadline;
+	int64_t deadline, left;
+	struct sup_cmd cmd = {.op = 'T'};
 
 	if (!p)
 		return 0;
 	atomic_store(&p->ctl->shutdown, 1);
 	bump_free(p->ctl); /* lease waiters: -ESHUTDOWN */
-	/* Let running jobs finish within the grace period. */
+	/* One grace period in total: running jobs may finish within it, and
+	 * the workers get what is left of it between SIGTERM and SIGKILL. */
 	deadline = mono_ms() + p->o.shutdown_grace_ms;
 	for (unsigned i = 0; i < p->o.workers; i++) {
 		struct pslot *s = &p->ctl->slot[i];
@@ -1081,10 +1328,13 @@ int shmk_pool_destroy(shmk_pool *p)
 		       remaining(deadline, &ts, &rel))
 			fwait(&s->state, st, rel);
 	}
-	/* Then SIGTERM, grace, SIGKILL: the supervisor does it and exits. */
-	if (p->cmd_fd >= 0 && send(p->cmd_fd, "T", 1, MSG_NOSIGNAL) < 0) {
+	/* Then SIGTERM, the rest of the grace, SIGKILL: the supervisor does
+	 * it and exits. */
+	left = deadline - mono_ms();
+	cmd.grace_ms = left > 0 ? (uint32_t)left : 0;
+	if (p->cmd_fd >= 0 && send(p->cmd_fd, &cmd, sizeof cmd, MSG_NOSIGNAL) < 0) {
 	}
-	teardown(p, &first);
+	teardown(p, deadline, &first);
 	free(p);
 	return first;
 }
@@ -1151,13 +1401,94 @@ int shmk_pool_lease(shmk_pool *p, enum shmk_lease_policy policy,
 	return rc;
 }
 
-static int run(shmk_pool *p, unsigned slot, int *result)
+/* SIGKILLs the worker of slot s, whose job is past its deadline, and marks
+ * its pid so that the supervisor classifies the death as a timeout.  The
+ * pid names that worker only until the supervisor reaps it, and the
+ * supervisor clears s->pid before it reaps: a pidfd opened before a
+ * re-read that still finds the pid refers to that worker, never to a
+ * process that reused its number.  (Without pidfd_open the window left is
+ * the time between that re-read and kill().) */
+static void kill_timed_out(struct pslot *s)
+{
+	pid_t pid = atomic_load(&s->pid);
+	int fd;
+
+	if (pid <= 0)
+		return;
+	atomic_store(&s->timeout_pid, pid);
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (atomic_load(&s->pid) == pid) {
+		if (fd >= 0)
+			syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
+		else
+			kill(pid, SIGKILL);
+	}
+	shmk__close(&fd);
+}
+
+/* Waits until the job seq is done or the deadline (mono ms, -1: none)
+ * passes. */
+static bool wait_done(struct pslot *s, uint32_t seq, int64_t deadline)
+{
+	struct timespec ts;
+	const struct timespec *rel;
+
+	for (uint32_t d; (d = atomic_load(&s->done)) != seq;)
+		if (!remaining(deadline, &ts, &rel))
+			return false;
+		else
+			fwait(&s->done, d, rel);
+	return true;
+}
+
+/* The error of a job that ended with its worker's death. */
+static int job_failed(shmk_pool *p, unsigned slot, unsigned timeout_ms)
+{
+	struct pslot *s = &p->ctl->slot[slot];
+	struct shmk_death d;
+	int err = atomic_load(&s->reinit_err);
+
+	shmk_pool_last_death(p, slot, &d);
+	if (err)
+		return shmk__err(-err, "pool: slot %u: worker %d died (%s) and the "
+				       "slot's memory could not be reserved again "
+				       "(posix_fallocate: %s): the slot is "
+				       "quarantined, do not touch its memory",
+				 slot, (int)d.pid, shmk_death_kind_name(d.kind),
+				 strerror(err));
+	if (d.kind == SHMK_DEATH_TIMEOUT)
+		return shmk__err(-ETIMEDOUT, "pool: slot %u: the job passed its "
+					     "deadline of %u ms; worker %d was "
+					     "killed",
+				 slot, timeout_ms, (int)d.pid);
+	return shmk__err(-ECHILD, "pool: slot %u: worker %d died during "
+				  "the job (%s)",
+			 slot, (int)d.pid, shmk_death_kind_name(d.kind));
+}
+
+/* A BUSY slot under our own lease whose job was timed out and whose
+ * worker's death the supervisor has not marked yet: wait for it. */
+static bool timeout_pending(struct pslot *s)
+{
+	pid_t tp = atomic_load(&s->timeout_pid), pid = atomic_load(&s->pid);
+
+	return tp > 0 && (pid == tp || pid == 0);
+}
+
+static int run(shmk_pool *p, unsigned slot, int *result, unsigned timeout_ms)
 {
 	struct pslot *s;
 	uint32_t st, seq;
+	int64_t deadline = -1;
+	struct timespec ts;
+	const struct timespec *rel;
 
 	if (slot >= p->o.workers)
 		return shmk__err(-EINVAL, "pool: no slot %u", slot);
+	if (!timeout_ms)
+		timeout_ms = p->o.job_timeout_ms;
+	if (timeout_ms != SHMK_POOL_NO_DEADLINE)
+		deadline = mono_ms() + timeout_ms;
 	s = &p->ctl->slot[slot];
 	for (;;) {
 		st = atomic_load(&s->state);
@@ -1166,12 +1497,24 @@ static int run(shmk_pool *p, unsigned slot, int *result)
 		switch (ST_PHASE(st)) {
 		case PH_READY:
 			break;
+		case PH_BUSY:
+			if (!timeout_pending(s))
+				return shmk__err(-EBUSY, "pool: slot %u is busy",
+						 slot);
+			/* fall through */
 		case PH_STARTING:
 			/* Its worker died earlier; wait for the replacement
 			 * (the death itself was reported to whoever waited). */
-			fwait(&s->state, st, NULL);
+			if (!remaining(deadline, &ts, &rel))
+				return shmk__err(-ETIMEDOUT, "pool: slot %u: no "
+							     "worker ready within "
+							     "%u ms",
+						 slot, timeout_ms);
+			fwait(&s->state, st, rel);
 			continue;
 		case PH_QUARANTINED:
+			if (atomic_load(&s->reinit_err))
+				return job_failed(p, slot, timeout_ms);
 			return shmk__err(-ENODEV, "pool: slot %u is quarantined "
 						  "after %u deaths",
 					 slot, atomic_load(&s->deaths));
@@ -1190,15 +1533,20 @@ static int run(shmk_pool *p, unsigned slot, int *result)
 	seq = atomic_load(&s->doorbell) + 1;
 	atomic_store(&s->doorbell, seq);
 	fwake(&s->doorbell);
-	for (uint32_t d; (d = atomic_load(&s->done)) != seq;)
-		fwait(&s->done, d, NULL);
-	if (atomic_load(&s->failed)) {
-		struct shmk_death d;
-		shmk_pool_last_death(p, slot, &d);
-		return shmk__err(-ECHILD, "pool: slot %u: worker %d died during "
-					  "the job (%s)",
-				 slot, (int)d.pid, shmk_death_kind_name(d.kind));
+	if (!wait_done(s, seq, deadline)) {
+		/* Past the deadline: the worker dies, and the caller returns
+		 * once the death is reported (or, with the supervisor too
+		 * slow to report it, KILL_REPORT_MS later all the same). */
+		kill_timed_out(s);
+		if (!wait_done(s, seq, mono_ms() + KILL_REPORT_MS) ||
+		    !atomic_load(&s->failed))
+			return shmk__err(-ETIMEDOUT, "pool: slot %u: the job "
+						     "passed its deadline of %u "
+						     "ms; its worker was killed",
+					 slot, timeout_ms);
 	}
+	if (atomic_load(&s->failed))
+		return job_failed(p, slot, timeout_ms);
 	/* BUSY -> READY in our generation; if the worker died after finishing
 	 * (new generation), the result stands and the CAS just fails. */
 	uint32_t busy = ST_MAKE(1, PH_BUSY, ST_GEN(st));
@@ -1211,10 +1559,16 @@ static int run(shmk_pool *p, unsigned slot, int *result)
 
 int shmk_pool_run(shmk_pool *p, unsigned slot, int *result)
 {
+	return shmk_pool_run_timeout(p, slot, result, 0);
+}
+
+int shmk_pool_run_timeout(shmk_pool *p, unsigned slot, int *result,
+			  unsigned timeout_ms)
+{
 	int rc;
 
 	enter(p);
-	rc = run(p, slot, result);
+	rc = run(p, slot, result, timeout_ms);
 	leave(p);
 	return rc;
 }
@@ -1226,12 +1580,14 @@ void shmk_pool_release(shmk_pool *p, unsigned slot)
 
 	if (slot >= p->o.workers)
 		return;
+	enter(p); /* a release racing destroy keeps the control block mapped */
 	s = &p->ctl->slot[slot];
 	st = atomic_load(&s->state);
 	while ((st & ST_LEASED) &&
 	       !atomic_compare_exchange_weak(&s->state, &st, st & ~ST_LEASED))
 		;
 	bump_free(p->ctl);
+	leave(p);
 }
 
 int shmk_pool_last_death(shmk_pool *p, unsigned slot, struct shmk_death *out)
@@ -1267,6 +1623,7 @@ int shmk_pool_last_death(shmk_pool *p, unsigned slot, struct shmk_death *out)
 	out->deaths_in_window = d.deaths_in_window;
 	out->quarantined = d.quarantined;
 	out->when = d.when;
+	out->reinit_errno = d.reinit_err;
 	return 0;
 }
 
@@ -1297,6 +1654,7 @@ const char *shmk_death_kind_name(enum shmk_death_kind k)
 	case SHMK_DEATH_SIGNAL: return "signal";
 	case SHMK_DEATH_SIGKILL: return "sigkill";
 	case SHMK_DEATH_OOM: return "oom";
+	case SHMK_DEATH_TIMEOUT: return "timeout";
 	}
 	return "unknown";
 }
@@ -1310,12 +1668,14 @@ int shmk_death_json(const struct shmk_death *d, char *buf, size_t size)
 		"\"peak_rss\":%" PRIu64 ",\"mem_limit\":%" PRIu64
 		",\"limit_source\":\"%s\",\"suggested_limit\":%" PRIu64
 		",\"oom_kills\":%" PRIu64 ",\"oom_source\":\"%s\","
-		"\"deaths_in_window\":%u,\"quarantined\":%s,\"when\":%" PRId64 "}",
+		"\"deaths_in_window\":%u,\"quarantined\":%s,\"when\":%" PRId64
+		",\"reinit_errno\":%d}",
 		shmk_death_kind_name(d->kind), d->slot, (int)d->pid, d->exit_code,
 		d->signal, d->signal ? sigabbrev_np(d->signal) : "",
 		d->core_dumped ? "true" : "false", d->peak_rss, d->mem_limit,
 		d->limit_source ? d->limit_source : "", d->suggested_limit,
 		d->oom_kills, d->oom_source ? d->oom_source : "",
-		d->deaths_in_window, d->quarantined ? "true" : "false", d->when);
+		d->deaths_in_window, d->quarantined ? "true" : "false", d->when,
+		d->reinit_errno);
 	return (n < 0 || (size_t)n >= size) ? -ENOBUFS : n;
 }

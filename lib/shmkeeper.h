@@ -527,7 +527,20 @@ SHMK_API int shmk_registry_path(const char *dir, char *buf, size_t len);
 typedef struct shmk_pool shmk_pool;
 
 /* Runs in a worker for each job: mem/size is the slot's memory; the return
- * value is handed to the caller as the job's result. */
+ * value is handed to the caller as the job's result.
+ *
+ * Fork safety: a worker is a fork of the service (the supervisor is forked
+ * from the thread that calls shmk_pool_create(), and forks every worker).
+ * What the job function may rely on is what was consistent in the service
+ * at that moment.  If the service had one thread when it created the pool,
+ * anything goes.  If it had more, a lock another thread held at that moment
+ * (a mutex, stdio, an interpreter's global lock, a logging library's lock)
+ * stays locked for ever in the workers: the job function must then use
+ * only async-signal-safe functions (signal-safety(7)) and memory it does
+ * not share with those threads - or the pool must be created before those
+ * threads start.  (glibc keeps malloc() usable after fork.)  A job that
+ * blocks on such a lock is ended by the job deadline.  Workers hold only
+ * the descriptors 0, 1 and 2 of the service (see shmk_pool_create()). */
 typedef int (*shmk_job_fn)(void *mem, size_t size, void *arg);
 
 enum shmk_lease_policy {
@@ -555,11 +568,18 @@ struct shmk_pool_options {
 	unsigned backoff_max_ms;   /* ceiling (default 2000)                  */
 	unsigned quarantine_deaths;/* K deaths ...  (default 5)               */
 	unsigned quarantine_window_ms; /* ... within this window (10000)      */
-	unsigned shutdown_grace_ms;/* running jobs / SIGTERM grace (2000)     */
+	unsigned shutdown_grace_ms;/* destroy: running jobs, then SIGTERM,
+				      then SIGKILL, in one grace (2000)     */
 	const char *title;         /* process titles "<title>: worker 3"      */
 	unsigned start_timeout_ms; /* create fails if the workers are not all
 				      ready by then (default 10000)          */
+	unsigned job_timeout_ms;   /* job deadline of shmk_pool_run()
+				      (default 60000; SHMK_POOL_NO_DEADLINE:
+				      none)                                   */
 };
+
+/* As a job deadline: wait as long as the job takes. */
+#define SHMK_POOL_NO_DEADLINE (~0u)
 
 enum shmk_death_kind {
 	SHMK_DEATH_NONE = 0,
@@ -568,6 +588,8 @@ enum shmk_death_kind {
 	SHMK_DEATH_SIGNAL,      /* killed by a signal other than SIGKILL    */
 	SHMK_DEATH_SIGKILL,     /* SIGKILL, and no OOM kill was counted     */
 	SHMK_DEATH_OOM,         /* SIGKILL and the cgroup's oom_kill rose   */
+	SHMK_DEATH_TIMEOUT,     /* SIGKILLed by the pool: its job passed its
+				   deadline                                */
 };
 
 struct shmk_death {
@@ -586,6 +608,10 @@ struct shmk_death {
 	unsigned deaths_in_window;
 	int quarantined;         /* this death quarantined the slot          */
 	int64_t when;            /* unix seconds                             */
+	int reinit_errno;        /* the slot's memory could not be reserved
+				    again after this death (SHMK_REINIT_RECREATE
+				    on a full tmpfs: ENOSPC): the slot is
+				    quarantined; 0 otherwise                 */
 };
 
 /*
@@ -595,19 +621,32 @@ struct shmk_death {
  * supervisor and the workers, and returns when every worker is ready.
  * ctx must outlive the pool.  *out is owned by the caller: free with
  * shmk_pool_destroy().
+ *
+ * The supervisor and the workers close every descriptor they did not
+ * create, except 0, 1 and 2: a socket, pipe or file of the service that
+ * lacks O_CLOEXEC is not held open by the pool (EOF on a pipe whose write
+ * end the service closes still comes).
+ *
+ * A start failure of the supervisor or of a worker (a fork, an allocation,
+ * a prctl) fails the call with that errno and a sentence naming the failing
+ * call in shmk_last_error(); -ETIMEDOUT if the workers are not all ready
+ * within start_timeout_ms, -ECHILD if the supervisor died (how, said).
  */
 SHMK_API int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *o,
 			      shmk_pool **out);
 
 /*
- * Shuts down: refuses new leases, lets running jobs finish within the grace
- * period, SIGTERMs the workers, SIGKILLs what is left after the grace
- * period, reaps every child, wakes every caller still waiting in
- * shmk_pool_lease()/shmk_pool_run() with an error (-ESHUTDOWN or -ECHILD),
- * waits until none is inside the pool any more, and destroys the slots.
- * After it returns, p is gone: a thread must not call anything on it (not
- * even shmk_pool_release()).  Returns 0 or the first error met.  NULL is a
- * no-op.
+ * Shuts down: refuses new leases, lets running jobs finish, SIGTERMs the
+ * workers and SIGKILLs what is left, all within one grace period
+ * (shutdown_grace_ms) in total, reaps every child, wakes every caller still
+ * waiting in shmk_pool_lease()/shmk_pool_run() with an error (-ESHUTDOWN or
+ * -ECHILD), waits until none is inside the pool any more, and destroys the
+ * slots.  Every wait in it is bounded, and a signal caught meanwhile skips
+ * no step: a supervisor that does not exit within a second after the grace
+ * (stopped, say) is SIGKILLed.  Calls that began before it are safe; after
+ * it returns, p is gone: a thread must not call anything on it (not even
+ * shmk_pool_release()), so a thread woken with an error by a destroy must
+ * not touch p again.  Returns 0 or the first error met.  NULL is a no-op.
  */
 SHMK_API int shmk_pool_destroy(shmk_pool *p);
 
@@ -623,13 +662,28 @@ SHMK_API void *shmk_pool_slot_mem(shmk_pool *p, unsigned slot);
 SHMK_API size_t shmk_pool_slot_size(shmk_pool *p);
 
 /*
- * Runs one job on the leased slot and waits for it.  On success returns 0
- * and *result holds fn's return value.  If the worker dies first, returns
- * -ECHILD at once (shmk_pool_last_death() tells how it died); the slot's
- * memory is re-initialised by the pool's reinit policy and the slot serves
- * again once a replacement is ready.
+ * Runs one job on the leased slot and waits for it, within the pool's job
+ * deadline (job_timeout_ms).  On success returns 0 and *result holds fn's
+ * return value.  If the worker dies first, returns -ECHILD at once
+ * (shmk_pool_last_death() tells how it died); the slot's memory is
+ * re-initialised by the pool's reinit policy and the slot serves again once
+ * a replacement is ready.
+ *
+ * Past the deadline (which also bounds waiting for a replacement worker)
+ * the worker is SIGKILLed, its death is classified SHMK_DEATH_TIMEOUT and
+ * -ETIMEDOUT is returned (as soon as the death is reported, at most a
+ * second later); the slot is re-initialised and serves again, like after
+ * any death.  With SHMK_REINIT_RECREATE, a slot whose memory cannot be
+ * reserved again after a death is quarantined and never handed out:
+ * -ENOSPC (the errno of posix_fallocate) or -ENODEV; its memory must not be
+ * touched any more (its pages are gone), only released.
  */
 SHMK_API int shmk_pool_run(shmk_pool *p, unsigned slot, int *result);
+
+/* shmk_pool_run() with this call's deadline in milliseconds: 0 is the
+ * pool's (job_timeout_ms), SHMK_POOL_NO_DEADLINE none. */
+SHMK_API int shmk_pool_run_timeout(shmk_pool *p, unsigned slot, int *result,
+				   unsigned timeout_ms);
 
 /* Gives the slot back.  Every lease must be released. */
 SHMK_API void shmk_pool_release(shmk_pool *p, unsigned slot);
@@ -644,7 +698,8 @@ SHMK_API int shmk_pool_slot_quarantined(shmk_pool *p, unsigned slot);
 SHMK_API pid_t shmk_pool_worker_pid(shmk_pool *p, unsigned slot);
 SHMK_API pid_t shmk_pool_supervisor_pid(shmk_pool *p);
 
-/* "exit-clean", "exit-code", "signal", "sigkill", "oom", "none". */
+/* "exit-clean", "exit-code", "signal", "sigkill", "oom", "timeout",
+ * "none". */
 SHMK_API const char *shmk_death_kind_name(enum shmk_death_kind k);
 /* The report as one JSON object into buf; returns its length or -ENOBUFS. */
 SHMK_API int shmk_death_json(const struct shmk_death *d, char *buf,

@@ -1,0 +1,706 @@
+/* test_pool3.c - the pool is bounded and correct: job deadlines (the
+ * timeout death), a destroy that a stopped supervisor and a stream of
+ * signals cannot hang and that spends one grace period, no use of the pool
+ * after destroy freed it, no inherited descriptor held by the pool's
+ * processes, a slot whose memory cannot be reserved again never handed
+ * out, and start failures told with their cause.
+ *
+ * Threads never call Criterion asserts: they store what they saw and the
+ * main thread asserts after joining them.  Every test reaps every process
+ * it starts, joins every thread, destroys its pool and closes its ctx. */
+#include "helpers.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fiu-control.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+TestSuite(pool3, .init = tenv_setup, .fini = tenv_teardown, .timeout = 60);
+
+/* ---- the job function ---------------------------------------------------- */
+
+struct job {
+	int op;
+	int arg;
+	_Atomic int started; /* set once the job runs */
+};
+
+enum {
+	OP_ECHO = 1,  /* return arg                                    */
+	OP_HANG,      /* started = 1, never return                     */
+	OP_LOCK,      /* started = 1, take held_at_fork, return arg    */
+	OP_FOREVER,   /* ignore SIGTERM, started = 1, never return     */
+	OP_FILL_DIE,  /* write the whole slot, then SIGKILL self       */
+};
+
+/* Locked by another thread of the service while the pool is created: the
+ * lock a Python interpreter's other thread held at fork. */
+static pthread_mutex_t held_at_fork = PTHREAD_MUTEX_INITIALIZER;
+
+static int job(void *mem, size_t size, void *arg)
+{
+	struct job *j = mem;
+
+	(void)arg;
+	switch (j->op) {
+	case OP_ECHO:
+		return j->arg;
+	case OP_HANG:
+		atomic_store(&j->started, 1);
+		for (;;)
+			pause();
+	case OP_LOCK:
+		atomic_store(&j->started, 1);
+		pthread_mutex_lock(&held_at_fork); /* never returns */
+		pthread_mutex_unlock(&held_at_fork);
+		return j->arg;
+	case OP_FOREVER:
+		signal(SIGTERM, SIG_IGN);
+		atomic_store(&j->started, 1);
+		for (;;)
+			pause();
+	case OP_FILL_DIE:
+		memset((char *)mem + sizeof *j, 0xAB, size - sizeof *j);
+		raise(SIGKILL);
+		for (;;)
+			pause();
+	}
+	return -77;
+}
+
+/* Workers are not leak-checked: __lsan_is_turned_off() in test_pool.c
+ * (one test binary). */
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct shmk_pool_options popts(unsigned workers, size_t slot_size)
+{
+	struct shmk_pool_options o = {
+		.workers = workers,
+		.slot_size = slot_size,
+		.fn = job,
+		.backoff_min_ms = 1,
+		.backoff_max_ms = 4,
+		.quarantine_deaths = 1000,
+		.title = "shmk-test",
+	};
+	return o;
+}
+
+static shmk_pool *mkpool(shmk_ctx *c, const struct shmk_pool_options *o)
+{
+	shmk_pool *p = NULL;
+	int rc = shmk_pool_create(c, o, &p);
+
+	cr_assert_eq(rc, 0, "shmk_pool_create: %d %s", rc, shmk_last_error());
+	cr_assert_not_null(p);
+	return p;
+}
+
+static struct job *J(shmk_pool *p, unsigned slot)
+{
+	return shmk_pool_slot_mem(p, slot);
+}
+
+static void cmd(shmk_pool *p, unsigned slot, int op, int arg)
+{
+	struct job *j = J(p, slot);
+
+	atomic_store(&j->started, 0);
+	j->arg = arg;
+	j->op = op;
+}
+
+static unsigned lease(shmk_pool *p)
+{
+	int s = shmk_pool_lease(p, SHMK_LEASE_FAIL, 0);
+
+	cr_assert_geq(s, 0, "lease: %d %s", s, shmk_last_error());
+	return (unsigned)s;
+}
+
+/* Waits (bounded) for the job on the slot to have started. */
+static void wait_started(shmk_pool *p, unsigned slot)
+{
+	int64_t end = now_ms() + 10000;
+
+	while (!atomic_load(&J(p, slot)->started)) {
+		cr_assert_lt(now_ms(), end, "the job on slot %u never started",
+			     slot);
+		sched_yield();
+	}
+}
+
+/* Gone, or a zombie nobody reaped yet. */
+static bool pid_dead(pid_t pid)
+{
+	char path[64], buf[512], *rp;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return true;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	rp = strrchr(buf, ')');
+	return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+static void wait_dead(pid_t pid, unsigned ms)
+{
+	int64_t end = now_ms() + ms;
+
+	while (!pid_dead(pid)) {
+		cr_assert_lt(now_ms(), end, "process %d still alive", (int)pid);
+		sched_yield();
+	}
+}
+
+static bool no_children(void)
+{
+	return waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD;
+}
+
+/* A thread in shmk_pool_run() on a leased slot. */
+struct caller {
+	shmk_pool *p;
+	unsigned slot;
+	unsigned timeout_ms; /* 0: shmk_pool_run() */
+	int rc, result;
+	pthread_t th;
+};
+
+static void *caller_main(void *arg)
+{
+	struct caller *cl = arg;
+
+	cl->rc = cl->timeout_ms
+			 ? shmk_pool_run_timeout(cl->p, cl->slot, &cl->result,
+						 cl->timeout_ms)
+			 : shmk_pool_run(cl->p, cl->slot, &cl->result);
+	return NULL;
+}
+
+/* ---- 1. job deadlines ---------------------------------------------------- */
+
+static void expect_timeout_death(shmk_pool *p, unsigned s, pid_t w)
+{
+	struct shmk_death d;
+	char buf[2048];
+	cJSON *j, *f;
+
+	cr_assert_eq(shmk_pool_last_death(p, s, &d), 0);
+	cr_assert_eq(d.kind, SHMK_DEATH_TIMEOUT, "kind %s",
+		     shmk_death_kind_name(d.kind));
+	cr_assert_eq(d.pid, w, "the death of %d, not of worker %d", (int)d.pid,
+		     (int)w);
+	cr_assert_eq(d.signal, SIGKILL);
+	cr_assert_str_eq(shmk_death_kind_name(SHMK_DEATH_TIMEOUT), "timeout");
+	cr_assert_gt(shmk_death_json(&d, buf, sizeof buf), 0);
+	j = cJSON_Parse(buf);
+	cr_assert_not_null(j, "not JSON: %s", buf);
+	f = cJSON_GetObjectItemCaseSensitive(j, "kind");
+	cr_assert(cJSON_IsString(f) && strcmp(f->valuestring, "timeout") == 0,
+		  "%s", buf);
+	cJSON_Delete(j);
+}
+
+Test(pool3, a_job_past_its_call_deadline_is_killed_as_a_timeout_and_the_slot_serves_again)
+{
+	enum { DEADLINE = 200 };
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(1, 4096);
+	shmk_pool *p = mkpool(c, &o);
+	unsigned s = lease(p);
+	pid_t w = shmk_pool_worker_pid(p, s);
+	int res = -1, rc;
+
+	cmd(p, s, OP_HANG, 0);
+	rc = shmk_pool_run_timeout(p, s, &res, DEADLINE);
+	cr_assert_eq(rc, -ETIMEDOUT, "run: %d %s", rc, shmk_last_error());
+	cr_assert(strstr(shmk_last_error(), "deadline") != NULL, "%s",
+		  shmk_last_error());
+	expect_timeout_death(p, s, w);
+	wait_dead(w, 5000);
+	/* The slot serves again, with a new worker, on the same lease. */
+	cmd(p, s, OP_ECHO, 41);
+	rc = shmk_pool_run_timeout(p, s, &res, 5000);
+	cr_assert_eq(rc, 0, "run after the timeout: %d %s", rc,
+		     shmk_last_error());
+	cr_assert_eq(res, 41);
+	cr_assert_neq(shmk_pool_worker_pid(p, s), w);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* The report's case: a job that blocks on a lock another thread of the
+ * service held when the pool was forked never returns; the pool's default
+ * deadline ends it. */
+Test(pool3, a_job_blocked_on_a_lock_held_at_fork_ends_at_the_pool_default_deadline)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	shmk_pool *p;
+	unsigned s;
+	pid_t w;
+	int res = -1, rc;
+	int64_t t0, took;
+
+	o.job_timeout_ms = 300;
+	pthread_mutex_lock(&held_at_fork);
+	p = mkpool(c, &o);
+	pthread_mutex_unlock(&held_at_fork);
+	s = lease(p);
+	w = shmk_pool_worker_pid(p, s);
+	cmd(p, s, OP_LOCK, 5);
+	t0 = now_ms();
+	rc = shmk_pool_run(p, s, &res);
+	took = now_ms() - t0;
+	cr_assert_eq(rc, -ETIMEDOUT, "run: %d %s", rc, shmk_last_error());
+	cr_assert_geq(took, 300, "timed out after %" PRId64 " ms", took);
+	expect_timeout_death(p, s, w);
+	cmd(p, s, OP_ECHO, 6);
+	cr_assert_eq(shmk_pool_run(p, s, &res), 0, "%s", shmk_last_error());
+	cr_assert_eq(res, 6);
+	/* A deadline that is long enough changes nothing. */
+	cmd(p, s, OP_ECHO, 8);
+	cr_assert_eq(shmk_pool_run_timeout(p, s, &res, SHMK_POOL_NO_DEADLINE), 0);
+	cr_assert_eq(res, 8);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* ---- 2. destroy is bounded -------------------------------------------------- */
+
+static void on_usr1(int sig) { (void)sig; }
+
+struct pest {
+	pthread_t target, th;
+	_Atomic int stop;
+	_Atomic unsigned sent;
+};
+
+/* Signals the destroying thread every millisecond until told to stop. */
+static void *pester(void *arg)
+{
+	struct pest *ps = arg;
+	struct timespec ms = {0, 1000000L};
+
+	while (!atomic_load(&ps->stop)) {
+		if (pthread_kill(ps->target, SIGUSR1) == 0)
+			atomic_fetch_add(&ps->sent, 1);
+		nanosleep(&ms, NULL);
+	}
+	return NULL;
+}
+
+Test(pool3, destroy_returns_with_a_stopped_supervisor_while_signals_interrupt_it, .timeout = 30)
+{
+	enum { GRACE = 300 };
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	struct sigaction sa = {.sa_handler = on_usr1}, old; /* no SA_RESTART */
+	struct pest ps = {.target = pthread_self()};
+	shmk_pool *p;
+	pid_t sup, w[2];
+	int64_t t0, took;
+	int rc;
+
+	o.shutdown_grace_ms = GRACE;
+	p = mkpool(c, &o);
+	sup = shmk_pool_supervisor_pid(p);
+	for (unsigned i = 0; i < 2; i++)
+		w[i] = shmk_pool_worker_pid(p, i);
+	cr_assert_eq(kill(sup, SIGSTOP), 0);
+	{ /* stopped for real before destroy starts */
+		siginfo_t si = {0};
+		cr_assert_eq(waitid(P_PID, (id_t)sup, &si, WSTOPPED | WNOWAIT), 0);
+	}
+	sigemptyset(&sa.sa_mask);
+	cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	cr_assert_eq(pthread_create(&ps.th, NULL, pester, &ps), 0);
+	t0 = now_ms();
+	rc = shmk_pool_destroy(p);
+	took = now_ms() - t0;
+	atomic_store(&ps.stop, 1);
+	pthread_join(ps.th, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	cr_log_info("destroy with a stopped supervisor took %" PRId64
+		    " ms under %u signals", took, atomic_load(&ps.sent));
+	cr_assert_eq(rc, 0, "destroy: %d %s", rc, shmk_last_error());
+	cr_assert_gt(atomic_load(&ps.sent), 0);
+	/* One grace, then a second for the supervisor to exit, then
+	 * SIGKILL: a functional bound (it used to hang for ever). */
+	cr_assert_lt(took, GRACE + 1000 + 3000, "destroy took %" PRId64 " ms",
+		     took);
+	cr_assert(no_children(), "the supervisor was not reaped");
+	for (unsigned i = 0; i < 2; i++)
+		wait_dead(w[i], 5000);
+	cr_assert_eq(shmk_close(c), 0);
+}
+
+Test(pool3, destroy_spends_one_grace_period_on_a_job_that_ignores_sigterm)
+{
+	enum { GRACE = 1000 };
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	struct caller cl = {0};
+	shmk_pool *p;
+	int64_t t0, took;
+	int rc;
+
+	o.shutdown_grace_ms = GRACE;
+	p = mkpool(c, &o);
+	cl.p = p;
+	cl.slot = lease(p);
+	cmd(p, cl.slot, OP_FOREVER, 0);
+	cr_assert_eq(pthread_create(&cl.th, NULL, caller_main, &cl), 0);
+	wait_started(p, cl.slot);
+	t0 = now_ms();
+	rc = shmk_pool_destroy(p);
+	took = now_ms() - t0;
+	pthread_join(cl.th, NULL);
+	cr_log_info("destroy took %" PRId64 " ms with grace %d ms", took, GRACE);
+	cr_assert_eq(rc, 0, "destroy: %d %s", rc, shmk_last_error());
+	cr_assert_eq(cl.rc, -ECHILD, "the caller got %d", cl.rc);
+	/* Not before the grace is over: the job had it to finish in. */
+	cr_assert_geq(took, GRACE, "destroy took %" PRId64 " ms", took);
+	/* One grace in total, not one for the job and one more between
+	 * SIGTERM and SIGKILL (2 x GRACE): a correctness bound. */
+	cr_assert_lt(took, GRACE + GRACE / 2, "destroy took %" PRId64 " ms",
+		     took);
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* ---- 3. no use of the pool after destroy freed it ----------------------- */
+
+/* The hook sits where the last caller leaving a pool has made the
+ * decrement that lets destroy free it.  Destroy must not return before
+ * that caller is out: the hook gives destroy time to (wrongly) return and
+ * records it if it did.  Under AddressSanitizer the old code's futex wake
+ * on the freed pool is reported as a heap use after free. */
+static _Atomic int destroying, destroyed, freed_under_caller, hooked;
+
+static int last_left(const char *name, int *failnum, void **failinfo,
+		     unsigned *flags)
+{
+	int64_t end;
+
+	(void)name, (void)failnum, (void)failinfo, (void)flags;
+	if (!atomic_load(&destroying))
+		return 0;
+	atomic_fetch_add(&hooked, 1);
+	end = now_ms() + 300;
+	while (now_ms() < end)
+		if (atomic_load(&destroyed)) {
+			atomic_store(&freed_under_caller, 1);
+			break;
+		} else {
+			sched_yield();
+		}
+	return 0;
+}
+
+Test(pool3, destroy_frees_the_pool_only_after_the_last_of_many_callers_is_out)
+{
+	enum { SLOTS = 16, CYCLES = 6 };
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(SLOTS, 4096);
+	struct caller cl[SLOTS];
+
+	o.shutdown_grace_ms = 20;
+	cr_assert_eq(fiu_enable_external("shmk/test/pool/last_left", 1, NULL, 0,
+					 last_left), 0);
+	for (int cyc = 0; cyc < CYCLES; cyc++) {
+		shmk_pool *p = mkpool(c, &o);
+		int rc;
+
+		atomic_store(&destroying, 0);
+		atomic_store(&destroyed, 0);
+		memset(cl, 0, sizeof cl);
+		for (unsigned i = 0; i < SLOTS; i++) {
+			cl[i].p = p;
+			cl[i].slot = lease(p);
+			cmd(p, cl[i].slot, OP_FOREVER, 0);
+			cr_assert_eq(pthread_create(&cl[i].th, NULL, caller_main,
+						    &cl[i]), 0);
+		}
+		/* Every caller is inside shmk_pool_run() once its job runs. */
+		for (unsigned i = 0; i < SLOTS; i++)
+			wait_started(p, cl[i].slot);
+		atomic_store(&destroying, 1);
+		rc = shmk_pool_destroy(p);
+		atomic_store(&destroyed, 1);
+		for (unsigned i = 0; i < SLOTS; i++)
+			pthread_join(cl[i].th, NULL);
+		cr_assert_eq(rc, 0, "destroy: %d %s", rc, shmk_last_error());
+		for (unsigned i = 0; i < SLOTS; i++)
+			cr_assert(cl[i].rc == -ECHILD || cl[i].rc == -ESHUTDOWN,
+				  "caller %u got %d", i, cl[i].rc);
+		cr_assert_not(atomic_load(&freed_under_caller),
+			      "cycle %d: destroy returned while the last caller "
+			      "was still inside the pool",
+			      cyc);
+	}
+	fiu_disable("shmk/test/pool/last_left");
+	cr_log_info("the last caller was still leaving in %d of %d cycles",
+		    atomic_load(&hooked), CYCLES);
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* ---- 4. inherited descriptors --------------------------------------------- */
+
+/* Does any descriptor of pid point at the pipe with inode ino? */
+static bool holds_pipe(pid_t pid, ino_t ino)
+{
+	char dir[64], want[64], path[PATH_MAX], link[128];
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+	snprintf(want, sizeof want, "pipe:[%lu]", (unsigned long)ino);
+	if (!(d = opendir(dir)))
+		return false;
+	while ((e = readdir(d))) {
+		ssize_t n;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if ((n = readlink(path, link, sizeof link - 1)) > 0) {
+			link[n] = '\0';
+			found = found || strcmp(link, want) == 0;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+Test(pool3, a_pipe_without_cloexec_sees_eof_when_the_service_closes_its_write_end)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	struct pollfd pf;
+	struct stat st;
+	shmk_pool *p;
+	int pp[2], res = -1, r;
+	char b;
+	unsigned s;
+
+	cr_assert_eq(pipe(pp), 0); /* no O_CLOEXEC: as a careless service */
+	cr_assert_eq(fstat(pp[0], &st), 0);
+	p = mkpool(c, &o);
+	s = lease(p);
+	cmd(p, s, OP_ECHO, 3);
+	cr_assert_eq(shmk_pool_run(p, s, &res), 0);
+	cr_assert_eq(res, 3);
+	cr_assert_not(holds_pipe(shmk_pool_supervisor_pid(p), st.st_ino),
+		      "the supervisor holds the service's pipe");
+	for (unsigned i = 0; i < 2; i++)
+		cr_assert_not(holds_pipe(shmk_pool_worker_pid(p, i), st.st_ino),
+			      "worker %u holds the service's pipe", i);
+	/* The service closes its write end and waits for EOF while the pool
+	 * runs. */
+	close(pp[1]);
+	pf = (struct pollfd){.fd = pp[0], .events = POLLIN};
+	r = poll(&pf, 1, 5000);
+	cr_assert_eq(r, 1, "no EOF on the pipe within 5 s: a process of the "
+			   "pool holds its write end");
+	cr_assert_eq(read(pp[0], &b, 1), 0);
+	close(pp[0]);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* ---- 5. a slot whose memory cannot be reserved again ---------------------- */
+
+static void mount_tiny_shm(const char *size)
+{
+	char opts[64];
+
+	/* A private mount namespace: the tmpfs dies with this test process. */
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
+		cr_skip_test("cannot make a private mount namespace (%s): "
+			     "needs root", strerror(errno));
+	snprintf(T.shm_dir, sizeof T.shm_dir, "%s/tinyshm", T.dir);
+	mkdir(T.shm_dir, 01777);
+	snprintf(opts, sizeof opts, "size=%s,mode=1777", size);
+	if (mount("tmpfs", T.shm_dir, "tmpfs", 0, opts) < 0)
+		cr_skip_test("cannot mount a tiny tmpfs (%s)", strerror(errno));
+}
+
+static char filler_path[PATH_MAX];
+
+/* In the supervisor, right after it gave the dead worker's pages back:
+ * another tenant of the tmpfs takes every free block. */
+static int fill_tmpfs(const char *name, int *failnum, void **failinfo,
+		      unsigned *flags)
+{
+	int fd = open(filler_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	off_t at = 0;
+
+	(void)name, (void)failnum, (void)failinfo, (void)flags;
+	if (fd < 0)
+		return 0;
+	at = lseek(fd, 0, SEEK_END);
+	for (off_t chunk = 1 << 20; chunk >= 4096; chunk /= 2)
+		while (posix_fallocate(fd, at, chunk) == 0)
+			at += chunk;
+	close(fd);
+	return 0;
+}
+
+static void expect_slot_lost(shmk_pool *p, unsigned s, int rc)
+{
+	struct shmk_death d;
+
+	cr_assert_eq(rc, -ENOSPC, "run: %d %s", rc, shmk_last_error());
+	cr_assert(strstr(shmk_last_error(), "reserved again") != NULL, "%s",
+		  shmk_last_error());
+	cr_assert(shmk_pool_slot_quarantined(p, s));
+	cr_assert_eq(shmk_pool_last_death(p, s, &d), 0);
+	cr_assert_eq(d.reinit_errno, ENOSPC);
+	cr_assert(d.quarantined);
+	/* Never handed out again: not to this lease ... */
+	cr_assert_eq(shmk_pool_run(p, s, NULL), -ENOSPC);
+	shmk_pool_release(p, s);
+	/* ... nor to a new one. */
+	cr_assert_eq(shmk_pool_lease(p, SHMK_LEASE_FAIL, 0), -ENODEV, "%s",
+		     shmk_last_error());
+}
+
+Test(pool3, recreate_on_a_full_tiny_tmpfs_quarantines_the_slot_instead_of_sigbus)
+{
+	struct shmk_pool_options o = popts(1, 256 * 1024);
+	shmk_ctx *c;
+	shmk_pool *p;
+	unsigned s;
+
+	mount_tiny_shm("1m");
+	snprintf(filler_path, sizeof filler_path, "%s/filler", T.shm_dir);
+	/* Enabled before the fork: the supervisor inherits it. */
+	cr_assert_eq(fiu_enable_external("shmk/test/pool/pages_given_back", 1,
+					 NULL, 0, fill_tmpfs), 0);
+	c = topen();
+	o.reinit = SHMK_REINIT_RECREATE;
+	p = mkpool(c, &o);
+	fiu_disable("shmk/test/pool/pages_given_back");
+	s = lease(p);
+	cmd(p, s, OP_FILL_DIE, 0);
+	expect_slot_lost(p, s, shmk_pool_run(p, s, NULL));
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	unlink(filler_path);
+	cr_assert(no_children());
+	umount(T.shm_dir);
+}
+
+static pid_t service_pid;
+
+/* Fails only outside the service (in the supervisor or a worker). */
+static int in_child(const char *name, int *failnum, void **failinfo,
+		    unsigned *flags)
+{
+	(void)name, (void)failnum, (void)failinfo, (void)flags;
+	return getpid() != service_pid;
+}
+
+Test(pool3, a_failed_fallocate_after_recreate_quarantines_the_slot)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(1, 64 * 1024);
+	shmk_pool *p;
+	unsigned s;
+
+	service_pid = getpid();
+	cr_assert_eq(fiu_enable_external("shmk/sys/fallocate", 1,
+					 (void *)(intptr_t)ENOSPC, 0, in_child), 0);
+	o.reinit = SHMK_REINIT_RECREATE;
+	p = mkpool(c, &o);
+	fiu_disable("shmk/sys/fallocate");
+	s = lease(p);
+	cmd(p, s, OP_FILL_DIE, 0);
+	expect_slot_lost(p, s, shmk_pool_run(p, s, NULL));
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* ---- 6. start failures with their cause ------------------------------------ */
+
+static void expect_start_failure(const char *fp, int err, const char *call)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	shmk_pool *p = NULL;
+	int rc;
+
+	service_pid = getpid();
+	o.start_timeout_ms = 5000;
+	cr_assert_eq(fiu_enable_external(fp, 1, (void *)(intptr_t)err, 0,
+					 in_child), 0);
+	rc = shmk_pool_create(c, &o, &p);
+	fiu_disable(fp);
+	cr_assert_eq(rc, -err, "%s: create gave %d (%s)", fp, rc,
+		     shmk_last_error());
+	cr_assert_null(p);
+	cr_assert(strstr(shmk_last_error(), call) != NULL &&
+			  strstr(shmk_last_error(), strerror(err)) != NULL,
+		  "%s: the sentence names neither %s nor %s: %s", fp, call,
+		  strerror(err), shmk_last_error());
+	cr_assert_eq(shm_count(), 0, "a failed create left segments");
+	cr_assert(no_children());
+	cr_assert_eq(shmk_close(c), 0);
+}
+
+Test(pool3, a_worker_the_supervisor_cannot_fork_fails_create_with_the_fork_errno)
+{
+	expect_start_failure("shmk/pool/fork", EAGAIN, "fork the worker");
+}
+
+Test(pool3, a_supervisor_out_of_memory_fails_create_with_enomem)
+{
+	expect_start_failure("shmk/sys/malloc", ENOMEM, "supervisor: cannot allocate");
+}
+
+Test(pool3, a_worker_that_cannot_set_its_death_signal_fails_create_with_the_cause)
+{
+	expect_start_failure("shmk/sys/prctl", EPERM, "prctl(PR_SET_PDEATHSIG)");
+}
