@@ -1310,10 +1310,12 @@ int shmk_pool_destroy(shmk_pool *p)
 {
 	int first = 0;
 	int64_t deadline, left;
-	struct sup_cmd cmd = {.op = 'T'};
+	struct sup_cmd cmd;
 
 	if (!p)
 		return 0;
+	memset(&cmd, 0, sizeof cmd); /* padding too: it is sent */
+	cmd.op = 'T';
 	atomic_store(&p->ctl->shutdown, 1);
 	bump_free(p->ctl); /* lease waiters: -ESHUTDOWN */
 	/* One grace period in total: running jobs may finish within it, and
