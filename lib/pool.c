@@ -37,6 +37,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -64,6 +65,8 @@
  * SIGKILLs its workers at the grace) before it SIGKILLs the supervisor,
  * and then for the supervisor's death. */
 #define SUP_EXIT_MS 1000
+/* How long a reader waits for a death report being written. */
+#define REPORT_WAIT_MS 100
 
 enum phase {
 	PH_STARTING = 0, /* no ready worker (being replaced or starting) */
@@ -284,7 +287,8 @@ static void close_span(unsigned lo, unsigned hi)
 {
 	struct rlimit rl;
 
-	if (lo > hi || syscall(SYS_close_range, lo, hi, 0) == 0)
+	if (lo > hi || SHMK_SYS("close_range",
+				 syscall(SYS_close_range, lo, hi, 0)) == 0)
 		return;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur - 1 < hi)
@@ -827,6 +831,7 @@ static __attribute__((noreturn)) void supervisor_main(shmk_pool *p, int cmd_rfd)
 	sigaction(SIGCHLD, &dfl, &service_chld);
 	titles_init();
 	title("%s: supervisor%.0u", p->o.title, 0, "shmk-supervisor");
+	SHMK_CRASHPOINT("pool/supervisor_start");
 	if (!ss || !pf) {
 		start_failed(p->ctl, errno, "pool: supervisor: cannot allocate "
 					    "its tables for %u workers: %s",
@@ -1334,8 +1339,11 @@ int shmk_pool_destroy(shmk_pool *p)
 	 * it and exits. */
 	left = deadline - mono_ms();
 	cmd.grace_ms = left > 0 ? (uint32_t)left : 0;
-	if (p->cmd_fd >= 0 && send(p->cmd_fd, &cmd, sizeof cmd, MSG_NOSIGNAL) < 0) {
-	}
+	/* (Failing, the supervisor is gone or is SIGKILLed at the deadline
+	 * by reap_supervisor(): no step is skipped either way.) */
+	while (p->cmd_fd >= 0 &&
+	       send(p->cmd_fd, &cmd, sizeof cmd, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
 	teardown(p, deadline, &first);
 	free(p);
 	return first;
@@ -1603,8 +1611,19 @@ int shmk_pool_last_death(shmk_pool *p, unsigned slot, struct shmk_death *out)
 		return shmk__err(-EINVAL, "pool: no slot %u", slot);
 	s = &p->ctl->slot[slot];
 	do {
-		while ((a = atomic_load(&s->report_seq)) & 1)
-			;
+		/* Odd: the supervisor is writing it, for a few instructions -
+		 * unless it was stopped or killed right there: bounded. */
+		for (int64_t end = -1; (a = atomic_load(&s->report_seq)) & 1;) {
+			if (end < 0)
+				end = mono_ms() + REPORT_WAIT_MS;
+			else if (mono_ms() > end)
+				return shmk__err(-EAGAIN, "pool: slot %u: the "
+							  "supervisor has been "
+							  "writing the death "
+							  "report for %d ms",
+						 slot, REPORT_WAIT_MS);
+			sched_yield();
+		}
 		atomic_thread_fence(memory_order_seq_cst);
 		d = s->last;
 		atomic_thread_fence(memory_order_seq_cst);

@@ -671,9 +671,11 @@ SHMK_API size_t shmk_pool_slot_size(shmk_pool *p);
  *
  * Past the deadline (which also bounds waiting for a replacement worker)
  * the worker is SIGKILLed, its death is classified SHMK_DEATH_TIMEOUT and
- * -ETIMEDOUT is returned (as soon as the death is reported, at most a
- * second later); the slot is re-initialised and serves again, like after
- * any death.  With SHMK_REINIT_RECREATE, a slot whose memory cannot be
+ * -ETIMEDOUT is returned as soon as the death is reported; the slot is
+ * re-initialised and serves again, like after any death.  (If the
+ * supervisor does not report it within a second - stopped, say - the call
+ * returns all the same, and the slot is re-initialised when it does: input
+ * written meanwhile may be wiped.)  With SHMK_REINIT_RECREATE, a slot whose memory cannot be
  * reserved again after a death is quarantined and never handed out:
  * -ENOSPC (the errno of posix_fallocate) or -ENODEV; its memory must not be
  * touched any more (its pages are gone), only released.

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -211,13 +212,22 @@ static void *caller_main(void *arg)
 
 /* ---- 1. job deadlines ---------------------------------------------------- */
 
+/* The slot's latest death is the timeout of worker w: waits (bounded) for
+ * its report, which -ETIMEDOUT may precede when the supervisor is slow. */
 static void expect_timeout_death(shmk_pool *p, unsigned s, pid_t w)
 {
 	struct shmk_death d;
 	char buf[2048];
 	cJSON *j, *f;
+	int64_t end = now_ms() + 10000;
 
-	cr_assert_eq(shmk_pool_last_death(p, s, &d), 0);
+	for (;;) {
+		cr_assert_eq(shmk_pool_last_death(p, s, &d), 0, "%s",
+			     shmk_last_error());
+		if (d.pid == w || now_ms() > end)
+			break;
+		sched_yield();
+	}
 	cr_assert_eq(d.kind, SHMK_DEATH_TIMEOUT, "kind %s",
 		     shmk_death_kind_name(d.kind));
 	cr_assert_eq(d.pid, w, "the death of %d, not of worker %d", (int)d.pid,
@@ -296,6 +306,50 @@ Test(pool3, a_job_blocked_on_a_lock_held_at_fork_ends_at_the_pool_default_deadli
 	cmd(p, s, OP_ECHO, 8);
 	cr_assert_eq(shmk_pool_run_timeout(p, s, &res, SHMK_POOL_NO_DEADLINE), 0);
 	cr_assert_eq(res, 8);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* With the supervisor stopped, nobody reports the killed worker's death:
+ * the caller returns all the same, and a run on the same lease afterwards
+ * waits for the death mark and the replacement instead of -EBUSY.  (KEEP:
+ * the input written before the death is marked is not wiped then.) */
+Test(pool3, a_timed_out_job_returns_even_with_the_supervisor_stopped_and_the_lease_serves_on)
+{
+	enum { DEADLINE = 200 };
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(1, 4096);
+	shmk_pool *p;
+	unsigned s;
+	pid_t w, sup;
+	siginfo_t si = {0};
+	int64_t t0, took;
+	int res = -1, rc;
+
+	o.reinit = SHMK_REINIT_KEEP;
+	p = mkpool(c, &o);
+	s = lease(p);
+	w = shmk_pool_worker_pid(p, s);
+	sup = shmk_pool_supervisor_pid(p);
+	cr_assert_eq(kill(sup, SIGSTOP), 0);
+	cr_assert_eq(waitid(P_PID, (id_t)sup, &si, WSTOPPED | WNOWAIT), 0);
+	cmd(p, s, OP_HANG, 0);
+	t0 = now_ms();
+	rc = shmk_pool_run_timeout(p, s, &res, DEADLINE);
+	took = now_ms() - t0;
+	cr_assert_eq(rc, -ETIMEDOUT, "run: %d %s", rc, shmk_last_error());
+	/* The deadline, then a second for a report that cannot come: a
+	 * functional bound, not a speed. */
+	cr_assert_lt(took, DEADLINE + 1000 + 2000, "took %" PRId64 " ms", took);
+	wait_dead(w, 5000); /* killed by the caller, a zombie of the supervisor */
+	cr_assert_eq(kill(sup, SIGCONT), 0);
+	cmd(p, s, OP_ECHO, 12);
+	rc = shmk_pool_run_timeout(p, s, &res, 10000);
+	cr_assert_eq(rc, 0, "run after the timeout: %d %s", rc, shmk_last_error());
+	cr_assert_eq(res, 12);
+	expect_timeout_death(p, s, w);
 	shmk_pool_release(p, s);
 	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
 	cr_assert_eq(shmk_close(c), 0);
@@ -548,6 +602,56 @@ Test(pool3, a_pipe_without_cloexec_sees_eof_when_the_service_closes_its_write_en
 	cr_assert(no_children());
 }
 
+static pid_t service_pid;
+/* Failures injected in children, counted where the service sees them (a
+ * MAP_SHARED page mapped before the pool forks). */
+static _Atomic unsigned *child_failures;
+
+/* Fails only outside the service (in the supervisor or a worker). */
+static int in_child(const char *name, int *failnum, void **failinfo,
+		    unsigned *flags)
+{
+	(void)name, (void)failnum, (void)failinfo, (void)flags;
+	if (getpid() == service_pid)
+		return 0;
+	if (child_failures)
+		atomic_fetch_add(child_failures, 1);
+	return 1;
+}
+
+/* Kernels before 5.9 have no close_range: one close() per descriptor. */
+Test(pool3, without_close_range_the_children_close_inherited_descriptors_one_by_one)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(1, 4096);
+	struct stat st;
+	shmk_pool *p;
+	int pp[2];
+
+	service_pid = getpid();
+	child_failures = mmap(NULL, sizeof *child_failures,
+			      PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			      -1, 0);
+	cr_assert_neq(child_failures, MAP_FAILED);
+	cr_assert_eq(pipe(pp), 0);
+	cr_assert_eq(fstat(pp[0], &st), 0);
+	cr_assert_eq(fiu_enable_external("shmk/sys/close_range", 1,
+					 (void *)(intptr_t)ENOSYS, 0, in_child), 0);
+	p = mkpool(c, &o);
+	fiu_disable("shmk/sys/close_range");
+	/* The supervisor and the worker both went without close_range. */
+	cr_assert_geq(atomic_load(child_failures), 2);
+	munmap((void *)child_failures, sizeof *child_failures);
+	child_failures = NULL;
+	cr_assert_not(holds_pipe(shmk_pool_supervisor_pid(p), st.st_ino));
+	cr_assert_not(holds_pipe(shmk_pool_worker_pid(p, 0), st.st_ino));
+	close(pp[1]);
+	close(pp[0]);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
 /* ---- 5. a slot whose memory cannot be reserved again ---------------------- */
 
 static void mount_tiny_shm(const char *size)
@@ -632,16 +736,6 @@ Test(pool3, recreate_on_a_full_tiny_tmpfs_quarantines_the_slot_instead_of_sigbus
 	umount(T.shm_dir);
 }
 
-static pid_t service_pid;
-
-/* Fails only outside the service (in the supervisor or a worker). */
-static int in_child(const char *name, int *failnum, void **failinfo,
-		    unsigned *flags)
-{
-	(void)name, (void)failnum, (void)failinfo, (void)flags;
-	return getpid() != service_pid;
-}
-
 Test(pool3, a_failed_fallocate_after_recreate_quarantines_the_slot)
 {
 	shmk_ctx *c = topen();
@@ -703,4 +797,36 @@ Test(pool3, a_supervisor_out_of_memory_fails_create_with_enomem)
 Test(pool3, a_worker_that_cannot_set_its_death_signal_fails_create_with_the_cause)
 {
 	expect_start_failure("shmk/sys/prctl", EPERM, "prctl(PR_SET_PDEATHSIG)");
+}
+
+/* In the supervisor only: it dies at once, by SIGKILL. */
+static int kill_child(const char *name, int *failnum, void **failinfo,
+		      unsigned *flags)
+{
+	(void)name, (void)failnum, (void)failinfo, (void)flags;
+	if (getpid() != service_pid)
+		raise(SIGKILL);
+	return 0;
+}
+
+Test(pool3, a_supervisor_killed_while_starting_fails_create_saying_how_it_died)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	shmk_pool *p = NULL;
+	int rc;
+
+	service_pid = getpid();
+	o.start_timeout_ms = 5000;
+	cr_assert_eq(fiu_enable_external("shmk/crash/pool/supervisor_start", 1,
+					 NULL, 0, kill_child), 0);
+	rc = shmk_pool_create(c, &o, &p);
+	fiu_disable("shmk/crash/pool/supervisor_start");
+	cr_assert_eq(rc, -ECHILD, "create gave %d (%s)", rc, shmk_last_error());
+	cr_assert_null(p);
+	cr_assert(strstr(shmk_last_error(), "killed by SIGKILL") != NULL, "%s",
+		  shmk_last_error());
+	cr_assert_eq(shm_count(), 0, "a failed create left segments");
+	cr_assert(no_children());
+	cr_assert_eq(shmk_close(c), 0);
 }
