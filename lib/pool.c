@@ -731,7 +731,6 @@ static void on_death(shmk_pool *p, unsigned i, struct sup_slot *ss,
 	unsigned K = p->o.quarantine_deaths, in_window = 0;
 	int64_t now = mono_ms();
 	uint32_t old;
-
 	bool timed_out;
 
 	/* The pid stops naming the worker before it is reaped (after which
