@@ -288,8 +288,8 @@ static void judge(int nsfd, struct owner *o)
 {
 	struct shmk_judgement j;
 
-	shmk__owner_judge(nsfd, o->id, o->loaded ? &o->rec.owner : NULL, false,
-			  &j);
+	shmk__owner_judge(nsfd, o->id, geteuid(),
+			  o->loaded ? &o->rec.owner : NULL, false, &j);
 	o->holder = j.holder;
 	o->live = j.state == SHMK_LIVE_ALIVE  ? LIVE_ALIVE
 		  : j.state == SHMK_LIVE_DEAD ? LIVE_DEAD
@@ -321,7 +321,8 @@ static void load(struct ns_view *v, int nsfd, struct owner *o)
 	if (!o->has_rec)
 		return;
 	shmk__ofile_name(o->id, SHMK_OFILE_RECORD, name, sizeof name);
-	rc = shmk__owner_record_load(nsfd, o->id, v->ns, &o->rec, why, sizeof why);
+	rc = shmk__owner_record_load(nsfd, o->id, v->ns, geteuid(), &o->rec,
+				     why, sizeof why);
 	if (rc == 0) {
 		o->loaded = true;
 		return;
