@@ -246,6 +246,10 @@ int shmk__proc_start_time(pid_t pid, unsigned long long *out);
  * time)?  1 alive, 0 not (no such process, in a /proc of our pid
  * namespace), -1 cannot tell (/proc unreadable, not procfs, not ours). */
 int shmk__ident_alive(const struct shmk_ident *id);
+/* Does /proc show that process running right now?  For a caller to whom
+ * "no" and "cannot tell" mean the same (a lock already proved it dead): no
+ * statfs of /proc to tell them apart, one open of /proc/<pid>/stat. */
+bool shmk__ident_running(const struct shmk_ident *id);
 int64_t shmk__now(void);
 /* getpid(), cached (reset in fork children). */
 pid_t shmk__pid(void);
@@ -304,7 +308,7 @@ struct shmk_judgement {
  * this very process (closing any fd of our own lock file drops our lock).
  * Returns j->state; never GONE when there is a record to judge by.
  */
-enum shmk_liveness shmk__owner_judge(int nsfd, const char *id,
+enum shmk_liveness shmk__owner_judge(int nsfd, const char *id, uid_t uid,
 				     const struct shmk_ident *rec_owner,
 				     bool hold, struct shmk_judgement *j);
 /* Judges again once the record could be read: by identity when there is
@@ -397,10 +401,12 @@ int shmk__fmt_op_intent(char *buf, size_t sz, const char *name, uint64_t size,
 int shmk__fmt_op_live(char *buf, size_t sz, const char *name, uint64_t ino);
 int shmk__fmt_op_drop(char *buf, size_t sz, const char *name);
 
-/* Loads nsfd/<id>.jsonl as shmk__record_load() does and also refuses a
- * record whose owner id is not the one its file name says. */
+/* Loads nsfd/<id>.jsonl as shmk__record_load() does, owned by uid (the
+ * caller's geteuid(), asked once per pass rather than once per file), and
+ * also refuses a record whose owner id is not the one its file name says. */
 int shmk__owner_record_load(int nsfd, const char *id, const char *ns,
-			    struct shmk_record *rec, char *why, size_t whylen);
+			    uid_t uid, struct shmk_record *rec, char *why,
+			    size_t whylen);
 
 /* Moves dirfd/name into dirfd/quarantine/ (never deletes).  Writes the new
  * name to out if not NULL. */

@@ -110,7 +110,7 @@ static enum shmk_liveness by_identity(const struct shmk_ident *id,
 }
 
 /* Asks about the lock on dirfd/name without taking it. */
-static enum shmk_liveness ask(int dirfd, const char *name,
+static enum shmk_liveness ask(int dirfd, const char *name, uid_t uid,
 			      struct shmk_judgement *j)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
@@ -126,8 +126,7 @@ static enum shmk_liveness ask(int dirfd, const char *name,
 			   "lock file %s cannot be opened: %s", name,
 			   errno == ELOOP ? "it is a symlink" : strerror(errno));
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != geteuid())
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != uid)
 		l = say(j, SHMK_LIVE_UNKNOWN, -EPERM,
 			"lock file %s is not a regular file of ours", name);
 	else if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
@@ -151,7 +150,7 @@ static enum shmk_liveness ask(int dirfd, const char *name,
 
 /* Takes the lock on dirfd/name: DEAD with j->lock_fd holding it, ALIVE,
  * GONE, or UNKNOWN. */
-static enum shmk_liveness take(int dirfd, const char *name,
+static enum shmk_liveness take(int dirfd, const char *name, uid_t uid,
 			       struct shmk_judgement *j)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
@@ -166,7 +165,7 @@ static enum shmk_liveness take(int dirfd, const char *name,
 			return say(j, SHMK_LIVE_GONE, -ENOENT, "lock file gone");
 		if (e == EROFS || e == EACCES || e == EPERM || e == ETXTBSY) {
 			/* Maybe we can still tell; we cannot hold it. */
-			if (ask(dirfd, name, j) == SHMK_LIVE_DEAD)
+			if (ask(dirfd, name, uid, j) == SHMK_LIVE_DEAD)
 				return say(j, SHMK_LIVE_DEAD, -e,
 					   "owner dead, but its lock file "
 					   "cannot be opened for writing (%s): "
@@ -178,7 +177,7 @@ static enum shmk_liveness take(int dirfd, const char *name,
 			   "lock file %s cannot be opened: %s", name,
 			   e == ELOOP ? "it is a symlink" : strerror(e));
 	}
-	if (fstat(fd, &a) < 0 || !S_ISREG(a.st_mode) || a.st_uid != geteuid()) {
+	if (fstat(fd, &a) < 0 || !S_ISREG(a.st_mode) || a.st_uid != uid) {
 		close(fd);
 		return say(j, SHMK_LIVE_UNKNOWN, -EPERM,
 			   "lock file %s is not a regular file of ours", name);
@@ -232,8 +231,8 @@ enum shmk_liveness shmk__owner_recheck(const struct shmk_ident *rec_owner,
 		return j->state;
 	if (shmk__self_ident(&me) == 0 &&
 	    (!rec_owner->pidns || me.pidns == rec_owner->pidns) &&
-	    shmk__ident_alive(rec_owner) > 0) { /* the lock's word stands if
-						    /proc cannot tell */
+	    shmk__ident_running(rec_owner)) { /* the lock's word stands if
+						 /proc cannot tell */
 		shmk__close(&j->lock_fd);
 		return say(j, SHMK_LIVE_ALIVE, 0,
 			   "lock file unlocked but process %d is still "
@@ -243,7 +242,7 @@ enum shmk_liveness shmk__owner_recheck(const struct shmk_ident *rec_owner,
 	return j->state;
 }
 
-enum shmk_liveness shmk__owner_judge(int nsfd, const char *id,
+enum shmk_liveness shmk__owner_judge(int nsfd, const char *id, uid_t uid,
 				     const struct shmk_ident *rec_owner,
 				     bool hold, struct shmk_judgement *j)
 {
@@ -254,7 +253,7 @@ enum shmk_liveness shmk__owner_judge(int nsfd, const char *id,
 	memset(j, 0, sizeof *j);
 	j->lock_fd = -1;
 	shmk__ofile_name(id, SHMK_OFILE_LOCK, name, sizeof name);
-	l = hold ? take(nsfd, name, j) : ask(nsfd, name, j);
+	l = hold ? take(nsfd, name, uid, j) : ask(nsfd, name, uid, j);
 	if (l != SHMK_LIVE_GONE)
 		return shmk__owner_recheck(rec_owner, j);
 
@@ -264,7 +263,7 @@ enum shmk_liveness shmk__owner_judge(int nsfd, const char *id,
 		if (shmk__now() - (int64_t)st.st_mtime < NEWBORN_SECS)
 			return say(j, SHMK_LIVE_ALIVE, 0,
 				   "owner being born (temporary lock file)");
-		l = hold ? take(nsfd, name, j) : ask(nsfd, name, j);
+		l = hold ? take(nsfd, name, uid, j) : ask(nsfd, name, uid, j);
 		if (l != SHMK_LIVE_GONE)
 			return shmk__owner_recheck(rec_owner, j);
 	}

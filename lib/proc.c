@@ -178,7 +178,9 @@ bool shmk__proc_is_ours(void)
 	       statfs("/proc", &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC;
 }
 
-int shmk__ident_alive(const struct shmk_ident *id)
+/* 1 running, 0 not (earlier boot, another process under the pid, a
+ * zombie), or the negative errno of reading /proc/<pid>/stat. */
+static int ident_stat(const struct shmk_ident *id)
 {
 	struct shmk_ident me;
 	unsigned long long st;
@@ -191,7 +193,21 @@ int shmk__ident_alive(const struct shmk_ident *id)
 	    strcmp(id->boot_id, me.boot_id) != 0)
 		return 0; /* recorded in an earlier boot */
 	if ((rc = proc_stat(id->pid, &st, &state)) < 0)
-		return rc == -ENOENT && shmk__proc_is_ours() ? 0 : -1;
+		return rc;
 	/* A zombie is dead: it has released its files, locks included. */
 	return st == id->start_time && state != 'Z' && state != 'X';
+}
+
+int shmk__ident_alive(const struct shmk_ident *id)
+{
+	int rc = ident_stat(id);
+
+	if (rc >= 0)
+		return rc;
+	return rc == -ENOENT && shmk__proc_is_ours() ? 0 : -1;
+}
+
+bool shmk__ident_running(const struct shmk_ident *id)
+{
+	return ident_stat(id) > 0;
 }

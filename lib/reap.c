@@ -321,8 +321,8 @@ static void load(struct reap *r, struct owner_ent *o, bool quarantine)
 	shmk__ofile_name(o->id, SHMK_OFILE_RECORD, name, sizeof name);
 	if (!o->load_tried) {
 		o->load_tried = true;
-		rc = shmk__owner_record_load(r->nsfd, o->id, r->ns, &o->rec,
-					     why, sizeof why);
+		rc = shmk__owner_record_load(r->nsfd, o->id, r->ns, r->uid,
+					     &o->rec, why, sizeof why);
 		if (rc == 0) {
 			o->loaded = true;
 			return;
@@ -418,7 +418,7 @@ static void survey(struct reap *r, struct owner_ent *o)
 {
 	struct shmk_judgement j;
 
-	shmk__owner_judge(r->nsfd, o->id, NULL, false, &j);
+	shmk__owner_judge(r->nsfd, o->id, r->uid, NULL, false, &j);
 	if (j.no_lock)
 		judge_absent(r, o, &j);
 	set_cause(o, &j);
@@ -593,8 +593,8 @@ static void reap_owner(struct reap *r, struct owner_ent *o)
 	size_t errors = r->rep->errors;
 	pid_t pid;
 
-	shmk__owner_judge(r->nsfd, o->id, o->loaded ? &o->rec.owner : NULL,
-			  true, &j);
+	shmk__owner_judge(r->nsfd, o->id, r->uid,
+			  o->loaded ? &o->rec.owner : NULL, true, &j);
 	if (j.state == SHMK_LIVE_DEAD && !j.no_lock) {
 		/* Not trusting a record read before the lock was ours: the
 		 * owner may have written it after and before it died.  Once

@@ -25,8 +25,9 @@ int shmk__record_parse(const char *buf, size_t len, const char *expect_ns,
 	return shmk__record_parse_slow(buf, len, expect_ns, r, why, whylen);
 }
 
-int shmk__record_load(int dirfd, const char *name, const char *expect_ns,
-		      struct shmk_record *r, char *why, size_t whylen)
+static int record_load_as(int dirfd, const char *name, const char *expect_ns,
+			  uid_t uid, struct shmk_record *r, char *why,
+			  size_t whylen)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -54,10 +55,10 @@ int shmk__record_load(int dirfd, const char *name, const char *expect_ns,
 		snprintf(why, whylen, "not a regular file");
 		goto out;
 	}
-	if (st.st_uid != geteuid()) {
+	if (st.st_uid != uid) {
 		rc = -EPERM;
 		snprintf(why, whylen, "owned by uid %u, not by us (uid %u)",
-			 (unsigned)st.st_uid, (unsigned)geteuid());
+			 (unsigned)st.st_uid, (unsigned)uid);
 		goto out;
 	}
 	if ((uint64_t)st.st_size > SHMK_RECORD_MAX) {
@@ -108,14 +109,22 @@ out:
 	return rc;
 }
 
+int shmk__record_load(int dirfd, const char *name, const char *expect_ns,
+		      struct shmk_record *r, char *why, size_t whylen)
+{
+	return record_load_as(dirfd, name, expect_ns, geteuid(), r, why,
+			      whylen);
+}
+
 int shmk__owner_record_load(int nsfd, const char *id, const char *ns,
-			    struct shmk_record *rec, char *why, size_t whylen)
+			    uid_t uid, struct shmk_record *rec, char *why,
+			    size_t whylen)
 {
 	char name[SHMK_ID_MAX + 16];
 	int rc;
 
 	shmk__ofile_name(id, SHMK_OFILE_RECORD, name, sizeof name);
-	rc = shmk__record_load(nsfd, name, ns, rec, why, whylen);
+	rc = record_load_as(nsfd, name, ns, uid, rec, why, whylen);
 	if (rc == 0 && strcmp(rec->id, id) != 0) {
 		snprintf(why, whylen, "owner id \"%s\" does not match the file "
 				      "name",

@@ -79,6 +79,7 @@ struct scan {
 	int shmfd, rootfd;
 	unsigned flags;
 	struct shmk_ident me;
+	uid_t uid; /* geteuid(), once */
 	long long btime; /* boot time from /proc/stat, -1 unknown */
 	long clk_tck;
 };
@@ -228,7 +229,7 @@ static int load(struct ns_build *b, int nsfd, size_t i)
 
 	if (!sd->has_rec)
 		return 0;
-	rc = shmk__owner_record_load(nsfd, ow->id, b->v->ns, &sd->rec, why,
+	rc = shmk__owner_record_load(nsfd, ow->id, b->v->ns, b->s->uid, &sd->rec, why,
 				     sizeof why);
 	if (rc == 0) {
 		sd->loaded = true;
@@ -257,7 +258,7 @@ static int judge(struct ns_build *b, int nsfd, size_t i)
 	struct shmk_judgement j;
 	const char *note = NULL;
 
-	shmk__owner_judge(nsfd, ow->id, sd->loaded ? &sd->rec.owner : NULL,
+	shmk__owner_judge(nsfd, ow->id, b->s->uid, sd->loaded ? &sd->rec.owner : NULL,
 			  false, &j);
 	ow->state = j.state == SHMK_LIVE_ALIVE  ? SHMK_OWNER_ALIVE
 		    : j.state == SHMK_LIVE_DEAD ? SHMK_OWNER_DEAD
@@ -722,6 +723,7 @@ int shmk_registry_scan(const struct shmk_scan_options *opt,
 		return shmk__err(-EINVAL, "shmk_registry_scan: out is NULL");
 	*out = NULL;
 	s.flags = (opt ? opt : &none)->flags;
+	s.uid = geteuid();
 	if (!(s.out = shmk__arena_alloc(&s.arena, sizeof *s.out,
 					_Alignof(struct shmk_scan))))
 		return shmk__err(-ENOMEM, "registry scan: out of memory");

@@ -313,7 +313,7 @@ Test(recv2, the_library_writes_version_2_with_this_processs_pid_namespace)
 	own_record_id(id, sizeof id);
 	nsfd = open(T.ns_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	cr_assert_geq(nsfd, 0);
-	cr_assert_eq(shmk__owner_record_load(nsfd, id, T.ns, &r, why, sizeof why),
+	cr_assert_eq(shmk__owner_record_load(nsfd, id, T.ns, geteuid(), &r, why, sizeof why),
 		     0, "%s", why);
 	cr_assert_eq(r.version, 2);
 	cr_assert_eq(r.owner.pidns, own_pidns());
@@ -365,7 +365,7 @@ static int inner_owner(void *arg)
 				 (int)(strlen(e->d_name) - 6), e->d_name);
 	closedir(d);
 	nsfd = open(T.ns_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (nsfd < 0 || shmk__owner_record_load(nsfd, id, T.ns, &r, why,
+	if (nsfd < 0 || shmk__owner_record_load(nsfd, id, T.ns, geteuid(), &r, why,
 						 sizeof why) < 0)
 		rc = 13;
 	else if (r.version != 2 || r.owner.pidns != (uint64_t)st.st_ino)

@@ -562,7 +562,7 @@ static int judge_from_outside(void *arg)
 	struct shmk_judgement j;
 	if (nsfd < 0)
 		return 90;
-	if (shmk__owner_judge(nsfd, judged_id, NULL, true, &j) != SHMK_LIVE_ALIVE)
+	if (shmk__owner_judge(nsfd, judged_id, geteuid(), NULL, true, &j) != SHMK_LIVE_ALIVE)
 		return 91;
 	close(nsfd);
 	struct shmk_reap_report *rep = NULL;

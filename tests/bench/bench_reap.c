@@ -15,6 +15,23 @@
  * Rounds are interleaved (bare, lib, bare, lib, ...); the report gives the
  * median per-object time of each side and the ratio of the medians.
  *
+ * The floor does less than the library must, by design (it is bare):
+ *  - per object, the library looks at the name (fstatat) right before its
+ *    unlinkat - the inode check of invariant 4 - so it makes two system
+ *    calls where shm_unlink() makes one; alone that pair measures about
+ *    1.25-1.35x of shm_unlink() on a VM where a null system call costs
+ *    ~1.1 us;
+ *  - per dead owner (~20 system calls): judge it twice (ask, then take its
+ *    lock and check the lock file's inode), read its record, look at
+ *    /proc/<pid>/stat, remove its record and lock file and the names of
+ *    their temporary files (10,200 files removed, against 10,000);
+ *  - per reap: one /proc pass for the holders (about 1-2 ms, more with many
+ *    processes on the host) and a report item per object;
+ *  - the lib round's orphans are made by fork() from this process, so each
+ *    heap page the reap writes takes a copy-on-write fault (~350 per reap,
+ *    ~10 us each on that VM); a fresh process pays first-touch faults
+ *    instead, a warm long-lived one neither.
+ *
  *   bench_reap [--json] [--rounds N] [--owners N] [--per-owner N]
  *              [--registry-in DIR]
  *
