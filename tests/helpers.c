@@ -1,5 +1,6 @@
 /* helpers.c - per-test environment; see helpers.h. */
 #include "helpers.h"
+#include "internal.h" /* record writers, for trecord() */
 
 #include <cjson/cJSON.h>
 
@@ -508,4 +509,22 @@ pid_t tkilled_owner(const char *const *names, const size_t *sizes, size_t size)
 	cr_assert(n == 1 && c == 'k', "child failed: status %x", st);
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	return pid;
+}
+
+void trecord(const char *id, const struct shmk_ident *who, const char *seg,
+	     int state, uint64_t ino)
+{
+	char buf[2048], name[128];
+	struct shmk_rec_seg s = {.size = 4096, .created = 1,
+				 .state = (enum shmk_seg_state)state, .ino = ino};
+	int n = shmk__fmt_header_open(buf, sizeof buf, T.ns, id, who, "", 1);
+
+	cr_assert_gt(n, 0);
+	if (seg) {
+		snprintf(s.name, sizeof s.name, "/%s.%s", T.ns, seg);
+		n += shmk__fmt_seg(buf + n, sizeof buf - (size_t)n, &s);
+	}
+	n += snprintf(buf + n, sizeof buf - (size_t)n, "]}\n");
+	snprintf(name, sizeof name, "%s.jsonl", id);
+	put_file(name, buf, (size_t)n);
 }

@@ -103,6 +103,14 @@ const char *jstr(const struct cJSON *o, const char *key);
  * them: a dead owner the real way.  Returns its (reaped) pid. */
 pid_t tkilled_owner(const char *const *names, const size_t *sizes, size_t size);
 
+/* Writes T.ns_dir/<id>.jsonl: a record of owner id with identity who
+ * (struct shmk_ident, internal.h) naming "<T.ns>.<seg>" (none if seg is
+ * NULL) of 4096 bytes, in state (enum shmk_seg_state: intent or live)
+ * with inode ino: an owner made by hand. */
+struct shmk_ident;
+void trecord(const char *id, const struct shmk_ident *who, const char *seg,
+	     int state, uint64_t ino);
+
 /* Reap everything dead in T.ns (strays not scanned); returns report
  * (caller frees) and the rc via *rc. */
 struct shmk_reap_report *treap(unsigned flags, int *rc);

@@ -46,21 +46,6 @@ static void drop_seg(const char *seg)
 	unlink(p);
 }
 
-/* A record for owner id naming "<ns>.<seg>" (intent), with identity who. */
-static void record_for(const char *id, const struct shmk_ident *who,
-		       const char *seg)
-{
-	char buf[2048], name[128];
-	struct shmk_rec_seg s = {.size = 4096, .created = 1,
-				 .state = SHMK_SEG_INTENT};
-	int n = shmk__fmt_header_open(buf, sizeof buf, T.ns, id, who, "", 1);
-	snprintf(s.name, sizeof s.name, "/%s.%s", T.ns, seg);
-	n += shmk__fmt_seg(buf + n, sizeof buf - (size_t)n, &s);
-	n += snprintf(buf + n, sizeof buf - (size_t)n, "]}\n");
-	snprintf(name, sizeof name, "%s.jsonl", id);
-	put_file(name, buf, (size_t)n);
-}
-
 static size_t count_action(const struct shmk_reap_report *rep,
 			   enum shmk_reap_action a, const char *needle)
 {
@@ -83,7 +68,7 @@ Test(liveness, a_directory_in_place_of_the_lock_file_is_unknown_not_alive)
 	who.pid = 4000000;
 	who.start_time = 1;
 	make_seg("victim");
-	record_for(DEAD_ID, &who, "victim");
+	trecord(DEAD_ID, &who, "victim", SHMK_SEG_INTENT, 0);
 	snprintf(p, sizeof p, "%s/" DEAD_ID ".lock", T.ns_dir);
 	cr_assert_eq(mkdir(p, 0700), 0);
 
@@ -107,7 +92,7 @@ Test(liveness, a_symlink_in_place_of_the_lock_file_is_unknown)
 	struct shmk_ident me;
 	cr_assert_eq(shmk__self_ident(&me), 0);
 	make_seg("victim");
-	record_for(DEAD_ID, &me, "victim");
+	trecord(DEAD_ID, &me, "victim", SHMK_SEG_INTENT, 0);
 	snprintf(p, sizeof p, "%s/" DEAD_ID ".lock", T.ns_dir);
 	cr_assert_eq(symlink("/etc/passwd", p), 0);
 
@@ -158,7 +143,7 @@ Test(liveness, a_read_only_registry_is_an_error_not_a_live_owner)
 	struct shmk_ident who = me;
 	who.pid = 4000000;
 	make_seg("victim");
-	record_for(DEAD_ID, &who, "victim");
+	trecord(DEAD_ID, &who, "victim", SHMK_SEG_INTENT, 0);
 	put_file(DEAD_ID ".lock", "", 0);
 	int st = reap_child(spawn(ro_reap, NULL));
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
@@ -178,7 +163,7 @@ Test(liveness, shmclean_exits_non_zero_when_an_owner_is_unknown)
 	struct shmk_ident me;
 	cr_assert_eq(shmk__self_ident(&me), 0);
 	make_seg("victim");
-	record_for(DEAD_ID, &me, "victim");
+	trecord(DEAD_ID, &me, "victim", SHMK_SEG_INTENT, 0);
 	snprintf(p, sizeof p, "%s/" DEAD_ID ".lock", T.ns_dir);
 	cr_assert_eq(mkdir(p, 0700), 0);
 	char *argv[] = {SHMK_BUILDDIR "/tools/shmclean", "--dir", T.dir,
@@ -200,7 +185,7 @@ Test(liveness, a_format_1_record_without_lock_file_is_unknown)
 	struct shmk_ident who = {.pid = 4000000, .start_time = 1,
 				 .uid = geteuid()}; /* pidns 0: format 1 */
 	make_seg("victim");
-	record_for(DEAD_ID, &who, "victim");
+	trecord(DEAD_ID, &who, "victim", SHMK_SEG_INTENT, 0);
 	int rc;
 	struct shmk_reap_report *rep = treap(SHMK_REAP_NO_STRAYS, &rc);
 	cr_assert_eq(rc, -EIO);
@@ -220,7 +205,7 @@ Test(liveness, a_record_of_an_earlier_boot_without_lock_file_is_dead_and_spares_
 	who.pidns = 12345;
 	memcpy(who.boot_id, "00000000-0000-0000-0000-000000000000", 37);
 	make_seg("victim"); /* an object of this boot under its name */
-	record_for(DEAD_ID, &who, "victim");
+	trecord(DEAD_ID, &who, "victim", SHMK_SEG_INTENT, 0);
 	int rc;
 	struct shmk_reap_report *rep = treap(SHMK_REAP_NO_STRAYS, &rc);
 	cr_assert_eq(rc, 0, "%s", shmk_last_error());
@@ -477,7 +462,7 @@ Test(liveness, reaping_many_dead_owners_needs_a_fixed_number_of_descriptors,
 		snprintf(id, sizeof id, "p%d-1-%08x", 4000000 + i, i);
 		snprintf(seg, sizeof seg, "m%d", i);
 		make_seg(seg);
-		record_for(id, &who, seg);
+		trecord(id, &who, seg, SHMK_SEG_INTENT, 0);
 		snprintf(lock, sizeof lock, "%s.lock", id);
 		put_file(lock, "", 0);
 	}

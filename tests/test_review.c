@@ -59,25 +59,6 @@ static void drop_seg(const char *seg)
 	unlink(p);
 }
 
-/* A record of owner id naming "<ns>.<seg>" in state (ino for LIVE), with
- * identity who; written to T.ns_dir/<id>.jsonl. */
-static void record_for(const char *id, const struct shmk_ident *who,
-		       const char *seg, enum shmk_seg_state state, uint64_t ino)
-{
-	char buf[2048], name[128];
-	struct shmk_rec_seg s = {.size = 4096, .created = 1, .state = state,
-				 .ino = ino};
-	int n = shmk__fmt_header_open(buf, sizeof buf, T.ns, id, who, "", 1);
-	cr_assert_gt(n, 0);
-	if (seg) {
-		snprintf(s.name, sizeof s.name, "/%s.%s", T.ns, seg);
-		n += shmk__fmt_seg(buf + n, sizeof buf - (size_t)n, &s);
-	}
-	n += snprintf(buf + n, sizeof buf - (size_t)n, "]}\n");
-	snprintf(name, sizeof name, "%s.jsonl", id);
-	put_file(name, buf, (size_t)n);
-}
-
 /* The identity of a dead owner of this boot and pid namespace. */
 static struct shmk_ident dead_who(void)
 {
@@ -93,7 +74,7 @@ static void dead_owner(const char *seg, enum shmk_seg_state state,
 		       uint64_t ino)
 {
 	struct shmk_ident who = dead_who();
-	record_for(DEAD_ID, &who, seg, state, ino);
+	trecord(DEAD_ID, &who, seg, state, ino);
 	put_file(DEAD_ID ".lock", "", 0);
 }
 
@@ -191,7 +172,7 @@ Test(review, a_record_of_an_earlier_boot_never_unlinks_an_object_of_this_boot)
 	struct shmk_ident who = dead_who();
 	snprintf(who.boot_id, sizeof who.boot_id,
 		 "00000000-1111-2222-3333-444444444444");
-	record_for(DEAD_ID, &who, "data", SHMK_SEG_LIVE, seg_ino("data"));
+	trecord(DEAD_ID, &who, "data", SHMK_SEG_LIVE, seg_ino("data"));
 	put_file(DEAD_ID ".lock", "", 0);
 	int rc;
 	struct shmk_reap_report *rep = treap(SHMK_REAP_NO_STRAYS, &rc);

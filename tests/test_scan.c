@@ -44,21 +44,6 @@ static const struct shmk_scan_owner *owner(const struct shmk_scan_ns *v,
 	return NULL;
 }
 
-/* A record for owner id naming "<ns>.<seg>" (intent), identity who. */
-static void record_for(const char *id, const struct shmk_ident *who,
-		       const char *seg)
-{
-	char buf[2048], name[128];
-	struct shmk_rec_seg s = {.size = 4096, .created = 1,
-				 .state = SHMK_SEG_INTENT};
-	int n = shmk__fmt_header_open(buf, sizeof buf, T.ns, id, who, "", 1);
-	snprintf(s.name, sizeof s.name, "/%s.%s", T.ns, seg);
-	n += shmk__fmt_seg(buf + n, sizeof buf - (size_t)n, &s);
-	n += snprintf(buf + n, sizeof buf - (size_t)n, "]}\n");
-	snprintf(name, sizeof name, "%s.jsonl", id);
-	put_file(name, buf, (size_t)n);
-}
-
 /* Names, sizes and mtimes of everything in the namespace directory and of
  * the namespace's objects: what a read-only scan must leave as it was. */
 static char *snapshot(void)
@@ -103,7 +88,7 @@ Test(scan, judges_alive_dead_and_unknown_as_the_reaper_does_and_changes_nothing)
 	/* An owner whose lock file is a directory: nothing proves it either
 	 * way. */
 	cr_assert_eq(shmk__self_ident(&me), 0);
-	record_for(ODD_ID, &me, "odd");
+	trecord(ODD_ID, &me, "odd", SHMK_SEG_INTENT, 0);
 	snprintf(p, sizeof p, "%s/" ODD_ID ".lock", T.ns_dir);
 	cr_assert_eq(mkdir(p, 0700), 0);
 
