@@ -618,3 +618,35 @@ int shmk_registry_adopt(const char *dir)
 		return rc;
 	return shmk__registry_adopt(path);
 }
+
+int shmk__registry_list(int rootfd, const char *path,
+			int (*fn)(void *arg, const char *ns), void *arg)
+{
+	int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *d;
+	DIR *dh;
+	int rc = 0;
+
+	if (fd < 0 || !(dh = fdopendir(fd))) {
+		rc = shmk__err(-errno, "registry directory %s: cannot list: %s",
+			       path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	while ((errno = 0, d = readdir(dh))) {
+		struct stat st;
+
+		if (!shmk__ns_ok(d->d_name) ||
+		    fstatat(rootfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !(S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)))
+			continue;
+		if ((rc = fn(arg, d->d_name)) < 0)
+			break;
+	}
+	if (!rc && errno)
+		rc = shmk__err(-errno, "registry directory %s: cannot list: %s",
+			       path, strerror(errno));
+	closedir(dh);
+	return rc;
+}

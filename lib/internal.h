@@ -185,6 +185,15 @@ int shmk__dir_open_secure(int atfd, const char *name, bool create,
  * created 0700 with SHMK_REG_CREATE, else -ENOENT.  *out is the root's fd
  * (caller closes) or -1.
  */
+/* Calls fn(arg, ns) for every entry of the registry root rootfd that may
+ * be a namespace: a namespace's name (shmk__ns_ok) that is a directory, or
+ * a symlink, listed so that the caller refuses it aloud
+ * (shmk__dir_open_secure) rather than skip it in silence.  Unsorted.
+ * Stops at fn's negative return and returns it; -errno with a sentence
+ * naming path when the listing fails; else 0.  The one listing of a
+ * registry's namespaces (reap, scan). */
+int shmk__registry_list(int rootfd, const char *path,
+			int (*fn)(void *arg, const char *ns), void *arg);
 enum shmk_reg_mode {
 	SHMK_REG_CREATE, /* shmk_open: make it if missing, mark it if empty */
 	SHMK_REG_OPEN,   /* shmk_reap: never made, marked if empty           */

@@ -990,6 +990,36 @@ out:
 	return rc;
 }
 
+/* shmk_reap() of every namespace: one shmk__reap_ns() per namespace the
+ * registry lists. */
+struct reap_all {
+	int rootfd;
+	const char *dir;
+	int shmfd;
+	unsigned flags, min_age;
+	struct shmk_holders **held;
+	struct shmk_reap_report *rep;
+};
+
+static int reap_listed(void *arg, const char *ns)
+{
+	struct reap_all *a = arg;
+	struct shmk_reap_report *rep = a->rep;
+	size_t before = rep->errors;
+	int rc = shmk__reap_ns(a->rootfd, a->dir, ns, a->shmfd, a->flags,
+			       a->min_age, a->held, rep);
+
+	/* A namespace that cannot be reaped (a symlink in its place among
+	 * them) is an error item of the report (-EIO at the end), not the
+	 * end of the run: the other namespaces are still reaped. */
+	if (rc < 0 && rep->errors == before) {
+		struct reap er = {.ns = ns, .rep = rep};
+		item(&er, SHMK_REAP_ERROR, "", 0, ns, 0, rc, "%s",
+		     shmk_last_error());
+	}
+	return rc == -ENOMEM ? rc : 0;
+}
+
 int shmk_reap(const struct shmk_reap_options *opt,
 	      struct shmk_reap_report **out)
 {
@@ -1034,36 +1064,9 @@ int shmk_reap(const struct shmk_reap_options *opt,
 		rc = shmk__reap_ns(rootfd, dir, opt->ns, shmfd, opt->flags,
 				   min_age, &held, rep);
 	} else {
-		int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		struct dirent *d;
-		DIR *dh;
-
-		if (fd < 0 || !(dh = fdopendir(fd))) {
-			rc = shmk__err(-errno, "%s: cannot list: %s", dir,
-				       strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			goto out;
-		}
-		while ((d = readdir(dh))) {
-			struct stat st;
-			if (!shmk__ns_ok(d->d_name) ||
-			    fstatat(rootfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-			    !S_ISDIR(st.st_mode))
-				continue;
-			/* A namespace that cannot be reaped is an error item
-			 * of the report (-EIO at the end), not the end of the
-			 * run: the other namespaces are still reaped. */
-			size_t before = rep->errors;
-			int r2 = shmk__reap_ns(rootfd, dir, d->d_name, shmfd,
-					       opt->flags, min_age, &held, rep);
-			if (r2 < 0 && rep->errors == before) {
-				struct reap er = {.ns = d->d_name, .rep = rep};
-				item(&er, SHMK_REAP_ERROR, "", 0, d->d_name, 0, r2,
-				     "%s", shmk_last_error());
-			}
-		}
-		closedir(dh);
+		struct reap_all all = {rootfd, dir, shmfd, opt->flags, min_age,
+				       &held, rep};
+		rc = shmk__registry_list(rootfd, dir, reap_listed, &all);
 	}
 out:
 	shmk__holders_free(held);

@@ -531,61 +531,44 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The namespace directories' names, sorted, in the arena.  Symlinks with a
- * namespace's name are listed too, so that reading them is refused aloud
- * (shmk__dir_open_secure) rather than skipped in silence. */
+struct ns_names {
+	struct scan *s;
+	const char **v;
+	size_t n, cap;
+};
+
+static int ns_listed(void *arg, const char *ns)
+{
+	struct ns_names *l = arg;
+	void *p = grow(l->v, &l->cap, l->n, sizeof *l->v);
+
+	if (!p)
+		return -ENOMEM;
+	l->v = p;
+	if (!(l->v[l->n] = str(l->s, ns)))
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+/* The namespace directories' names (shmk__registry_list: symlinks too, to
+ * be refused aloud), sorted, in the arena. */
 static int list_namespaces(struct scan *s, const char ***out, size_t *n_out)
 {
-	int fd = openat(s->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	const char **v = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *d;
-	DIR *dh;
-	int rc = 0;
+	struct ns_names l = {.s = s};
+	int rc = shmk__registry_list(s->rootfd, s->out->registry, ns_listed, &l);
 
-	if (fd < 0 || !(dh = fdopendir(fd))) {
-		rc = shmk__err(-errno, "registry directory %s: cannot list: %s",
-			       s->out->registry, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return rc;
-	}
-	while ((errno = 0, d = readdir(dh))) {
-		struct stat st;
-		void *p;
-
-		if (!shmk__ns_ok(d->d_name) ||
-		    fstatat(s->rootfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !(S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)))
-			continue;
-		if (!(p = grow(v, &cap, n, sizeof *v)) ||
-		    !(((const char **)p)[n] = str(s, d->d_name))) {
-			if (p)
-				v = p;
+	if (rc == 0 && l.n) {
+		qsort(l.v, l.n, sizeof *l.v, cmp_str);
+		if (!(*out = (const char **)shmk__arena_dup(
+			      &s->arena, l.v, l.n * sizeof *l.v,
+			      _Alignof(const char *))))
 			rc = -ENOMEM;
-			break;
-		}
-		v = p;
-		n++;
 	}
-	if (!rc && errno)
-		rc = shmk__err(-errno, "registry directory %s: cannot list: %s",
-			       s->out->registry, strerror(errno));
-	closedir(dh);
-	if (rc < 0) {
-		free(v);
-		return rc;
-	}
-	if (n)
-		qsort(v, n, sizeof *v, cmp_str);
-	*out = n ? (const char **)shmk__arena_dup(&s->arena, v, n * sizeof *v,
-						  _Alignof(const char *))
-		 : NULL;
-	free(v);
-	if (n && !*out)
-		return -ENOMEM;
-	*n_out = n;
-	return 0;
+	free(l.v);
+	if (rc == 0)
+		*n_out = l.n;
+	return rc;
 }
 
 /* Fills one item's holders from the pass over /proc. */

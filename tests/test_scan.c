@@ -389,3 +389,30 @@ Test(scan, an_empty_unmarked_directory_is_read_as_empty_and_not_marked)
 	unlink(m);
 	rmdir(d);
 }
+
+/* The one listing of a registry's namespaces: a symlink with a namespace's
+ * name is refused aloud by shmk_reap() of every namespace too (an error
+ * item naming it, -EIO), not skipped in silence, and the others are still
+ * reaped. */
+Test(scan, reaping_every_namespace_refuses_a_symlinked_one_aloud)
+{
+	static const char *const names[] = {"gone0", NULL};
+	char link_path[PATH_MAX];
+	struct shmk_reap_report *rep = NULL;
+
+	tkilled_owner(names, NULL, 4096);
+	snprintf(link_path, sizeof link_path, "%s/elsewhere", T.dir);
+	cr_assert_eq(symlink("/etc", link_path), 0);
+	struct shmk_reap_options ro = {.dir = T.dir, .shm_dir = T.shm_dir,
+				       .flags = SHMK_REAP_NO_STRAYS};
+	cr_assert_eq(shmk_reap(&ro, &rep), -EIO);
+	cr_assert_eq(rep->segments_reaped, 1, "the other namespace is reaped");
+	bool named = false;
+	for (size_t i = 0; i < rep->n_items; i++)
+		named |= rep->items[i].action == SHMK_REAP_ERROR &&
+			 !strcmp(rep->items[i].ns, "elsewhere");
+	cr_assert(named, "the symlinked namespace is not reported");
+	shmk_reap_report_free(rep);
+	cr_assert(!shm_exists("gone0"));
+	unlink(link_path);
+}
