@@ -29,6 +29,10 @@
 #include "internal.h"
 
 #include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,15 +344,22 @@ static pid_t pid_of(const char *name)
 	return (pid_t)v;
 }
 
-int shmk__holders_scan(dev_t dev, struct shmk_holders **out)
+/* Which processes a scan looks at: all but the scanning child itself and
+ * the caller it was forked from (whose inherited fds and mappings are the
+ * caller's), or the caller alone, which looks at itself (a process may
+ * always read its own /proc entries; a child may not read a parent that
+ * changed its uid). */
+enum scope { OTHERS, SELF };
+
+/* The scan itself, in this process. */
+static int scan_here(dev_t dev, enum scope scope, pid_t caller,
+		     struct shmk_holders **out)
 {
 	struct scan s = {.maj = major(dev), .min = minor(dev)};
 	struct dirent *d;
 	DIR *proc = NULL;
 	int fd = -1, rc = 0;
 
-	if (!out)
-		return shmk__err(-EINVAL, "shmk__holders_scan: out is NULL");
 	*out = NULL;
 	/* The kernel prints "%02x:%02x " (show_map_vma); so do we. */
 	s.devlen = (size_t)snprintf(s.devstr, sizeof s.devstr, "%02x:%02x ",
@@ -376,7 +387,14 @@ int shmk__holders_scan(dev_t dev, struct shmk_holders **out)
 		goto out;
 	}
 	s.procfd = dirfd(proc);
-	for (;;) {
+	if (scope == SELF) {
+		char name[16];
+		snprintf(name, sizeof name, "%d", (int)caller);
+		if ((rc = scan_pid(&s, name, caller)) < 0)
+			rc = shmk__err(rc, "/proc/%d: scanning for holders: "
+					   "%s", (int)caller, strerror(-rc));
+	}
+	for (; scope == OTHERS;) {
 		pid_t pid;
 
 		errno = 0;
@@ -386,7 +404,8 @@ int shmk__holders_scan(dev_t dev, struct shmk_holders **out)
 					       strerror(errno));
 			break;
 		}
-		if ((pid = pid_of(d->d_name)) <= 0)
+		if ((pid = pid_of(d->d_name)) <= 0 || pid == caller ||
+		    pid == getpid())
 			continue;
 		if ((rc = scan_pid(&s, d->d_name, pid)) < 0) {
 			rc = shmk__err(rc, "/proc/%d: scanning for holders: "
@@ -405,6 +424,196 @@ out:
 	free(s.buf);
 	shmk__holders_free(s.h);
 	return rc;
+}
+
+/* ---- bounded: the scan runs in a child ------------------------------------
+ *
+ * Reading /proc/<pid>/maps takes the target's mmap lock: a process stuck
+ * in a page fault (a hung FUSE or NFS mapping) or one that holds the lock
+ * for writing can make that read wait for as long as it likes.  Invariant
+ * 8 says no co-tenant may hang a caller, so the pass runs in a child
+ * process that is SIGKILLed at the deadline (the wait for the mmap lock is
+ * killable): the caller then gets -ETIMEDOUT, which is "unknown", never
+ * "nobody holds it" - no stray is removed on it.  The child sends its
+ * result down a pipe: a header, then the two arrays. */
+
+struct wire {
+	int rc;
+	size_t n, nu;
+	char err[512]; /* the child's sentence when rc < 0 */
+};
+
+static int timeout_ms(void)
+{
+	const char *e = getenv("SHMKEEPER_HOLDERS_TIMEOUT_MS");
+	long v = e && *e ? strtol(e, NULL, 10) : 0;
+
+	return v > 0 && v < 3600000 ? (int)v : SHMK_HOLDERS_TIMEOUT_MS;
+}
+
+static bool put(int fd, const void *p, size_t len)
+{
+	for (const char *c = p; len;) {
+		ssize_t w = write(fd, c, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		c += w;
+		len -= (size_t)w;
+	}
+	return true;
+}
+
+static _Noreturn void child(dev_t dev, pid_t caller, int wfd)
+{
+	struct shmk_holders *h = NULL;
+	struct wire w = {0};
+
+	shmk__close_inherited(&wfd, 1);
+	if (fiu_fail("shmk/holders/hang"))
+		for (;;)
+			pause(); /* as a read of a stuck process's maps */
+	w.rc = scan_here(dev, OTHERS, caller, &h);
+	if (w.rc < 0)
+		snprintf(w.err, sizeof w.err, "%s", shmk_last_error());
+	else {
+		w.n = h->n;
+		w.nu = h->nu;
+	}
+	if (!put(wfd, &w, sizeof w) ||
+	    (h && (!put(wfd, h->e, h->n * sizeof *h->e) ||
+		   !put(wfd, h->u, h->nu * sizeof *h->u))))
+		_exit(1);
+	/* Leave only when the caller has read it all and let go (its end of
+	 * the socket closed): until then this pid cannot be reaped and
+	 * reused, so the caller may kill it by pid. */
+	while (read(wfd, &w.rc, 1) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
+/* Reads len bytes by the deadline: 0, -ETIMEDOUT, or -EPIPE (the child
+ * died or wrote less). */
+static int get(int fd, void *p, size_t len, int64_t deadline)
+{
+	for (char *c = p; len;) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - shmk__mono_ms();
+		ssize_t r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if (poll(&pf, 1, (int)left) < 0 && errno != EINTR)
+			return -errno;
+		if (!(pf.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		r = read(fd, c, len);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r <= 0)
+			return -EPIPE;
+		c += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Appends what b found to a. */
+static int merge(struct shmk_holders *a, const struct shmk_holders *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (grow((void **)&a->e, &a->cap, a->n, sizeof *a->e) < 0)
+			return shmk__err(-ENOMEM, "/proc: scanning for holders: "
+						  "out of memory");
+		a->e[a->n++] = b->e[i];
+	}
+	for (size_t i = 0; i < b->nu; i++) {
+		if (grow((void **)&a->u, &a->capu, a->nu, sizeof *a->u) < 0)
+			return shmk__err(-ENOMEM, "/proc: scanning for holders: "
+						  "out of memory");
+		a->u[a->nu++] = b->u[i];
+	}
+	return 0;
+}
+
+int shmk__holders_scan(dev_t dev, struct shmk_holders **out)
+{
+	struct shmk_holders *h = NULL, *mine = NULL;
+	struct wire w;
+	int p[2], rc, ms = timeout_ms();
+	pid_t self = getpid();
+	int64_t deadline;
+	pid_t pid;
+
+	if (!out)
+		return shmk__err(-EINVAL, "shmk__holders_scan: out is NULL");
+	*out = NULL;
+	if (SHMK_SYS("socketpair", socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+					       0, p)) < 0)
+		return shmk__err(-errno, "/proc: scanning for holders: "
+				 "socketpair: %s", strerror(errno));
+	if ((pid = SHMK_SYS("fork", fork())) < 0) {
+		rc = -errno;
+		close(p[0]);
+		close(p[1]);
+		return shmk__err(rc, "/proc: scanning for holders: fork: %s",
+				 strerror(-rc));
+	}
+	if (pid == 0)
+		child(dev, self, p[1]);
+	close(p[1]);
+	deadline = shmk__mono_ms() + ms;
+	rc = get(p[0], &w, sizeof w, deadline);
+	w.err[sizeof w.err - 1] = '\0';
+	if (rc == 0 && w.rc < 0) {
+		rc = shmk__err(w.rc, "%s", w.err);
+	} else if (rc == 0) {
+		if (!(h = SHMK_SYSP("malloc", NULL, calloc(1, sizeof *h))) ||
+		    (w.n && !(h->e = SHMK_SYSP("malloc", NULL,
+					       calloc(w.n, sizeof *h->e)))) ||
+		    (w.nu && !(h->u = SHMK_SYSP("malloc", NULL,
+						calloc(w.nu, sizeof *h->u)))))
+			rc = shmk__err(-ENOMEM, "/proc: scanning for holders: "
+						"out of memory");
+		else {
+			h->n = h->cap = w.n;
+			h->nu = h->capu = w.nu;
+			rc = get(p[0], h->e, w.n * sizeof *h->e, deadline);
+			if (rc == 0)
+				rc = get(p[0], h->u, w.nu * sizeof *h->u, deadline);
+		}
+		if (rc == -ETIMEDOUT || rc == -EPIPE)
+			rc = shmk__err(rc, "/proc: the scan for holders ended "
+					   "before it said all");
+	}
+	if (rc == -ETIMEDOUT)
+		rc = shmk__err(rc, "/proc: the scan for holders did not finish "
+				   "within %d ms (some process's /proc entries "
+				   "do not answer): cannot tell who holds what",
+			       ms);
+	else if (rc == -EPIPE && !shmk_last_error()[0])
+		rc = shmk__err(rc, "/proc: the scan for holders died");
+	/* Late: it is stuck (the wait for an mmap lock is killable).  Until
+	 * we close our end it waits for us, so the pid is still its own. */
+	if (rc == -ETIMEDOUT)
+		kill(pid, SIGKILL);
+	close(p[0]);
+	/* It leaves now.  ECHILD: the caller's own SIGCHLD handler reaped it
+	 * first, which is fine. */
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	/* And the caller itself, here. */
+	if (rc == 0 && (rc = scan_here(dev, SELF, self, &mine)) == 0)
+		rc = merge(h, mine);
+	shmk__holders_free(mine);
+	if (rc < 0) {
+		shmk__holders_free(h);
+		return rc;
+	}
+	sort_and_fold(h);
+	*out = h;
+	return 0;
 }
 
 void shmk__holders_free(struct shmk_holders *h)

@@ -260,6 +260,7 @@ int shmk__ident_alive(const struct shmk_ident *id);
  * statfs of /proc to tell them apart, one open of /proc/<pid>/stat. */
 bool shmk__ident_running(const struct shmk_ident *id);
 int64_t shmk__now(void);
+int64_t shmk__mono_ms(void); /* CLOCK_MONOTONIC, milliseconds */
 /* getpid(), cached (reset in fork children). */
 pid_t shmk__pid(void);
 
@@ -326,6 +327,12 @@ enum shmk_liveness shmk__owner_judge(int nsfd, const char *id, uid_t uid,
 enum shmk_liveness shmk__owner_recheck(const struct shmk_ident *rec_owner,
 				       struct shmk_judgement *j);
 const char *shmk__liveness_name(enum shmk_liveness l);
+
+/* A child process closes every descriptor it inherited but 0, 1, 2 and
+ * keep[0..n-1] (ascending, each >= 3, or -1: skipped): close_range, or one
+ * close() each before Linux 5.9.  Async-signal-safe (after a fork from a
+ * multithreaded process). */
+void shmk__close_inherited(const int *keep, size_t n);
 
 /* ---- arena.c: memory that lives exactly as long as one report -------- */
 /* *arena starts NULL.  n bytes aligned to align (a power of two), or NULL
@@ -451,6 +458,9 @@ struct shmk_holders; /* opaque; free with shmk__holders_free() */
  * NULL: -ENOMEM, -EMFILE/-ENFILE (our limits, not a process's fault), or
  * the error listing /proc. */
 int shmk__holders_scan(dev_t dev, struct shmk_holders **out);
+/* The scan runs in a child killed past this deadline (-ETIMEDOUT: who
+ * holds what is unknown); $SHMKEEPER_HOLDERS_TIMEOUT_MS overrides it. */
+#define SHMK_HOLDERS_TIMEOUT_MS 10000
 void shmk__holders_free(struct shmk_holders *h); /* NULL is a no-op */
 /* Pids holding inode ino (open fd or mapping), ascending, up to max written
  * to pids (may be NULL if max is 0); returns the total count (may exceed

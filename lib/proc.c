@@ -5,6 +5,9 @@
  * reused); pid + start time + boot id names one process for ever. */
 #include "internal.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/vfs.h>
@@ -34,6 +37,14 @@ pid_t shmk__pid(void)
 	if (!(p = cached_pid))
 		cached_pid = p = getpid();
 	return p;
+}
+
+int64_t shmk__mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int64_t shmk__now(void)
@@ -210,4 +221,35 @@ int shmk__ident_alive(const struct shmk_ident *id)
 bool shmk__ident_running(const struct shmk_ident *id)
 {
 	return ident_stat(id) > 0;
+}
+
+/* Closes every descriptor from lo to hi (inclusive): close_range, or one
+ * close() each where the kernel has none (before 5.9).  Async-signal-safe. */
+static void close_span(unsigned lo, unsigned hi)
+{
+	struct rlimit rl;
+
+	if (lo > hi || SHMK_SYS("close_range",
+				 syscall(SYS_close_range, lo, hi, 0)) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur - 1 < hi)
+		hi = (unsigned)(rl.rlim_cur - 1);
+	else if (hi > 65535)
+		hi = 65535;
+	for (unsigned fd = lo; fd <= hi; fd++)
+		close((int)fd);
+}
+
+void shmk__close_inherited(const int *keep, size_t n)
+{
+	unsigned lo = 3;
+
+	for (size_t k = 0; k < n; k++) {
+		if (keep[k] < (int)lo)
+			continue;
+		close_span(lo, (unsigned)keep[k] - 1);
+		lo = (unsigned)keep[k] + 1;
+	}
+	close_span(lo, ~0u);
 }

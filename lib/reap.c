@@ -184,6 +184,10 @@ static struct shmk_reap_item *item_s(struct reap *r, enum shmk_reap_action a,
 	return it;
 }
 
+static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
+		 pid_t pid, const char *object, uint64_t bytes, int err,
+		 const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+
 /* The one /proc pass of this shmk_reap() call, taken when first needed
  * (NULL: not wanted, or it failed; then nothing is known of holders). */
 static struct shmk_holders *holders(struct reap *r)
@@ -196,6 +200,13 @@ static struct shmk_holders *holders(struct reap *r)
 		if (fstat(r->shmfd, &sd) < 0 ||
 		    shmk__holders_scan(sd.st_dev, r->holders) < 0) {
 			r->holders_failed = true;
+			/* Strays were to be removed, and nothing can prove
+			 * them unused now: unknown, never success. */
+			if (r->flags & SHMK_REAP_STRAYS)
+				item(r, SHMK_REAP_ERROR, "", 0, "/proc", 0,
+				     -EIO, "cannot tell which processes hold "
+				     "the objects, so no stray is removed: %s",
+				     shmk_last_error());
 			return NULL;
 		}
 	}
@@ -237,9 +248,6 @@ static uint64_t ino_of(struct reap *r, const struct shmk_rec_seg *s)
 	return (uint64_t)st.st_ino;
 }
 
-static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
-		 pid_t pid, const char *object, uint64_t bytes, int err,
-		 const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 static void item(struct reap *r, enum shmk_reap_action a, const char *owner,
 		 pid_t pid, const char *object, uint64_t bytes, int err,
 		 const char *fmt, ...)

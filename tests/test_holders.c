@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fiu-control.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -406,4 +407,45 @@ Test(holders, says_which_unreadable_index_does_not_exist)
 	cr_assert(strstr(shmk_last_error(), "unreadable"));
 	shmk__holders_free(h);
 	shmk__holders_free(NULL);
+}
+
+/* Invariant 8: reading a process's maps waits for its mmap lock, which a
+ * stuck process (a hung FUSE mapping) may never let go.  The pass runs in
+ * a child killed at the deadline: -ETIMEDOUT (unknown), no hang, no child
+ * left; a reap with strays keeps them. */
+Test(holders, a_scan_that_does_not_answer_is_cut_at_its_deadline)
+{
+	char path[PATH_MAX];
+	struct shmk_holders *h = (void *)1;
+	ino_t ino = make_object("stuck", path, sizeof path);
+
+	(void)ino;
+	cr_assert_eq(setenv("SHMKEEPER_HOLDERS_TIMEOUT_MS", "300", 1), 0);
+	cr_assert_eq(fiu_enable("shmk/holders/hang", 1, NULL, 0), 0);
+	int64_t t0 = shmk__mono_ms();
+	int rc = shmk__holders_scan(shm_dev(), &h);
+	int64_t took = shmk__mono_ms() - t0;
+	cr_assert_eq(rc, -ETIMEDOUT, "rc %d: %s", rc, shmk_last_error());
+	cr_assert_null(h);
+	cr_assert(strstr(shmk_last_error(), "did not finish"), "%s",
+		  shmk_last_error());
+	cr_assert_lt(took, 30000, "the deadline did not hold (%lld ms)",
+		     (long long)took);
+	cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a child was left behind");
+	cr_assert_eq(errno, ECHILD);
+
+	/* The reaper keeps the stray: nobody is known not to hold it. */
+	tclaim();
+	struct shmk_reap_options ro = {.dir = T.dir, .ns = T.ns,
+				       .shm_dir = T.shm_dir,
+				       .flags = SHMK_REAP_STRAYS |
+						SHMK_REAP_ANY_AGE};
+	struct shmk_reap_report *rep = NULL;
+	rc = shmk_reap(&ro, &rep);
+	fiu_disable("shmk/holders/hang");
+	cr_assert_lt(rc, 0, "unknown holders must not be success");
+	cr_assert_eq(rep->strays_removed, 0);
+	cr_assert(access(path, F_OK) == 0, "the stray was removed");
+	shmk_reap_report_free(rep);
+	unlink(path);
 }
