@@ -1,7 +1,9 @@
 """Namespaces: shmk_open()/shmk_close() as an object and a context manager,
 and the process's shared namespaces that SharedMemory uses by default."""
+import atexit
 import ctypes
 import os
+import sys
 import threading
 import weakref
 
@@ -24,9 +26,9 @@ def default_ns():
 
 
 def _close_ctx(ctx):
-    # Finalizer of a Namespace that was never closed: at interpreter exit
-    # (or when it is collected) its segments go, as they would at its
-    # death, only sooner.  Errors cannot be reported from here.
+    # Finalizer of a Namespace that was never closed, when it is collected
+    # (at exit, _at_exit() closes it): its segments go, as they would at
+    # its death, only sooner.  Errors cannot be reported from here.
     lib.shmk_close(ctx)
 
 
@@ -68,6 +70,7 @@ class Namespace:
         self.dir = os.fsdecode(lib.shmk_dir(self._ctx))
         self.shm_dir = shm_dir
         self._finalizer = weakref.finalize(self, _close_ctx, self._ctx)
+        self._finalizer.atexit = False  # _at_exit() does it, in order
         _ALL.add(self)
 
     def __repr__(self):
@@ -143,6 +146,28 @@ def _after_fork_in_child():
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _at_exit():
+    # Every namespace still open closes at exit, destroying what this
+    # process still owns.  Children that multiprocessing would join at exit
+    # are joined first, as they may not have attached yet: without this the
+    # order of the two exit handlers would decide whether they find their
+    # segments.  (Fork children of multiprocessing leave through os._exit
+    # and run none of this: their segments are reaped as a dead owner's.)
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None:
+        for p in mp.active_children():
+            if not p.daemon:
+                p.join()
+    for n in list(_ALL):
+        try:
+            n.close()
+        except OSError:
+            pass  # nobody to tell at exit; a reaper finishes the job
+
+
+atexit.register(_at_exit)
 
 
 def namespace(ns=None, dir=None, shm_dir=None):

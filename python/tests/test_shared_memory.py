@@ -265,3 +265,37 @@ def test_resource_tracker_never_hears_of_it(env, tmp_path):
                        capture_output=True, timeout=TIMEOUT)
     assert r.returncode == 0
     assert b"resource_tracker" in r.stderr and b"leaked" in r.stderr
+
+
+LATE_CHILD = """
+import atexit, multiprocessing as mp, multiprocessing.util, sys
+import shmkeeper  # its exit handler runs before multiprocessing's
+
+def child(name, conn):
+    conn.recv()  # sent by the parent's exit handler
+    s = shmkeeper.SharedMemory(name)
+    sys.exit(0 if s.buf[0] == 42 else 1)
+
+if __name__ == "__main__":
+    ctx = mp.get_context("spawn")
+    here, there = ctx.Pipe()
+    shm = shmkeeper.SharedMemory(create=True, size=4096)
+    shm.buf[0] = 42
+    p = ctx.Process(target=child, args=(shm.name, there))
+    p.start()
+    atexit.register(here.send, "go")  # runs before shmkeeper's handler
+    def report():
+        print("child", p.exitcode)
+    mp.util.Finalize(None, report, exitpriority=-100)
+"""
+
+
+def test_at_exit_children_are_joined_before_the_namespace_closes(env, tmp_path):
+    script = tmp_path / "late.py"
+    script.write_text(LATE_CHILD)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stderr == b""
+    assert r.stdout == b"child 0\n", "the child found the segment"
+    assert env.objects() == []
