@@ -8,7 +8,7 @@ instance of it: an existing name is both ``shmkeeper.Error`` and
 ``FileExistsError``, a missing one ``FileNotFoundError``, and so on.
 """
 import builtins
-import errno as _errno
+import os
 
 from . import _lib
 
@@ -45,7 +45,7 @@ def error(code, sentence=None):
     (default: the calling thread's shmk_last_error())."""
     code = abs(code)
     if sentence is None:
-        sentence = _lib.last_error() or _errno.errorcode.get(code, str(code))
+        sentence = _lib.last_error() or os.strerror(code)
     cls = _CLASSES.get(type(OSError(code, "")), Error)
     return cls(code, sentence)
 

@@ -113,6 +113,9 @@ class Monitor:
         self._m = m.value
         self._finalizer = weakref.finalize(self, lib.shmk_monitor_destroy,
                                            self._m)
+        # Not at exit: a namespace it is attached to may still create
+        # segments (and consult it) in a later exit handler.
+        self._finalizer.atexit = False
 
     def __enter__(self):
         return self
