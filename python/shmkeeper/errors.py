@@ -36,8 +36,10 @@ _BUILTINS = (builtins.BlockingIOError, builtins.ChildProcessError,
              builtins.PermissionError, builtins.ProcessLookupError,
              builtins.TimeoutError)
 _CLASSES = {b: _subclass(b) for b in _BUILTINS}
+# shmkeeper.errors.FileExistsError etc., for whoever wants to name them;
+# not in __all__, so that "import *" cannot shadow the builtins.
 globals().update({b.__name__: c for b, c in _CLASSES.items()})
-__all__ = ["Error"] + [b.__name__ for b in _BUILTINS]
+__all__ = ["Error"]
 
 
 def error(code, sentence=None):

@@ -61,3 +61,10 @@ def test_every_errno_python_maps_gets_a_class_of_both_kinds():
         assert (e.errno, e.strerror) == (code, "a sentence")
     e = errors.error(-errno.EDQUOT, "over")
     assert type(e) is shmkeeper.Error and e.errno == errno.EDQUOT
+
+
+def test_import_star_does_not_shadow_the_builtins():
+    scope = {}
+    exec("from shmkeeper.errors import *", scope)
+    assert "FileExistsError" not in scope and "Error" in scope
+    assert issubclass(errors.FileExistsError, FileExistsError)
