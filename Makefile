@@ -2,6 +2,7 @@
 #
 #   make            library (shared + static) and tools
 #   make check      install missing Debian build deps, build, run the tests
+#                   (the C suite, then the Python package's: make pycheck)
 #   make asan       the tests under AddressSanitizer + UBSan
 #   make fuzz       libFuzzer targets for a bounded time (tests/fuzz/fuzz.mk);
 #                   make check replays their corpus and every crash found
@@ -60,9 +61,14 @@ TEST_JOBS ?= 4
 # Criterion runs each test in its own process; --jobs runs them in parallel.
 CRITERION_ARGS ?= --jobs=$(TEST_JOBS) --timeout=120
 
-DEB_DEPS  := libcjson-dev libbsd-dev libcriterion-dev libfiu-dev pkg-config
+DEB_DEPS  := libcjson-dev libbsd-dev libcriterion-dev libfiu-dev pkg-config \
+	     python3 python3-pytest python3-setuptools python3-pip python3-wheel
 
-.PHONY: all lib tools installcheck check soak test asan bench deps install uninstall clean
+# The Python package (python/) is tested with Debian's interpreter, which is
+# the one python3-pytest and python3-setuptools install for.
+PYTHON    ?= /usr/bin/python3
+
+.PHONY: all lib tools installcheck check pycheck soak test asan bench deps install uninstall clean
 
 all: lib tools
 
@@ -142,6 +148,14 @@ check: deps
 	$(TEST_BIN) $(CRITERION_ARGS)
 	$(MAKE) --no-print-directory fuzz-replay
 	$(MAKE) installcheck
+	$(MAKE) --no-print-directory pycheck
+
+# The Python package's tests (pytest) against the library just built; each
+# test has its own registry directory and namespace.  Nothing is written
+# into the source tree (no bytecode, no pytest cache).
+pycheck: lib
+	SHMKEEPER_LIB=$(CURDIR)/$(B)/$(SONAME) PYTHONDONTWRITEBYTECODE=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
 
 # Install into a staging DESTDIR and into a real PREFIX; build a program
 # with pkg-config against the latter and run it; uninstall both and check

@@ -60,6 +60,15 @@ int shmk__fiu_errno(void);
 
 /* ---- error.c ----------------------------------------------------------- */
 /* Sets the thread's error sentence and returns rc (a negative errno). */
+/* binding.c: the rows shmk_layout() answers from; a row with field NULL
+ * gives a struct's size and comes before its fields, which follow in
+ * order.  Ends with a row whose type is NULL. */
+struct shmk__layout {
+	const char *type, *field;
+	size_t offset, size;
+};
+extern const struct shmk__layout shmk__layouts[];
+
 int shmk__err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Close without clobbering errno; sets *fd to -1. */
 void shmk__close(int *fd);

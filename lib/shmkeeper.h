@@ -149,8 +149,10 @@ SHMK_API int shmk_open(const struct shmk_options *opt, shmk_ctx **out);
  * the record; as in shmk_segment_destroy(), only the object this process
  * created is unlinked), removes the process's record and lock file, and
  * frees ctx.
- * Handles of segments from ctx must not be used afterwards (detach them
- * first if mapped).  In a fork child that inherited ctx, only the child's own
+ * Handles of segments from ctx must not be used afterwards, except to
+ * release them with shmk_segment_detach(), which touches only the handle
+ * and its mapping (a mapping stays valid after the close: the memory of an
+ * unlinked segment lives until its last mapping goes).  In a fork child that inherited ctx, only the child's own
  * segments are destroyed; the parent's are left alone.  NULL is a no-op.
  * Returns 0 or the first error met (the rest is still done).
  */
@@ -211,7 +213,8 @@ SHMK_API int shmk_segment_attach(shmk_ctx *ctx, const char *name,
 				 shmk_segment **out);
 
 /* Unmaps and frees the handle; the segment itself lives on (an owned one is
- * still destroyed by shmk_close()).  NULL is a no-op. */
+ * still destroyed by shmk_close()).  Uses nothing but the handle: it may be
+ * called after shmk_close() of the handle's context.  NULL is a no-op. */
 SHMK_API void shmk_segment_detach(shmk_segment *seg);
 
 /*
@@ -792,6 +795,26 @@ SHMK_API int shmk_monitor_attach(shmk_monitor *m, shmk_ctx *ctx);
 /* One JSON object on one line (no newline): for JSON-lines logs. */
 SHMK_API int shmk_sample_json(const struct shmk_sample *s, char *buf,
 			      size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* For bindings                                                              */
+/*
+ * A binding that declares the structs above in its own language (Python's
+ * ctypes, cffi in ABI mode) checks its declarations against the library it
+ * loaded, rather than trusting a copy that may have drifted from this
+ * header: shmk_layout(type, NULL, ...) gives the size of "struct <type>" as
+ * this library was built, shmk_layout(type, field, ...) the offset and size
+ * of one of its fields.  A binding checks the size of every struct it uses
+ * and every field it declares, and refuses to load on a difference.
+ * Described: shmk_options, shmk_reap_options, shmk_reap_item,
+ * shmk_reap_report, shmk_monitor_options, shmk_sample, shmk_verdict.
+ * offset and size may be NULL.  Returns 0, or -ENOENT (sentence set) for a
+ * struct or field this library does not describe, -EINVAL for a NULL type.
+ * The values of enums and flags (SHMK_REAP_*, ...) are part of the ABI and
+ * never change meaning; a binding may copy them.
+ */
+SHMK_API int shmk_layout(const char *type, const char *field, size_t *offset,
+			 size_t *size);
 
 #ifdef __cplusplus
 }
