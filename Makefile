@@ -21,6 +21,9 @@ BINDIR    ?= $(PREFIX)/bin
 LIBDIR    ?= $(PREFIX)/lib
 INCDIR    ?= $(PREFIX)/include
 MANDIR    ?= $(PREFIX)/share/man
+# libshmkeeper-preload.so is not a library to link with: it has a
+# directory of its own (shmrun runs programs with LD_PRELOAD=$(PRELOADDIR)/...).
+PRELOADDIR ?= $(LIBDIR)/shmkeeper
 PCDIR     ?= $(LIBDIR)/pkgconfig
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
 
@@ -33,7 +36,9 @@ LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Ilib
 LIB_LIBS   = -lcjson -lbsd -lm -pthread
 
 B         := build
-LIB_SRC   := $(wildcard lib/*.c)
+# lib/preload.c is the preload library's own (it defines shm_open...),
+# never part of libshmkeeper.
+LIB_SRC   := $(filter-out lib/preload.c,$(wildcard lib/*.c))
 LIB_HDR   := $(wildcard lib/*.h)
 LIB_OBJ   := $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
 FIU_OBJ   := $(LIB_SRC:lib/%.c=$(B)/fiu/%.o)
@@ -41,6 +46,7 @@ ASAN_OBJ  := $(LIB_SRC:lib/%.c=$(B)/asan/%.o)
 SO        := $(B)/libshmkeeper.so.$(VERSION)
 SONAME    := libshmkeeper.so.$(SOMAJOR)
 AR_LIB    := $(B)/libshmkeeper.a
+PRELOAD   := $(B)/libshmkeeper-preload.so
 FIU_LIB   := $(B)/libshmkeeper-fiu.a
 ASAN_LIB  := $(B)/libshmkeeper-asan.a
 
@@ -52,6 +58,9 @@ TOOLS     := $(basename $(notdir $(filter-out tools/common.c,$(wildcard tools/*.
 TOOL_BIN  := $(TOOLS:%=$(B)/tools/%)
 TOOL_COMMON := $(wildcard tools/common.c)
 MAN1      := $(wildcard docs/*.1)
+MAN7      := $(wildcard docs/*.7)
+# Programs the tests run (under the preload, among others).
+TEST_PROGS := $(patsubst tests/prog_%.c,$(B)/tests/prog_%,$(wildcard tests/prog_*.c))
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
@@ -66,7 +75,7 @@ DEB_DEPS  := libcjson-dev libbsd-dev libcriterion-dev libfiu-dev pkg-config
 
 all: lib tools
 
-lib: $(SO) $(AR_LIB) $(B)/shmkeeper.pc
+lib: $(SO) $(AR_LIB) $(PRELOAD) $(B)/shmkeeper.pc
 
 tools: $(TOOL_BIN)
 
@@ -92,6 +101,13 @@ $(SO): $(LIB_OBJ)
 	ln -sf $(SONAME) $(B)/libshmkeeper.so
 $(AR_LIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
+# The preload: the library's objects and lib/preload.c, exporting only the
+# interposed functions (lib/preload.map).
+$(B)/lib/preload.o: lib/preload.c $(LIB_HDR) | $(B)/lib
+	$(CC) $(LIB_CFLAGS) -c -o $@ $<
+$(PRELOAD): $(B)/lib/preload.o $(LIB_OBJ) lib/preload.map
+	$(CC) -shared -Wl,--version-script=lib/preload.map -Wl,-z,nodelete -o $@ \
+	  $(B)/lib/preload.o $(LIB_OBJ) $(LIB_LIBS) -ldl
 $(FIU_LIB): $(FIU_OBJ)
 	rm -f $@ && ar rcs $@ $^
 $(ASAN_LIB): $(ASAN_OBJ)
@@ -107,17 +123,20 @@ PC_TEXT = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCD
 $(B)/shmkeeper.pc: Makefile | $(B)
 	$(PC_TEXT) > $@
 
-$(B) $(B)/lib $(B)/fiu $(B)/asan $(B)/bench $(B)/tools:
+$(B) $(B)/lib $(B)/fiu $(B)/asan $(B)/bench $(B)/tools $(B)/tests:
 	mkdir -p $@
 
 # ---- tests -----------------------------------------------------------------
 TEST_CFLAGS = $(ALL_CFLAGS) -Ilib -Itests -DFIU_ENABLE -DSHMK_SRCDIR='"$(CURDIR)"' -DSHMK_BUILDDIR='"$(CURDIR)/$(B)"'
 TEST_LIBS   = -lcriterion -lfiu -lcjson -lbsd -lm -pthread
 
-$(TEST_BIN): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(FIU_LIB) | $(B)
+$(TEST_BIN): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(FIU_LIB) $(TEST_PROGS) $(PRELOAD) | $(B)
 	$(CC) $(TEST_CFLAGS) -o $@ $(TEST_SRC) $(TEST_HLP) $(FIU_LIB) $(TEST_LIBS)
-$(ASAN_TEST): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(ASAN_LIB) | $(B)
+$(ASAN_TEST): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(ASAN_LIB) $(TEST_PROGS) $(PRELOAD) | $(B)
 	$(CC) $(TEST_CFLAGS) $(ASAN_FLAGS) -o $@ $(TEST_SRC) $(TEST_HLP) $(ASAN_LIB) $(TEST_LIBS)
+# Plain programs, linked with nothing of ours: what the preload is for.
+$(B)/tests/prog_%: tests/prog_%.c | $(B)/tests
+	$(CC) $(ALL_CFLAGS) -o $@ $< -pthread
 
 deps:
 	@missing=""; \
@@ -151,6 +170,7 @@ installcheck: lib tools
 	rm -rf $(IC) && mkdir -p $(IC)
 	$(MAKE) --no-print-directory install DESTDIR=$(IC)/stage PREFIX=/usr/local >/dev/null
 	test -f $(IC)/stage/usr/local/include/shmkeeper.h && test -L $(IC)/stage/usr/local/lib/libshmkeeper.so
+	test -f $(IC)/stage/usr/local/lib/shmkeeper/libshmkeeper-preload.so
 	$(MAKE) --no-print-directory install PREFIX=$(IC)/pfx >/dev/null
 	PKG_CONFIG_PATH=$(IC)/pfx/lib/pkgconfig \
 	  sh -c '$(CC) -o $(IC)/prog tests/installcheck.c $$(pkg-config --cflags --libs shmkeeper)'
@@ -198,6 +218,9 @@ install: lib tools
 	$(if $(MAN1),install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
 	$(if $(wildcard tools/*.service),install -d $(DESTDIR)$(UNITDIR) && install -m 0644 tools/*.service $(DESTDIR)$(UNITDIR)/)
 	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/
+	install -d $(DESTDIR)$(PRELOADDIR)
+	install -m 0644 $(PRELOAD) $(DESTDIR)$(PRELOADDIR)/
+	$(if $(MAN7),install -d $(DESTDIR)$(MANDIR)/man7 && install -m 0644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/)
 	ln -sf libshmkeeper.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libshmkeeper.so
 	install -m 0644 $(AR_LIB) $(DESTDIR)$(LIBDIR)/
@@ -211,6 +234,7 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/libshmkeeper.so $(DESTDIR)$(LIBDIR)/libshmkeeper.a \
 	  $(DESTDIR)$(INCDIR)/shmkeeper.h $(DESTDIR)$(PCDIR)/shmkeeper.pc \
 	  $(DESTDIR)$(MANDIR)/man3/shmkeeper.3 \
+	  $(DESTDIR)$(PRELOADDIR)/libshmkeeper-preload.so $(MAN7:docs/%=$(DESTDIR)$(MANDIR)/man7/%) \
 	  $(TOOLS:%=$(DESTDIR)$(BINDIR)/%) $(MAN1:docs/%=$(DESTDIR)$(MANDIR)/man1/%) \
 	  $(patsubst tools/%,$(DESTDIR)$(UNITDIR)/%,$(wildcard tools/*.service))
 
