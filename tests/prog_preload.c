@@ -9,7 +9,10 @@
  *   A:name   shm_open(name, O_RDWR)
  *   U:name   shm_unlink(name)
  *   T:size   ftruncate(last shm descriptor, size)
- *   M        mmap the last descriptor with its size and write every page
+ *   B        print the size and allocated bytes of the last descriptor
+ *   V:name   vfork; the child calls shm_open(name, O_CREAT|O_EXCL) and
+ *            _exits (what POSIX does not allow, and the preload must not
+ *            record: the child shares its parent's memory)
  *   s:name   sem_open(name, O_CREAT|O_EXCL, 0600, 1)
  *   o:name   sem_open(name, O_CREAT, 0600, 1)
  *   u:name   sem_unlink(name)
@@ -112,6 +115,26 @@ int main(int argc, char **argv)
 				p[o] = 1;
 			munmap(p, (size_t)st.st_size);
 			say_int(a, 0);
+			break;
+		}
+		case 'B': {
+			struct stat st;
+			if (fstat(last_fd, &st) < 0)
+				say_int(a, -1);
+			else
+				printf("%s = size %lld allocated %lld\n", a,
+				       (long long)st.st_size,
+				       (long long)st.st_blocks * 512);
+			break;
+		}
+		case 'V': {
+			pid_t pid = vfork();
+			int st;
+			if (pid == 0)
+				_exit(shm_open(arg, O_CREAT | O_EXCL | O_RDWR, 0600) >= 0
+					      ? 0 : 1);
+			waitpid(pid, &st, 0);
+			printf("%s = child exit %d\n", a, WEXITSTATUS(st));
 			break;
 		}
 		case 's':
