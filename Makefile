@@ -206,6 +206,9 @@ soak: deps
 $(B)/bench/%: tests/bench/%.c $(wildcard tests/bench/*.h) $(AR_LIB) | $(B)/bench
 	$(CC) $(ALL_CFLAGS) -O2 -Ilib -Itests/bench -o $@ $< $(AR_LIB) $(LIB_LIBS) -lm
 
+# bench_preload runs itself under the preload.
+$(B)/bench/bench_preload: $(PRELOAD)
+
 bench: deps
 	$(MAKE) $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
