@@ -22,6 +22,9 @@ BINDIR    ?= $(PREFIX)/bin
 LIBDIR    ?= $(PREFIX)/lib
 INCDIR    ?= $(PREFIX)/include
 MANDIR    ?= $(PREFIX)/share/man
+# libshmkeeper-preload.so is not a library to link with: it has a
+# directory of its own (shmrun runs programs with LD_PRELOAD=$(PRELOADDIR)/...).
+PRELOADDIR ?= $(LIBDIR)/shmkeeper
 PCDIR     ?= $(LIBDIR)/pkgconfig
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
 
@@ -34,7 +37,9 @@ LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Ilib
 LIB_LIBS   = -lcjson -lbsd -lm -pthread
 
 B         := build
-LIB_SRC   := $(wildcard lib/*.c)
+# lib/preload.c is the preload library's own (it defines shm_open...),
+# never part of libshmkeeper.
+LIB_SRC   := $(filter-out lib/preload.c,$(wildcard lib/*.c))
 LIB_HDR   := $(wildcard lib/*.h)
 LIB_OBJ   := $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
 FIU_OBJ   := $(LIB_SRC:lib/%.c=$(B)/fiu/%.o)
@@ -42,6 +47,7 @@ ASAN_OBJ  := $(LIB_SRC:lib/%.c=$(B)/asan/%.o)
 SO        := $(B)/libshmkeeper.so.$(VERSION)
 SONAME    := libshmkeeper.so.$(SOMAJOR)
 AR_LIB    := $(B)/libshmkeeper.a
+PRELOAD   := $(B)/libshmkeeper-preload.so
 FIU_LIB   := $(B)/libshmkeeper-fiu.a
 ASAN_LIB  := $(B)/libshmkeeper-asan.a
 
@@ -53,6 +59,9 @@ TOOLS     := $(basename $(notdir $(filter-out tools/common.c,$(wildcard tools/*.
 TOOL_BIN  := $(TOOLS:%=$(B)/tools/%)
 TOOL_COMMON := $(wildcard tools/common.c)
 MAN1      := $(wildcard docs/*.1)
+MAN7      := $(wildcard docs/*.7)
+# Programs the tests run (under the preload, among others).
+TEST_PROGS := $(patsubst tests/prog_%.c,$(B)/tests/prog_%,$(wildcard tests/prog_*.c))
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
@@ -72,7 +81,7 @@ PYTHON    ?= /usr/bin/python3
 
 all: lib tools
 
-lib: $(SO) $(AR_LIB) $(B)/shmkeeper.pc
+lib: $(SO) $(AR_LIB) $(PRELOAD) $(B)/shmkeeper.pc
 
 tools: $(TOOL_BIN)
 
@@ -98,6 +107,13 @@ $(SO): $(LIB_OBJ)
 	ln -sf $(SONAME) $(B)/libshmkeeper.so
 $(AR_LIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
+# The preload: the library's objects and lib/preload.c, exporting only the
+# interposed functions (lib/preload.map).
+$(B)/lib/preload.o: lib/preload.c $(LIB_HDR) | $(B)/lib
+	$(CC) $(LIB_CFLAGS) -c -o $@ $<
+$(PRELOAD): $(B)/lib/preload.o $(LIB_OBJ) lib/preload.map
+	$(CC) -shared -Wl,--version-script=lib/preload.map -Wl,-z,nodelete -o $@ \
+	  $(B)/lib/preload.o $(LIB_OBJ) $(LIB_LIBS) -ldl
 $(FIU_LIB): $(FIU_OBJ)
 	rm -f $@ && ar rcs $@ $^
 $(ASAN_LIB): $(ASAN_OBJ)
@@ -113,17 +129,20 @@ PC_TEXT = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCD
 $(B)/shmkeeper.pc: Makefile | $(B)
 	$(PC_TEXT) > $@
 
-$(B) $(B)/lib $(B)/fiu $(B)/asan $(B)/bench $(B)/tools:
+$(B) $(B)/lib $(B)/fiu $(B)/asan $(B)/bench $(B)/tools $(B)/tests:
 	mkdir -p $@
 
 # ---- tests -----------------------------------------------------------------
 TEST_CFLAGS = $(ALL_CFLAGS) -Ilib -Itests -DFIU_ENABLE -DSHMK_SRCDIR='"$(CURDIR)"' -DSHMK_BUILDDIR='"$(CURDIR)/$(B)"'
 TEST_LIBS   = -lcriterion -lfiu -lcjson -lbsd -lm -pthread
 
-$(TEST_BIN): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(FIU_LIB) | $(B)
+$(TEST_BIN): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(FIU_LIB) $(TEST_PROGS) $(PRELOAD) | $(B)
 	$(CC) $(TEST_CFLAGS) -o $@ $(TEST_SRC) $(TEST_HLP) $(FIU_LIB) $(TEST_LIBS)
-$(ASAN_TEST): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(ASAN_LIB) | $(B)
+$(ASAN_TEST): $(TEST_SRC) $(TEST_HLP) tests/helpers.h $(ASAN_LIB) $(TEST_PROGS) $(PRELOAD) | $(B)
 	$(CC) $(TEST_CFLAGS) $(ASAN_FLAGS) -o $@ $(TEST_SRC) $(TEST_HLP) $(ASAN_LIB) $(TEST_LIBS)
+# Plain programs, linked with nothing of ours: what the preload is for.
+$(B)/tests/prog_%: tests/prog_%.c | $(B)/tests
+	$(CC) $(ALL_CFLAGS) -o $@ $< -pthread
 
 deps:
 	@missing=""; \
@@ -165,6 +184,7 @@ installcheck: lib tools
 	rm -rf $(IC) && mkdir -p $(IC)
 	$(MAKE) --no-print-directory install DESTDIR=$(IC)/stage PREFIX=/usr/local >/dev/null
 	test -f $(IC)/stage/usr/local/include/shmkeeper.h && test -L $(IC)/stage/usr/local/lib/libshmkeeper.so
+	test -f $(IC)/stage/usr/local/lib/shmkeeper/libshmkeeper-preload.so
 	$(MAKE) --no-print-directory install PREFIX=$(IC)/pfx >/dev/null
 	PKG_CONFIG_PATH=$(IC)/pfx/lib/pkgconfig \
 	  sh -c '$(CC) -o $(IC)/prog tests/installcheck.c $$(pkg-config --cflags --libs shmkeeper)'
@@ -200,6 +220,9 @@ soak: deps
 $(B)/bench/%: tests/bench/%.c $(wildcard tests/bench/*.h) $(AR_LIB) | $(B)/bench
 	$(CC) $(ALL_CFLAGS) -O2 -Ilib -Itests/bench -o $@ $< $(AR_LIB) $(LIB_LIBS) -lm
 
+# bench_preload runs itself under the preload.
+$(B)/bench/bench_preload: $(PRELOAD)
+
 bench: deps
 	$(MAKE) $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
@@ -212,6 +235,9 @@ install: lib tools
 	$(if $(MAN1),install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
 	$(if $(wildcard tools/*.service),install -d $(DESTDIR)$(UNITDIR) && install -m 0644 tools/*.service $(DESTDIR)$(UNITDIR)/)
 	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/
+	install -d $(DESTDIR)$(PRELOADDIR)
+	install -m 0644 $(PRELOAD) $(DESTDIR)$(PRELOADDIR)/
+	$(if $(MAN7),install -d $(DESTDIR)$(MANDIR)/man7 && install -m 0644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/)
 	ln -sf libshmkeeper.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libshmkeeper.so
 	install -m 0644 $(AR_LIB) $(DESTDIR)$(LIBDIR)/
@@ -225,6 +251,7 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/libshmkeeper.so $(DESTDIR)$(LIBDIR)/libshmkeeper.a \
 	  $(DESTDIR)$(INCDIR)/shmkeeper.h $(DESTDIR)$(PCDIR)/shmkeeper.pc \
 	  $(DESTDIR)$(MANDIR)/man3/shmkeeper.3 \
+	  $(DESTDIR)$(PRELOADDIR)/libshmkeeper-preload.so $(MAN7:docs/%=$(DESTDIR)$(MANDIR)/man7/%) \
 	  $(TOOLS:%=$(DESTDIR)$(BINDIR)/%) $(MAN1:docs/%=$(DESTDIR)$(MANDIR)/man1/%) \
 	  $(patsubst tools/%,$(DESTDIR)$(UNITDIR)/%,$(wildcard tools/*.service))
 

@@ -24,10 +24,11 @@ struct shmk_owner {
 	size_t jbytes;          /* journal bytes since the last snapshot */
 	size_t snap_bytes;      /* size of the last snapshot line */
 	bool must_rewrite;      /* an append failed: file may end torn */
-	/* A "live" line waiting to go out with the next append (one write
-	 * instead of two); until then the record says "intent", which is
-	 * enough to reap the segment. */
-	char pending[SHMK_SHM_NAME_MAX + 128];
+	/* "live" (and, for adopted names, "drop") lines waiting to go out
+	 * with the next append (one write instead of several); until then
+	 * the record says "intent" (enough to reap the segment) or names an
+	 * object that is gone (which the reaper shrugs off).  Two lines. */
+	char pending[2 * (SHMK_SHM_NAME_MAX + 128)];
 	size_t pending_len;
 };
 
@@ -45,6 +46,13 @@ struct shmk_ctx {
 	uint64_t budget;
 	shmk_monitor *monitor; /* hard/soft limits on creation (not owned) */
 	struct shmk_inoset foreign; /* other users' objects seen (admit.c) */
+	/* Set by the preload (adopt.c) before its first create: the record
+	 * is format 3 and holds adopted names; the lock descriptor stays open
+	 * across exec (the exec'd image is the same owner); and the owner's
+	 * descriptors are moved to fd_floor or above, out of the program's
+	 * way (0: where open() puts them). */
+	bool adopt;
+	int fd_floor;
 	struct shmk_owner own;
 };
 
@@ -67,10 +75,44 @@ int shmk__admit(shmk_ctx *c, const char *name, uint64_t size,
 
 /* owner.c */
 int shmk__owner_ensure(shmk_ctx *c);
+/* Moves *fd to the lowest free descriptor >= floor (close-on-exec), if
+ * floor > 0 and *fd is below it; keeps it where it is if that fails.
+ * Never for a descriptor that holds a POSIX lock: closing the old one
+ * would drop it.  errno is kept. */
+void shmk__fd_raise(int *fd, int floor);
 void shmk__owner_forget(struct shmk_owner *o);
 int shmk__owner_log(shmk_ctx *c, const char *line, size_t len);
 void shmk__owner_defer(shmk_ctx *c, const char *line, size_t len);
 int shmk__owner_snapshot(shmk_ctx *c);
 int shmk__owner_close(shmk_ctx *c);
+
+/* adopt.c: the preload's records of adopted names (caller holds c->mu,
+ * c->adopt set).  full is "/<file>" (shmk__adopted_name_ok).
+ *   _intent  the entry, in the record before the object is made (makes
+ *            this process's owner if it has none: a fork child gets its
+ *            own); 0 or -errno with the sentence set.  An entry of the
+ *            same name it replaces is copied to *prev (prev->state 0:
+ *            none), for _undo.
+ *   _undo    the call made nothing: the intent goes, *prev comes back
+ *            (our own live object under a name an O_EXCL create found
+ *            taken stays recorded).
+ *   _live    the object exists with inode ino (written at once).
+ *   _drop    the name no longer holds the object (unlinked, or never
+ *            made): forgets the entry.  A live entry's drop may wait for
+ *            the next append (its inode protects any later object of the
+ *            name); an intent's is written now, or a reaper could take a
+ *            later object of the name for this owner's.
+ *   _has     is full an entry of this process's owner?
+ *   _retire  at exit: if the owner holds no entry, remove its record and
+ *            lock file; else write what was deferred, and leave both to a
+ *            reaper. */
+int shmk__adopt_intent(shmk_ctx *c, const char *full, enum shmk_seg_kind kind,
+		       struct shmk_rec_seg *prev);
+void shmk__adopt_undo(shmk_ctx *c, const char *full,
+		      const struct shmk_rec_seg *prev);
+void shmk__adopt_live(shmk_ctx *c, const char *full, uint64_t ino);
+void shmk__adopt_drop(shmk_ctx *c, const char *full);
+bool shmk__adopt_has(shmk_ctx *c, const char *full);
+void shmk__adopt_retire(shmk_ctx *c);
 
 #endif

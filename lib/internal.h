@@ -39,13 +39,16 @@ int shmk__fiu_errno(void);
 				    : (call))
 
 #define SHMK_FORMAT "shmkeeper-record"
-/* The version the serialisers write (shmk__fmt_header_open: 1 when the
- * owner's pid namespace is unknown) and the highest the parsers read. */
-#define SHMK_FORMAT_VERSION 2
+/* The highest version the parsers read.  The serialisers write the lowest
+ * version that can say what the record holds: 1 when the owner's pid
+ * namespace is unknown, 2 otherwise, and 3 for an owner that adopts names
+ * (the preload: entries with a "kind"; shmk__fmt_header_open_adopt). */
+#define SHMK_FORMAT_VERSION 3
 #define SHMK_RECORD_MAX (32u << 20) /* refuse records larger than 32 MiB */
 #define SHMK_JSON_DEPTH_MAX 8       /* our documents nest 3 deep */
 #define SHMK_ID_MAX 64
-#define SHMK_SHM_NAME_MAX 256 /* "/<ns>.<name>" + NUL */
+#define SHMK_SHM_NAME_MAX 257 /* "/<file>" + NUL: "/<ns>.<name>", or an
+				 adopted object's file name (NAME_MAX) */
 #define SHMK_QUARANTINE "quarantine"
 #define SHMK_DEFAULT_SHM_DIR "/dev/shm"
 #define SHMK_DEFAULT_STRAY_AGE SHMK_REAP_DEFAULT_STRAY_AGE
@@ -105,6 +108,31 @@ int shmk__ofile_name(const char *id, enum shmk_ofile kind, char *buf,
 bool shmk__ofile_parse(const char *name, char id[SHMK_ID_MAX],
 		       enum shmk_ofile *kind);
 bool shmk__role_ok(const char *role);
+
+/* What a record entry names (format 3).  A segment is "/<ns>.<name>" of
+ * the record's namespace; an adopted object (the preload) is any POSIX
+ * shared memory object or named semaphore a program created, recorded by
+ * its file name in the shm directory: "/<file>", where <file> is 1 to 255
+ * of the printable ASCII characters but '"', '\\' and '/', not starting
+ * with '.', and for a semaphore "sem.<name>" (glibc's file for "/<name>").
+ * They are not under the namespace's "<ns>." prefix, so they are never
+ * strays of it. */
+enum shmk_seg_kind {
+	SHMK_KIND_SEGMENT = 0,
+	SHMK_KIND_ADOPTED_SHM,
+	SHMK_KIND_ADOPTED_SEM,
+};
+#define SHMK_ADOPTED_FILE_MAX 255 /* NAME_MAX */
+/* Is full ("/<file>") an adopted name of that kind (SHM: any adopted file
+ * name, a semaphore's included, since both live in the shm directory)? */
+bool shmk__adopted_name_ok(const char *full, enum shmk_seg_kind kind);
+/* Is full a valid entry name of kind in namespace ns (segment: '/' and
+ * shmk__fullname_in_ns)? */
+bool shmk__recname_ok(const char *full, const char *ns,
+		      enum shmk_seg_kind kind);
+/* "segment", "adopted-shm", "adopted-sem"; and back (-1: none). */
+const char *shmk__kind_name(enum shmk_seg_kind kind);
+int shmk__kind_parse(const char *s);
 
 /* ---- shmdir.c: the shm directory, a namespace's objects, the claim ------ */
 /* Opens the shm directory (O_RDONLY|O_DIRECTORY|O_CLOEXEC) without
@@ -379,6 +407,7 @@ struct shmk_rec_seg {
 	int64_t created;
 	uint64_t ino; /* 0 while in intent */
 	enum shmk_seg_state state;
+	enum shmk_seg_kind kind; /* format 3; SEGMENT in versions 1 and 2 */
 };
 
 struct shmk_record {
@@ -420,9 +449,20 @@ int shmk__record_load(int dirfd, const char *name, const char *expect_ns,
 int shmk__fmt_header_open(char *buf, size_t sz, const char *ns,
 			  const char *id, const struct shmk_ident *owner,
 			  const char *role, int64_t created);
+/* The same header as format 3, for an owner that adopts names (its pid
+ * namespace then optional: absent when unknown). */
+int shmk__fmt_header_open_adopt(char *buf, size_t sz, const char *ns,
+				const char *id, const struct shmk_ident *owner,
+				const char *role, int64_t created);
+/* A snapshot entry; an adopted one (format 3) ends with its "kind". */
 int shmk__fmt_seg(char *buf, size_t sz, const struct shmk_rec_seg *s);
 int shmk__fmt_op_intent(char *buf, size_t sz, const char *name, uint64_t size,
 			int64_t created);
+/* The intent of an adopted name (format 3), ending with its kind.  The
+ * preload writes size 0: an object is created empty, and its size is
+ * whatever the name holds when it is reaped. */
+int shmk__fmt_op_adopt(char *buf, size_t sz, const char *name, uint64_t size,
+		       int64_t created, enum shmk_seg_kind kind);
 int shmk__fmt_op_live(char *buf, size_t sz, const char *name, uint64_t ino);
 int shmk__fmt_op_drop(char *buf, size_t sz, const char *name);
 

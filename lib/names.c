@@ -56,6 +56,63 @@ bool shmk__fullname_in_ns(const char *full, const char *ns)
 	       shmk__segname_ok(full + l + 1);
 }
 
+/* ---- adopted names (format 3) -------------------------------------------
+ *
+ * A program under the preload names its objects as it likes; the record
+ * keeps the object's file name in the shm directory.  The alphabet keeps a
+ * name a plain JSON string (no escapes: the fast parser reads it as bytes)
+ * and a plain file name: printable ASCII but '"', '\\' and '/', no leading
+ * '.' (so never ".", "..", a hidden name or the namespace claim).  A name
+ * outside it is not adopted: the preload leaves the call alone. */
+bool shmk__adopted_name_ok(const char *full, enum shmk_seg_kind kind)
+{
+	const char *f = full + 1;
+	size_t n;
+
+	if (full[0] != '/' || f[0] == '.' || f[0] == '\0')
+		return false;
+	for (n = 0; f[n]; n++)
+		if (n >= SHMK_ADOPTED_FILE_MAX || f[n] <= ' ' || f[n] > '~' ||
+		    f[n] == '"' || f[n] == '\\' || f[n] == '/')
+			return false;
+	switch (kind) {
+	case SHMK_KIND_ADOPTED_SHM:
+		return true;
+	case SHMK_KIND_ADOPTED_SEM: /* glibc's "sem.<name>", name not empty */
+		return strncmp(f, "sem.", 4) == 0 && f[4] != '\0';
+	case SHMK_KIND_SEGMENT:
+		break;
+	}
+	return false;
+}
+
+bool shmk__recname_ok(const char *full, const char *ns,
+		      enum shmk_seg_kind kind)
+{
+	if (kind == SHMK_KIND_SEGMENT)
+		return full[0] == '/' && shmk__fullname_in_ns(full, ns);
+	return shmk__adopted_name_ok(full, kind);
+}
+
+static const char *const kind_names[] = {
+	[SHMK_KIND_SEGMENT] = "segment",
+	[SHMK_KIND_ADOPTED_SHM] = "adopted-shm",
+	[SHMK_KIND_ADOPTED_SEM] = "adopted-sem",
+};
+
+const char *shmk__kind_name(enum shmk_seg_kind kind)
+{
+	return (unsigned)kind < 3 ? kind_names[kind] : "segment";
+}
+
+int shmk__kind_parse(const char *s)
+{
+	for (int k = 0; k < 3; k++)
+		if (strcmp(s, kind_names[k]) == 0)
+			return k;
+	return -1;
+}
+
 /* ---- owner ids and owner file names ------------------------------------
  *
  * The one place where they are made and read.  An owner id is exactly what

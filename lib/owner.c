@@ -31,6 +31,19 @@
  * hundreds of microseconds). */
 #define COMPACT_SLACK_BYTES (256u << 10)
 
+void shmk__fd_raise(int *fd, int floor)
+{
+	int e = errno, n;
+
+	if (floor <= 0 || *fd < 0 || *fd >= floor)
+		return;
+	if ((n = fcntl(*fd, F_DUPFD_CLOEXEC, floor)) >= 0) {
+		close(*fd);
+		*fd = n;
+	}
+	errno = e;
+}
+
 void shmk__owner_forget(struct shmk_owner *o)
 {
 	void *v;
@@ -96,6 +109,7 @@ static int lock_create(shmk_ctx *c, struct shmk_owner *o)
 	if (o->lock_fd < 0)
 		return shmk__err(-errno, "%s/%s: cannot create lock file: %s",
 				 c->ns_path, o->lock_name, strerror(errno));
+	shmk__fd_raise(&o->lock_fd, c->fd_floor); /* before the lock */
 	fiu_do_on("shmk/lock/fcntl", { errno = ENOLCK; goto fail; });
 	if (SHMK_SYS("fcntl", fcntl(o->lock_fd, F_SETLK, &fl)) < 0)
 		goto fail;
@@ -112,6 +126,8 @@ static int lock_create(shmk_ctx *c, struct shmk_owner *o)
 					     O_RDWR | O_CREAT | O_EXCL |
 						     O_NOFOLLOW | O_CLOEXEC,
 					     0600));
+		if (o->lock_fd >= 0)
+			shmk__fd_raise(&o->lock_fd, c->fd_floor);
 		if (o->lock_fd < 0 ||
 		    SHMK_SYS("fcntl", fcntl(o->lock_fd, F_SETLK, &fl)) < 0)
 			goto fail;
@@ -119,6 +135,12 @@ static int lock_create(shmk_ctx *c, struct shmk_owner *o)
 	if (named &&
 	    SHMK_SYS("rename", renameat(c->ns_fd, tmp, c->ns_fd, o->lock_name)) < 0)
 		goto fail;
+	/* An adopting owner's image may exec: the lock (and so the owner)
+	 * lives on in the new image as long as this descriptor is open.
+	 * Fork children inherit it without the lock (POSIX locks are per
+	 * process), so it never makes another process pass for the owner. */
+	if (c->adopt)
+		(void)fcntl(o->lock_fd, F_SETFD, 0);
 	return 0;
 fail:
 	rc = -errno;
@@ -180,7 +202,7 @@ fail:
 int shmk__owner_snapshot(shmk_ctx *c)
 {
 	struct shmk_owner *o = &c->own;
-	size_t cap = 1024 + o->segs.used * (SHMK_SHM_NAME_MAX + 128), len;
+	size_t cap = 1024 + o->segs.used * (SHMK_SHM_NAME_MAX + 192), len;
 	char *buf = SHMK_SYSP("malloc", NULL, malloc(cap));
 	void *v;
 	int n, fd, rc;
@@ -188,12 +210,26 @@ int shmk__owner_snapshot(shmk_ctx *c)
 	if (!buf)
 		return shmk__err(-ENOMEM, "%s: out of memory for snapshot",
 				 o->rec_path);
-	n = shmk__fmt_header_open(buf, cap, c->ns, o->id, &o->ident, c->role,
-				  o->created);
+	n = (c->adopt ? shmk__fmt_header_open_adopt : shmk__fmt_header_open)(
+		buf, cap, c->ns, o->id, &o->ident, c->role, o->created);
 	if (n < 0)
 		goto nobuf;
 	len = (size_t)n;
 	for (size_t it = 0; (v = shmk__table_next(&o->segs, &it));) {
+		struct shmk_rec_seg *s = v;
+		struct stat st;
+
+		/* An adopted object unlinked by another process leaves its
+		 * entry behind: forgotten here, once the name holds it no
+		 * more (gone, or another inode). */
+		if (s->kind != SHMK_KIND_SEGMENT && s->state == SHMK_SEG_LIVE &&
+		    (fstatat(c->shm_fd, s->name + 1, &st,
+			     AT_SYMLINK_NOFOLLOW) < 0
+			     ? errno == ENOENT
+			     : (uint64_t)st.st_ino != s->ino)) {
+			free(shmk__table_del(&o->segs, s->name));
+			continue;
+		}
 		if (buf[len - 1] != '[')
 			buf[len++] = ',';
 		if ((n = shmk__fmt_seg(buf + len, cap - len, v)) < 0)
@@ -209,6 +245,7 @@ int shmk__owner_snapshot(shmk_ctx *c)
 	free(buf);
 	if (rc < 0)
 		return rc;
+	shmk__fd_raise(&fd, c->fd_floor);
 	shmk__close(&o->rec_fd);
 	o->rec_fd = fd;
 	o->ops = 0;
@@ -225,7 +262,7 @@ nobuf:
 int shmk__owner_log(shmk_ctx *c, const char *line, size_t len)
 {
 	struct shmk_owner *o = &c->own;
-	char both[2 * (SHMK_SHM_NAME_MAX + 128)];
+	char both[sizeof o->pending + SHMK_SHM_NAME_MAX + 128];
 	int rc;
 
 	if (o->must_rewrite && (rc = shmk__owner_snapshot(c)) < 0)
@@ -255,13 +292,13 @@ void shmk__owner_defer(shmk_ctx *c, const char *line, size_t len)
 {
 	struct shmk_owner *o = &c->own;
 
-	if (o->pending_len || len > sizeof o->pending || c->durable) {
+	if (o->pending_len + len > sizeof o->pending || c->durable) {
 		/* Durable mode writes everything as it happens. */
 		(void)shmk__owner_log(c, line, len);
 		return;
 	}
-	memcpy(o->pending, line, len);
-	o->pending_len = len;
+	memcpy(o->pending + o->pending_len, line, len);
+	o->pending_len += len;
 }
 
 struct close_drop {

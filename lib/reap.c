@@ -18,7 +18,9 @@
  *     (only the inode the owner created, only a regular file of ours, each
  *     name looked at right before; a segment only in "intent" is left
  *     alone if a live or unknown owner claims the name, their records read
- *     again for an object newer than our reading; a record of an earlier
+ *     again for an object newer than our reading; an adopted name in
+ *     "intent" is also left alone when its object is older than the
+ *     intent; a record of an earlier
  *     boot on tmpfs unlinks nothing), then the record, temporary files and
  *     finally the lock file (still locked by us), and let go of the lock.
  *  4. Strays: listed objects no record names.  Reported; unlinked only on
@@ -526,6 +528,19 @@ static void reap_segment(struct reap *r, struct owner_ent *o,
 
 	/* Every name is looked at (fstatat) right before its unlink: a listing
 	 * taken earlier in the pass could be stale by then. */
+	if (s->state == SHMK_SEG_INTENT && s->kind != SHMK_KIND_SEGMENT &&
+	    fstatat(r->shmfd, s->name + 1, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (int64_t)st.st_ctime < s->created) {
+		/* An adopted name is not under the namespace's prefix: any
+		 * process may have made the object, preloaded or not.  One
+		 * whose last change is older than the intent was not made by
+		 * this owner (it died between its intent and its call). */
+		seg_settled(&d);
+		item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name, s->size,
+		       0, "never created by this owner: the object is older "
+			  "than its intent (kept)");
+		return;
+	}
 	if (s->state == SHMK_SEG_INTENT) {
 		int c = intent_claimed(r, s->name);
 		if (c != 0) {

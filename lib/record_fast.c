@@ -32,11 +32,16 @@
  *     4194304, uid 4294967294): exact in a double, so cJSON's valuedouble
  *     is exactly the value, and in range as get_uint() demands; pid 0,
  *     pidns 0, size 0 are refused as there;
- *   - "version" is exactly 1 or 2 (SHMK_FORMAT_VERSION); version 2, and
- *     only version 2, ends the owner with "pidns":N, N in 1..2^53-1
- *     (version 1 leaves pidns 0); the namespace must equal
+ *   - "version" is exactly 1, 2 or 3 (SHMK_FORMAT_VERSION); version 2
+ *     ends the owner with "pidns":N, N in 1..2^53-1, version 3 may (and
+ *     leaves pidns 0 without it), version 1 never; the namespace must equal
  *     expect_ns when one is given; a segment listed twice in the snapshot
  *     is refused; "live" segments have an ino and "intent" ones have none;
+ *   - version 3 only: an entry and an intent may end with
+ *     "kind":"adopted-shm" or "kind":"adopted-sem" (never "segment", which
+ *     the serialisers do not write), and then their name is judged by
+ *     shmk__adopted_name_ok() and size 0 is allowed; a live or drop may
+ *     name an adopted file (the SHM rule, which covers semaphores);
  *   - the journal folds as in record_slow.c: an intent adds or replaces (ino
  *     0), a live sets state and ino of a known name and ignores an unknown
  *     one, a drop removes a known name;
@@ -56,7 +61,7 @@
 
 #define MAX53 9007199254740991ull /* 2^53 - 1 */
 /* snapshot() knows the shapes of versions 1 and 2 only. */
-_Static_assert(SHMK_FORMAT_VERSION == 2, "teach snapshot() the new version");
+_Static_assert(SHMK_FORMAT_VERSION == 3, "teach snapshot() the new version");
 
 struct cur {
 	const char *p, *e; /* next byte; end of the complete lines */
@@ -143,21 +148,47 @@ static bool boot_id_ok(const char *s)
 	return n == 0 || n == 36;
 }
 
-static inline bool seg_name(struct cur *c, char *out, const char *ns)
+/* A name of a "live" or "drop": a segment of ns or, in version 3, an
+ * adopted file name. */
+static inline bool any_name(struct cur *c, char *out, const struct shmk_record *r)
 {
-	return str(c, out, SHMK_SHM_NAME_MAX) && out[0] == '/' &&
-	       shmk__fullname_in_ns(out, ns);
+	return str(c, out, SHMK_SHM_NAME_MAX) &&
+	       (shmk__recname_ok(out, r->ns, SHMK_KIND_SEGMENT) ||
+		(r->version >= 3 &&
+		 shmk__adopted_name_ok(out, SHMK_KIND_ADOPTED_SHM)));
 }
 
-/* {"name":"..","size":N,"state":"live","created":N,"ino":N}
- * {"name":"..","size":N,"state":"intent","created":N} */
-static bool snap_seg(struct cur *c, const char *ns, struct shmk_rec_seg *s)
+/* The optional ,"kind":"adopted-shm|adopted-sem" of version 3. */
+static inline void kind(struct cur *c, int version, enum shmk_seg_kind *k)
+{
+	*k = SHMK_KIND_SEGMENT;
+	if (version < 3)
+		return;
+	if (LIT(c, ",\"kind\":\"adopted-shm\""))
+		*k = SHMK_KIND_ADOPTED_SHM;
+	else if (LIT(c, ",\"kind\":\"adopted-sem\""))
+		*k = SHMK_KIND_ADOPTED_SEM;
+}
+
+/* The name (read first, judged once the kind is known) and size of an
+ * entry or intent of that kind. */
+static inline bool name_size_ok(const char *name, uint64_t size,
+				const char *ns, enum shmk_seg_kind k)
+{
+	return shmk__recname_ok(name, ns, k) &&
+	       (size != 0 || k != SHMK_KIND_SEGMENT);
+}
+
+/* {"name":"..","size":N,"state":"live","created":N,"ino":N[,"kind":".."]}
+ * {"name":"..","size":N,"state":"intent","created":N[,"kind":".."]} */
+static bool snap_seg(struct cur *c, const struct shmk_record *r,
+		     struct shmk_rec_seg *s)
 {
 	uint64_t u;
 
-	if (!LIT(c, "{\"name\":\"") || !seg_name(c, s->name, ns) ||
+	if (!LIT(c, "{\"name\":\"") || !str(c, s->name, SHMK_SHM_NAME_MAX) ||
 	    !LIT(c, ",\"size\":") || !num(c, MAX53, &s->size) ||
-	    s->size == 0 || !LIT(c, ",\"state\":\""))
+	    !LIT(c, ",\"state\":\""))
 		return false;
 	if (LIT(c, "live\",\"created\":")) {
 		s->state = SHMK_SEG_LIVE;
@@ -172,7 +203,8 @@ static bool snap_seg(struct cur *c, const char *ns, struct shmk_rec_seg *s)
 		return false;
 	}
 	s->created = (int64_t)u;
-	return LIT(c, "}");
+	kind(c, r->version, &s->kind);
+	return name_size_ok(s->name, s->size, r->ns, s->kind) && LIT(c, "}");
 }
 
 static int snapshot(struct cur *c, const char *expect_ns, size_t hint,
@@ -182,7 +214,9 @@ static int snapshot(struct cur *c, const char *expect_ns, size_t hint,
 
 	if (!LIT(c, "{\"format\":\"" SHMK_FORMAT "\",\"version\":"))
 		return -EAGAIN;
-	if (LIT(c, "2"))
+	if (LIT(c, "3"))
+		r->version = 3;
+	else if (LIT(c, "2"))
 		r->version = 2;
 	else if (LIT(c, "1"))
 		r->version = 1;
@@ -210,10 +244,13 @@ static int snapshot(struct cur *c, const char *expect_ns, size_t hint,
 	    !num(c, MAX53, &u))
 		return -EAGAIN;
 	r->created = (int64_t)u;
-	if (r->version == 2 &&
-	    (!LIT(c, ",\"pidns\":") || !num(c, MAX53, &r->owner.pidns) ||
-	     r->owner.pidns == 0))
+	if (r->version == 3 && !LIT(c, ",\"pidns\":")) {
+		/* version 3 without pidns: unknown (0) */
+	} else if (r->version >= 2 &&
+		   ((r->version == 2 && !LIT(c, ",\"pidns\":")) ||
+		    !num(c, MAX53, &r->owner.pidns) || r->owner.pidns == 0)) {
 		return -EAGAIN;
+	}
 	if (!LIT(c, "},\"segments\":["))
 		return -EAGAIN;
 
@@ -227,7 +264,7 @@ static int snapshot(struct cur *c, const char *expect_ns, size_t hint,
 
 		if (!s)
 			return -ENOMEM;
-		if (!snap_seg(c, r->ns, s) ||
+		if (!snap_seg(c, r, s) ||
 		    shmk__table_get(&r->index, s->name)) { /* listed twice */
 			free(s);
 			return -EAGAIN;
@@ -243,7 +280,7 @@ static int snapshot(struct cur *c, const char *expect_ns, size_t hint,
 	}
 }
 
-/* {"op":"intent","name":"..","size":N,"created":N}
+/* {"op":"intent","name":"..","size":N,"created":N[,"kind":".."]}
  * {"op":"live","name":"..","ino":N}
  * {"op":"drop","name":".."}
  * *last: the segment of the latest intent, which the live that the library
@@ -253,15 +290,18 @@ static int operation(struct cur *c, struct shmk_record *r,
 {
 	char name[SHMK_SHM_NAME_MAX];
 	struct shmk_rec_seg *s;
+	enum shmk_seg_kind k;
 	uint64_t size, u;
 
 	if (!LIT(c, "{\"op\":\""))
 		return -EAGAIN;
 	if (LIT(c, "intent\",\"name\":\"")) {
-		if (!seg_name(c, name, r->ns) || !LIT(c, ",\"size\":") ||
-		    !num(c, MAX53, &size) || size == 0 ||
-		    !LIT(c, ",\"created\":") || !num(c, MAX53, &u) ||
-		    !LIT(c, "}\n"))
+		if (!str(c, name, sizeof name) || !LIT(c, ",\"size\":") ||
+		    !num(c, MAX53, &size) || !LIT(c, ",\"created\":") ||
+		    !num(c, MAX53, &u))
+			return -EAGAIN;
+		kind(c, r->version, &k);
+		if (!name_size_ok(name, size, r->ns, k) || !LIT(c, "}\n"))
 			return -EAGAIN;
 		if (!(s = shmk__table_get(&r->index, name))) {
 			if (!(s = malloc(sizeof *s)))
@@ -277,6 +317,7 @@ static int operation(struct cur *c, struct shmk_record *r,
 		s->created = (int64_t)u;
 		s->ino = 0;
 		s->state = SHMK_SEG_INTENT;
+		s->kind = k;
 		*last = s;
 		return 0;
 	}
@@ -286,7 +327,9 @@ static int operation(struct cur *c, struct shmk_record *r,
 		/* The name of the latest intent was judged valid already. */
 		if (*last && strcmp((*last)->name, name) == 0)
 			s = *last;
-		else if (name[0] == '/' && shmk__fullname_in_ns(name, r->ns))
+		else if (shmk__recname_ok(name, r->ns, SHMK_KIND_SEGMENT) ||
+			 (r->version >= 3 &&
+			  shmk__adopted_name_ok(name, SHMK_KIND_ADOPTED_SHM)))
 			s = shmk__table_get(&r->index, name);
 		else
 			return -EAGAIN;
@@ -300,7 +343,7 @@ static int operation(struct cur *c, struct shmk_record *r,
 		return 0;
 	}
 	if (LIT(c, "drop\",\"name\":\"")) {
-		if (!seg_name(c, name, r->ns) || !LIT(c, "}\n"))
+		if (!any_name(c, name, r) || !LIT(c, "}\n"))
 			return -EAGAIN;
 		s = shmk__table_del(&r->index, name);
 		if (s && s == *last)

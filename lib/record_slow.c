@@ -107,10 +107,43 @@ static bool boot_id_ok(const char *s)
 	return n == 0 || n == 36;
 }
 
+/* The validators of get_str() take the string alone: the namespace, the
+ * kind of the entry being read and the record's version ride along here. */
 static __thread const char *tl_ns;
+static __thread enum shmk_seg_kind tl_kind;
+static __thread int tl_version;
 static bool seg_name_ok(const char *s)
 {
-	return s[0] == '/' && shmk__fullname_in_ns(s, tl_ns);
+	return shmk__recname_ok(s, tl_ns, tl_kind);
+}
+/* A "live" or "drop" names an entry of either kind (format 3). */
+static bool any_name_ok(const char *s)
+{
+	return shmk__recname_ok(s, tl_ns, SHMK_KIND_SEGMENT) ||
+	       (tl_version >= 3 &&
+		shmk__adopted_name_ok(s, SHMK_KIND_ADOPTED_SHM));
+}
+
+/* The optional "kind" of an entry (format 3; absent: a segment). */
+static int get_kind(struct pctx *p, const cJSON *o, const char *what,
+		    enum shmk_seg_kind *out)
+{
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "kind");
+	int v;
+
+	*out = SHMK_KIND_SEGMENT;
+	if (!k)
+		return 0;
+	if (tl_version < 3)
+		return bad(p, "%s.kind is not a key of version %d", what,
+			   tl_version);
+	if (!cJSON_IsString(k))
+		return bad(p, "%s.kind is not a string", what);
+	if ((v = shmk__kind_parse(k->valuestring)) < 0)
+		return bad(p, "%s has unknown kind \"%.20s\"", what,
+			   k->valuestring);
+	*out = (enum shmk_seg_kind)v;
+	return 0;
 }
 
 /* Nesting depth of a JSON text, counted outside strings, so that a hostile
@@ -206,20 +239,23 @@ static int add_seg(struct shmk_record *r, struct shmk_rec_seg *tmpl,
 static int parse_seg(struct pctx *p, const cJSON *o, struct shmk_rec_seg *s)
 {
 	static const char *const keys[] = {"name", "size", "state", "created",
-					   "ino", NULL};
+					   "ino", "kind", NULL};
 	const cJSON *st;
 	uint64_t u;
 	int rc;
 
 	memset(s, 0, sizeof *s);
 	if ((rc = check_keys(p, o, "segment", keys)) < 0 ||
-	    (rc = get_str(p, o, "segment", "name", s->name, sizeof s->name,
+	    (rc = get_kind(p, o, "segment", &s->kind)) < 0)
+		return rc;
+	tl_kind = s->kind;
+	if ((rc = get_str(p, o, "segment", "name", s->name, sizeof s->name,
 			  seg_name_ok)) < 0 ||
 	    (rc = get_uint(p, o, "segment", "size", MAX_SAFE_INT, &s->size)) < 0 ||
 	    (rc = get_uint(p, o, "segment", "created", MAX_SAFE_INT, &u)) < 0)
 		return rc;
 	s->created = (int64_t)u;
-	if (s->size == 0)
+	if (s->size == 0 && s->kind == SHMK_KIND_SEGMENT)
 		return bad(p, "segment %s has size 0", s->name);
 	st = cJSON_GetObjectItemCaseSensitive(o, "state");
 	if (!cJSON_IsString(st))
@@ -270,7 +306,7 @@ static int parse_header(struct pctx *p, const cJSON *j, const char *expect_ns,
 		    v->valuedouble, SHMK_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
-	r->version = (int)v->valuedouble;
+	r->version = tl_version = (int)v->valuedouble;
 	if ((rc = check_keys(p, j, "record", keys)) < 0 ||
 	    (rc = get_str(p, j, "record", "namespace", r->ns, sizeof r->ns,
 			  shmk__ns_ok)) < 0)
@@ -302,10 +338,13 @@ static int parse_header(struct pctx *p, const cJSON *j, const char *expect_ns,
 		return rc;
 	r->created = (int64_t)u;
 	/* Version 2 names the pid namespace the pid and start time belong
-	 * to; version 1 did not (0: unknown). */
+	 * to; version 1 did not (0: unknown); version 3 does when known. */
 	if (r->version == 1) {
 		if (cJSON_GetObjectItemCaseSensitive(o, "pidns"))
 			return bad(p, "owner.pidns is not a key of version 1");
+	} else if (r->version == 3 &&
+		   !cJSON_GetObjectItemCaseSensitive(o, "pidns")) {
+		r->owner.pidns = 0;
 	} else {
 		if ((rc = get_uint(p, o, "owner", "pidns", MAX_SAFE_INT,
 				   &r->owner.pidns)) < 0)
@@ -334,7 +373,7 @@ static int parse_header(struct pctx *p, const cJSON *j, const char *expect_ns,
 static int parse_op(struct pctx *p, const cJSON *j, struct shmk_record *r)
 {
 	static const char *const ikeys[] = {"op", "name", "size", "created",
-					    NULL};
+					    "kind", NULL};
 	static const char *const lkeys[] = {"op", "name", "ino", NULL};
 	static const char *const dkeys[] = {"op", "name", NULL};
 	const cJSON *op = cJSON_GetObjectItemCaseSensitive(j, "op");
@@ -348,16 +387,20 @@ static int parse_op(struct pctx *p, const cJSON *j, struct shmk_record *r)
 		return bad(p, "operation lacks a string \"op\"");
 	memset(&s, 0, sizeof s);
 	tl_ns = r->ns;
+	tl_version = r->version;
 	if (strcmp(op->valuestring, "intent") == 0) {
 		if ((rc = check_keys(p, j, "intent", ikeys)) < 0 ||
-		    (rc = get_str(p, j, "intent", "name", s.name,
+		    (rc = get_kind(p, j, "intent", &s.kind)) < 0)
+			return rc;
+		tl_kind = s.kind;
+		if ((rc = get_str(p, j, "intent", "name", s.name,
 				  sizeof s.name, seg_name_ok)) < 0 ||
 		    (rc = get_uint(p, j, "intent", "size", MAX_SAFE_INT,
 				   &s.size)) < 0 ||
 		    (rc = get_uint(p, j, "intent", "created", MAX_SAFE_INT,
 				   &u)) < 0)
 			return rc;
-		if (s.size == 0)
+		if (s.size == 0 && s.kind == SHMK_KIND_SEGMENT)
 			return bad(p, "intent for %s has size 0", s.name);
 		s.created = (int64_t)u;
 		s.state = SHMK_SEG_INTENT;
@@ -366,7 +409,7 @@ static int parse_op(struct pctx *p, const cJSON *j, struct shmk_record *r)
 	if (strcmp(op->valuestring, "live") == 0) {
 		if ((rc = check_keys(p, j, "live", lkeys)) < 0 ||
 		    (rc = get_str(p, j, "live", "name", s.name, sizeof s.name,
-				  seg_name_ok)) < 0 ||
+				  any_name_ok)) < 0 ||
 		    (rc = get_uint(p, j, "live", "ino", MAX_SAFE_INT, &u)) < 0)
 			return rc;
 		/* A "live" for a name not in intent changes nothing: the
@@ -380,7 +423,7 @@ static int parse_op(struct pctx *p, const cJSON *j, struct shmk_record *r)
 	if (strcmp(op->valuestring, "drop") == 0) {
 		if ((rc = check_keys(p, j, "drop", dkeys)) < 0 ||
 		    (rc = get_str(p, j, "drop", "name", s.name, sizeof s.name,
-				  seg_name_ok)) < 0)
+				  any_name_ok)) < 0)
 			return rc;
 		free(shmk__table_del(&r->index, s.name));
 		return 0;

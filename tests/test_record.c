@@ -195,18 +195,22 @@ Test(record, every_valid_fixture_parses_with_its_expected_segment_count)
 		cr_assert_eq(r.n_segs, want, "%s: %zu segments, want %lu",
 			     f.base[i], r.n_segs, want);
 		cr_assert_eq(r.index.used, r.n_segs, "%s", f.base[i]);
-		cr_assert(r.version == 1 || r.version == 2, "%s: version %d",
+		cr_assert(r.version >= 1 && r.version <= 3, "%s: version %d",
 			  f.base[i], r.version);
-		/* Version 2 names the pid namespace, version 1 cannot. */
-		cr_assert_eq(r.owner.pidns == 0, r.version == 1, "%s: pidns %llu",
-			     f.base[i], (unsigned long long)r.owner.pidns);
+		/* Version 2 names the pid namespace, version 1 cannot,
+		 * version 3 may. */
+		if (r.version != 3)
+			cr_assert_eq(r.owner.pidns == 0, r.version == 1,
+				     "%s: pidns %llu", f.base[i],
+				     (unsigned long long)r.owner.pidns);
 		cr_assert_str_eq(r.ns, FIX_NS);
 		cr_assert_gt(r.owner.pid, 0);
 		for (size_t k = 0; k < r.n_segs; k++) {
 			const struct shmk_rec_seg *s = r.segs[k];
-			cr_assert(shmk__fullname_in_ns(s->name, FIX_NS),
+			cr_assert(shmk__recname_ok(s->name, FIX_NS, s->kind),
 				  "%s: %s", f.base[i], s->name);
-			cr_assert_gt(s->size, 0);
+			cr_assert(r.version == 3 || s->kind == SHMK_KIND_SEGMENT);
+			cr_assert(s->size > 0 || s->kind != SHMK_KIND_SEGMENT);
 			cr_assert(s->state == SHMK_SEG_INTENT ||
 				  s->state == SHMK_SEG_LIVE);
 			if (s->state == SHMK_SEG_INTENT)
@@ -425,7 +429,7 @@ Test(record, a_future_version_is_refused_with_eprotonosupport)
 
 	cr_assert_eq(shmk__record_parse(buf, len, FIX_NS, &r, why, sizeof why),
 		     -EPROTONOSUPPORT, "%s", why);
-	cr_assert_not_null(strstr(why, "future format version 3"), "%s", why);
+	cr_assert_not_null(strstr(why, "future format version 4"), "%s", why);
 	shmk__record_free(&r);
 	free(buf);
 
@@ -585,7 +589,7 @@ Test(record, formatter_output_parses_back_to_the_same_values)
 	/* The snapshot alone. */
 	cr_assert_eq(shmk__record_parse(buf, len, ns, &r, why, sizeof why), 0,
 		     "%s\n%.*s", why, (int)len, buf);
-	cr_assert_eq(r.version, SHMK_FORMAT_VERSION);
+	cr_assert_eq(r.version, 2); /* a segment owner: 3 is for adopting ones */
 	cr_assert_str_eq(r.ns, ns);
 	cr_assert_str_eq(r.id, "p31337-1-deadbeef");
 	cr_assert_eq(r.owner.pid, 31337);
@@ -1554,10 +1558,10 @@ Test(record, the_fast_path_takes_exactly_the_serialisers_shapes_and_ranges)
 		int ver; /* 0: both shapes; 1 or 2: that one only */
 	} cases[] = {
 		{-1, NULL, true, 0},
-		{VER, "3", false, 2}, /* a future version: -EPROTONOSUPPORT */
+		{VER, "4", false, 2}, /* a future version: -EPROTONOSUPPORT */
 		{VER, "1", false, 2}, /* version 1 with a pidns */
 		{VER, "2", false, 1}, /* version 2 without one */
-		{VER, "3", false, 1},
+		{VER, "4", false, 1},
 		{VER, "2.0", false, 2}, {VER, "02", false, 2}, {VER, " 2", false, 2},
 		{VER, "1.0", false, 1}, {VER, "01", false, 1}, {VER, " 1", false, 1},
 		{PIDNS, ",\"pidns\":1", true, 2},

@@ -248,7 +248,7 @@ Test(recv2, every_pidns_refusal_is_made_by_both_parsers_with_its_reason)
 	}
 }
 
-Test(recv2, a_version_3_record_is_a_future_version_and_the_reason_names_those_read)
+Test(recv2, a_version_4_record_is_a_future_version_and_the_reason_names_those_read)
 {
 	struct shmk_record r;
 	char why[512];
@@ -259,8 +259,8 @@ Test(recv2, a_version_3_record_is_a_future_version_and_the_reason_names_those_re
 		     -EAGAIN);
 	cr_assert_eq(shmk__record_parse(buf, len, FIX_NS, &r, why, sizeof why),
 		     -EPROTONOSUPPORT, "%s", why);
-	cr_assert_str_eq(why, "line 1: future format version 3 (this library "
-			      "reads versions 1 to 2)");
+	cr_assert_str_eq(why, "line 1: future format version 4 (this library "
+			      "reads versions 1 to 3)");
 	shmk__record_free(&r);
 	free(buf);
 }

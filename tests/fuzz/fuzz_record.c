@@ -134,6 +134,13 @@ static void check_seg(const struct shmk_record *r, const struct shmk_rec_seg *s)
 	size_t l = strlen(r->ns);
 
 	CHECK(strnlen(s->name, sizeof s->name) < sizeof s->name, "unterminated");
+	if (s->kind != SHMK_KIND_SEGMENT) { /* an adopted name: version 3 */
+		CHECK(r->version == 3 && shmk__adopted_name_ok(s->name, s->kind),
+		      "adopted \"%s\" (kind %d) in version %d", s->name,
+		      (int)s->kind, r->version);
+		CHECK(s->size <= MAX53, "%s size", s->name);
+		goto common;
+	}
 	CHECK(s->name[0] == '/' && strncmp(s->name + 1, r->ns, l) == 0 &&
 		      s->name[l + 1] == '.',
 	      "segment \"%s\" outside namespace \"%s\"", s->name, r->ns);
@@ -142,6 +149,7 @@ static void check_seg(const struct shmk_record *r, const struct shmk_rec_seg *s)
 	CHECK(shmk_name_check(s->name + l + 2) == 0, "\"%s\"", s->name);
 	CHECK(s->size > 0 && s->size <= MAX53, "%s size %llu", s->name,
 	      (unsigned long long)s->size);
+common:
 	CHECK(s->created >= 0 && (uint64_t)s->created <= MAX53,
 	      "%s created %lld", s->name, (long long)s->created);
 	CHECK(s->ino <= MAX53, "%s ino %llu", s->name,
@@ -159,11 +167,13 @@ static void check_record(const struct shmk_record *r, const char *buf,
 {
 	size_t nl = count_char(buf, len, '\n');
 
-	CHECK(r->version == 1 || r->version == SHMK_FORMAT_VERSION,
+	CHECK(r->version >= 1 && r->version <= SHMK_FORMAT_VERSION,
 	      "version %d", r->version);
-	/* Version 2 names the owner's pid namespace, version 1 does not. */
-	CHECK(r->version == 1 ? r->owner.pidns == 0
-			      : r->owner.pidns >= 1 && r->owner.pidns <= MAX53,
+	/* Version 2 names the owner's pid namespace, version 1 does not,
+	 * version 3 may. */
+	CHECK(r->version == 1   ? r->owner.pidns == 0
+	      : r->version == 3 ? r->owner.pidns <= MAX53
+				: r->owner.pidns >= 1 && r->owner.pidns <= MAX53,
 	      "version %d with pidns %llu", r->version,
 	      (unsigned long long)r->owner.pidns);
 	CHECK(shmk__ns_ok(r->ns) && shmk_ns_check(r->ns) == 0, "ns \"%s\"",
@@ -207,7 +217,7 @@ static bool same_seg(const struct shmk_rec_seg *a, const struct shmk_rec_seg *b)
 {
 	return strcmp(a->name, b->name) == 0 && a->size == b->size &&
 	       a->created == b->created && a->ino == b->ino &&
-	       a->state == b->state;
+	       a->state == b->state && a->kind == b->kind;
 }
 
 static void check_same_segs(const struct shmk_record *a,
@@ -309,17 +319,25 @@ static void sb_fmt(struct sbuf *b, int n)
 
 static const struct shmk_record *fb_r;
 static const struct shmk_rec_seg *fb_s;
-static int fb_header(char *b, size_t sz)
+/* The header and intent the library writes for r / s: format 3 for an
+ * adopting owner, an adopted intent for an adopted entry. */
+static int fmt_header_of(char *b, size_t sz, const struct shmk_record *r)
 {
-	return shmk__fmt_header_open(b, sz, fb_r->ns, fb_r->id, &fb_r->owner,
-				     fb_r->role, fb_r->created);
+	return (r->version == 3 ? shmk__fmt_header_open_adopt
+				: shmk__fmt_header_open)(b, sz, r->ns, r->id,
+							 &r->owner, r->role,
+							 r->created);
 }
+static int fmt_intent_of(char *b, size_t sz, const struct shmk_rec_seg *s)
+{
+	if (s->kind != SHMK_KIND_SEGMENT)
+		return shmk__fmt_op_adopt(b, sz, s->name, s->size, s->created,
+					  s->kind);
+	return shmk__fmt_op_intent(b, sz, s->name, s->size, s->created);
+}
+static int fb_header(char *b, size_t sz) { return fmt_header_of(b, sz, fb_r); }
 static int fb_seg(char *b, size_t sz) { return shmk__fmt_seg(b, sz, fb_s); }
-static int fb_intent(char *b, size_t sz)
-{
-	return shmk__fmt_op_intent(b, sz, fb_s->name, fb_s->size,
-				   fb_s->created);
-}
+static int fb_intent(char *b, size_t sz) { return fmt_intent_of(b, sz, fb_s); }
 static int fb_live(char *b, size_t sz)
 {
 	return shmk__fmt_op_live(b, sz, fb_s->name, fb_s->ino);
@@ -358,8 +376,7 @@ static void round_trip(const struct shmk_record *r)
 	CHECK(b.s, "out of memory");
 
 	/* 1. One snapshot line holding every segment. */
-	sb_fmt(&b, shmk__fmt_header_open(b.s, b.cap, r->ns, r->id, &r->owner,
-					 r->role, r->created));
+	sb_fmt(&b, fmt_header_of(b.s, b.cap, r));
 	for (size_t i = 0; i < r->n_segs; i++) {
 		if (i)
 			b.s[b.len++] = ',';
@@ -381,15 +398,13 @@ static void round_trip(const struct shmk_record *r)
 
 	/* 2. An empty snapshot, then the segments as journal operations. */
 	b.len = 0;
-	sb_fmt(&b, shmk__fmt_header_open(b.s, b.cap, r->ns, r->id, &r->owner,
-					 r->role, r->created));
+	sb_fmt(&b, fmt_header_of(b.s, b.cap, r));
 	memcpy(b.s + b.len, "]}\n", 3);
 	b.len += 3;
 	for (size_t i = 0; i < r->n_segs; i++) {
 		const struct shmk_rec_seg *s = r->segs[i];
 
-		sb_fmt(&b, shmk__fmt_op_intent(b.s + b.len, b.cap - b.len,
-					       s->name, s->size, s->created));
+		sb_fmt(&b, fmt_intent_of(b.s + b.len, b.cap - b.len, s));
 		if (s->state == SHMK_SEG_LIVE) {
 			sb_fmt(&b, shmk__fmt_op_live(b.s + b.len, b.cap - b.len,
 						     s->name, s->ino));
@@ -419,19 +434,21 @@ static void round_trip(const struct shmk_record *r)
 	      rc, (int)b.len, b.s);
 
 	/* 3. A drop of "/<ns>x.y", a name outside the namespace that starts
-	 * with it, refuses the file. */
-	{
+	 * with it, refuses the file (in version 3 it is an adopted name). */
+	if (r->version < 3) {
 		char other[SHMK_SHM_NAME_MAX];
 
 		snprintf(other, sizeof other, "/%sx.y", r->ns);
 		sb_fmt(&b, shmk__fmt_op_drop(b.s + b.len, b.cap - b.len, other));
 	}
-	rc = parse_copy(b.s, b.len, r->ns, &r2, why, sizeof why);
-	CHECK(rc == -EINVAL && strstr(why, "is not valid"),
-	      "drop outside the namespace: %d %s", rc, why);
-	CHECK(check_fast(b.s, b.len, r->ns) == -EAGAIN,
-	      "fast path takes a drop outside the namespace");
-	shmk__record_free(&r2);
+	if (r->version < 3) {
+		rc = parse_copy(b.s, b.len, r->ns, &r2, why, sizeof why);
+		CHECK(rc == -EINVAL && strstr(why, "is not valid"),
+		      "drop outside the namespace: %d %s", rc, why);
+		CHECK(check_fast(b.s, b.len, r->ns) == -EAGAIN,
+		      "fast path takes a drop outside the namespace");
+		shmk__record_free(&r2);
+	}
 	free(b.s);
 }
 
@@ -514,6 +531,15 @@ static void check_fold(const struct shmk_record *r, const char *buf,
 			cur->size = (uint64_t)num(j, "size");
 			cur->created = (int64_t)num(j, "created");
 			cur->state = SHMK_SEG_INTENT;
+			{
+				const cJSON *k = cJSON_GetObjectItemCaseSensitive(
+					j, "kind");
+				int kv = cJSON_IsString(k)
+						 ? shmk__kind_parse(k->valuestring)
+						 : 0;
+				CHECK(kv >= 0, "accepted kind");
+				cur->kind = (enum shmk_seg_kind)kv;
+			}
 		} else if (strcmp(op->valuestring, "live") == 0) {
 			if (cur) {
 				cur->state = SHMK_SEG_LIVE;

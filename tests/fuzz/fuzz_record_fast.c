@@ -87,7 +87,7 @@ static void same_record(const struct shmk_record *a,
 
 		CHECK(strcmp(x->name, y->name) == 0 && x->size == y->size &&
 			      x->created == y->created && x->ino == y->ino &&
-			      x->state == y->state,
+			      x->state == y->state && x->kind == y->kind,
 		      "%s: segment %zu differs: %s %" PRIu64 " %" PRId64
 		      " %" PRIu64 " %d vs %s %" PRIu64 " %" PRId64 " %" PRIu64
 		      " %d",
@@ -277,6 +277,14 @@ static void pick_name(struct prog *g, const char *ns, char *out, size_t sz)
 	case 3:
 		snprintf(out, sz, "/%s.-x.y_%u.", ns, idx);
 		break;
+	case 4: /* adopted names (format 3), good and bad */
+		{
+			static const char *const adopted[] = {
+				"/psm_%u", "/sem.mp-%u", "/sem.", "/.x%u",
+				"/a b%u", "/wnsm_%u~!", "/x/y%u", "/sem.%u"};
+			snprintf(out, sz, adopted[idx % 8], idx);
+		}
+		break;
 	default:
 		snprintf(out, sz, "/%s.n%u", ns, idx);
 		break;
@@ -327,9 +335,11 @@ static void generated(const uint8_t *data, size_t size)
 	 * picks past 2^53-1 make records both paths must refuse. */
 	me.pidns = (flags & 0x02) ? pick_num(&g) : 4026531836u;
 
-	n = shmk__fmt_header_open(buf, GEN_CAP, ns, id, &me, role,
-				  (flags & 0x04) ? (int64_t)pick_num(&g)
-						 : 1700000000);
+	/* Format 3 (an adopting owner) when flag 0x01 is set. */
+	n = ((flags & 0x01) ? shmk__fmt_header_open_adopt
+			    : shmk__fmt_header_open)(
+		buf, GEN_CAP, ns, id, &me, role,
+		(flags & 0x04) ? (int64_t)pick_num(&g) : 1700000000);
 	CHECK(n > 0, "header: %d", n);
 	len = (size_t)n;
 
@@ -344,6 +354,7 @@ static void generated(const uint8_t *data, size_t size)
 		s.state = byte(&g) & 1 ? SHMK_SEG_LIVE : SHMK_SEG_INTENT;
 		if (s.state == SHMK_SEG_LIVE)
 			s.ino = pick_num(&g);
+		s.kind = (enum shmk_seg_kind)(byte(&g) % 3);
 		if (i)
 			buf[len++] = ',';
 		n = shmk__fmt_seg(buf + len, GEN_CAP - len, &s);
@@ -360,8 +371,13 @@ static void generated(const uint8_t *data, size_t size)
 		pick_name(&g, ns, name, sizeof name);
 		if (op == 0) {
 			uint64_t sz = pick_num(&g);
-			n = shmk__fmt_op_intent(buf + len, GEN_CAP - len, name,
-						sz, (int64_t)pick_num(&g));
+			unsigned k = byte(&g) % 3;
+			n = k ? shmk__fmt_op_adopt(buf + len, GEN_CAP - len, name,
+						   sz, (int64_t)pick_num(&g),
+						   (enum shmk_seg_kind)k)
+			      : shmk__fmt_op_intent(buf + len, GEN_CAP - len,
+						    name, sz,
+						    (int64_t)pick_num(&g));
 		} else if (op == 1) {
 			n = shmk__fmt_op_live(buf + len, GEN_CAP - len, name,
 					      pick_num(&g));
@@ -402,8 +418,10 @@ static void written_back(const struct shmk_record *r, const uint8_t *data,
 		h = (h ^ data[i]) * 1099511628211ull;
 
 	/* One snapshot line. */
-	n = shmk__fmt_header_open(buf, cap, r->ns, r->id, &r->owner, r->role,
-				  r->created);
+	n = (r->version == 3 ? shmk__fmt_header_open_adopt
+			     : shmk__fmt_header_open)(buf, cap, r->ns, r->id,
+						      &r->owner, r->role,
+						      r->created);
 	CHECK(n > 0, "header: %d", n);
 	len = (size_t)n;
 	for (size_t i = 0; i < r->n_segs; i++) {
@@ -422,16 +440,20 @@ static void written_back(const struct shmk_record *r, const uint8_t *data,
 			    (unsigned char)(h >> 56), (unsigned)(h >> 48));
 
 	/* An empty snapshot and a journal. */
-	n = shmk__fmt_header_open(buf, cap, r->ns, r->id, &r->owner, r->role,
-				  r->created);
+	n = (r->version == 3 ? shmk__fmt_header_open_adopt
+			     : shmk__fmt_header_open)(buf, cap, r->ns, r->id,
+						      &r->owner, r->role,
+						      r->created);
 	len = (size_t)n;
 	memcpy(buf + len, "]}\n", 3);
 	len += 3;
 	for (size_t i = 0; i < r->n_segs; i++) {
 		const struct shmk_rec_seg *s = r->segs[i];
 
-		n = shmk__fmt_op_intent(buf + len, cap - len, s->name, s->size,
-					s->created);
+		n = s->kind ? shmk__fmt_op_adopt(buf + len, cap - len, s->name,
+						 s->size, s->created, s->kind)
+			    : shmk__fmt_op_intent(buf + len, cap - len, s->name,
+						  s->size, s->created);
 		CHECK(n > 0, "intent: %d", n);
 		len += (size_t)n;
 		if (s->state == SHMK_SEG_LIVE) {

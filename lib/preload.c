@@ -1,0 +1,522 @@
+/* preload.c - libshmkeeper-preload.so: shmkeeper for programs that never
+ * heard of it (LD_PRELOAD).  Not part of libshmkeeper.so.
+ *
+ * shm_open, shm_unlink, sem_open and sem_unlink (and, with
+ * SHMKEEPER_RESERVE=1, ftruncate) are interposed.  An object the program
+ * creates is recorded, under the name it chose ("adopted"), in this
+ * process's record of the namespace $SHMKEEPER_NS (default "preload") of
+ * the usual registry ($SHMKEEPER_DIR, ...): the intent before the real
+ * call, the inode after it, the drop after the program's unlink
+ * (adopt.c).  A reaper (shmclean, shmrun, shmk_reap) removes an adopted
+ * object only when its owner is provably dead and the name still holds
+ * that inode.
+ *
+ * The rules, and how they are kept:
+ *  - The program sees what it would see without us: the real call does
+ *    the work, with the program's arguments; the return value and
+ *    descriptor are the real call's; errno is the real call's on failure
+ *    and the caller's own on success.  Our descriptors sit at or above
+ *    fd_floor(), so the program's next descriptor numbers are unchanged.
+ *  - Only creations are recorded.  O_CREAT|O_EXCL is one.  O_CREAT alone
+ *    is tried first without O_CREAT: if that opens an object, it existed
+ *    (not ours); on ENOENT the intent is recorded and the call is made
+ *    with O_EXCL added, so that what it returns is an object this call
+ *    made; EEXIST there (made by someone else in between) drops the intent
+ *    and starts over.  The result is the one the program's call would
+ *    have had at some instant of it, as with any racing creator.
+ *  - Registry unusable: one line on stderr, and every call goes through
+ *    untracked (fail open); SHMKEEPER_STRICT=1 fails the call instead,
+ *    with the registry's errno.
+ *  - Lazy: the constructor only notes the pid and registers the fork
+ *    handlers (no allocation in glibc, no registry work); everything else
+ *    happens at the first call that creates.
+ *  - Threads: one mutex (the context's) is held from the intent through
+ *    the real call to the live mark, and from the real unlink to the drop,
+ *    so no other thread's create or unlink of the same name interleaves.
+ *  - fork: the handlers take that mutex around fork, so a child never
+ *    inherits it locked; the child is a new owner (its own lock file and
+ *    record, made at its first create); the parent's entries stay the
+ *    parent's (shmk__owner_ensure).
+ *  - vfork: a vfork child shares our memory and may only exec or _exit;
+ *    a call in a process whose pid is not the one our memory belongs to
+ *    (a vfork child, or a raw clone) goes through untracked, touching
+ *    nothing.
+ *  - exec: the owner's lock descriptor is left open across exec (owner.c,
+ *    c->adopt), so the exec'd image - the same process, using the same
+ *    objects - keeps the owner alive for reapers; the new image makes an
+ *    owner of its own if it creates.  If the program closes descriptors it
+ *    did not open, the reaper's identity cross-check (a free lock whose
+ *    process still runs is left alone) still keeps its objects.
+ *  - Nothing recursive: the library never calls the interposed functions
+ *    (it makes its own objects with openat in the shm directory), and the
+ *    real ones are found with dlsym(RTLD_NEXT).
+ */
+#include "ctx.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define DEFAULT_NS "preload"
+#define MAX_RETRIES 64   /* O_CREAT without O_EXCL racing other creators */
+#define TRACK_MAX 4096   /* descriptors watched for SHMKEEPER_RESERVE */
+
+typedef int (*shm_open_fn)(const char *, int, mode_t);
+typedef int (*unlink_fn)(const char *);
+typedef sem_t *(*sem_open_fn)(const char *, int, ...);
+typedef int (*ftruncate_fn)(int, off_t);
+
+/* The real functions, found once (a race finds the same twice). */
+static void *next_sym(void *_Atomic *slot, const char *name)
+{
+	void *f = atomic_load_explicit(slot, memory_order_relaxed);
+
+	if (!f) {
+		f = dlsym(RTLD_NEXT, name);
+		atomic_store_explicit(slot, f, memory_order_relaxed);
+	}
+	return f;
+}
+static void *_Atomic r_shm_open, *_Atomic r_shm_unlink, *_Atomic r_sem_open,
+	*_Atomic r_sem_unlink, *_Atomic r_ftruncate;
+#define REAL(slot, type, name) ((type)next_sym(&(slot), name))
+
+enum { ST_NEW, ST_READY, ST_OFF, ST_FAILED };
+
+static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int state;         /* ST_* */
+static int strict_err;            /* ST_FAILED: the registry's -errno */
+static bool strict;
+static shmk_ctx *ctx;             /* ST_READY: ours for the process's life */
+static _Atomic pid_t mem_pid;     /* the process this memory belongs to */
+static atomic_flag warned = ATOMIC_FLAG_INIT;
+static _Atomic bool reserve;      /* SHMKEEPER_RESERVE=1 */
+static dev_t shm_dev;
+static _Atomic uint64_t fd_ino[TRACK_MAX]; /* fd -> inode of an object made
+					      through it (reserve only) */
+
+/* ---- process life ------------------------------------------------------ */
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&init_mu);
+	if (ctx)
+		pthread_mutex_lock(&ctx->mu);
+}
+
+static void fork_parent(void)
+{
+	if (ctx)
+		pthread_mutex_unlock(&ctx->mu);
+	pthread_mutex_unlock(&init_mu);
+}
+
+static void fork_child(void)
+{
+	atomic_store(&mem_pid, getpid());
+	fork_parent();
+}
+
+/* No allocation and no registry work: the pid, and the fork handlers
+ * (glibc keeps the first ones in static storage). */
+__attribute__((constructor)) static void preload_boot(void)
+{
+	atomic_store(&mem_pid, getpid());
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* A normal exit: an owner left with no entry removes its files (the
+ * registry stays tidy); one with entries leaves them to a reaper, for
+ * its objects outlive it only until then. */
+__attribute__((destructor)) static void preload_exit(void)
+{
+	int e = errno;
+
+	if (atomic_load(&state) != ST_READY || getpid() != atomic_load(&mem_pid) ||
+	    pthread_mutex_trylock(&ctx->mu) != 0)
+		return;
+	shmk__adopt_retire(ctx);
+	pthread_mutex_unlock(&ctx->mu);
+	errno = e;
+}
+
+/* ---- the registry ------------------------------------------------------- */
+
+static bool env_on(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v && strcmp(v, "0") != 0;
+}
+
+/* One line on stderr, once per process tree (a fork child inherits that
+ * it was said). */
+static void warn(const char *sentence)
+{
+	char buf[1024];
+	int n;
+
+	if (atomic_flag_test_and_set(&warned))
+		return;
+	n = snprintf(buf, sizeof buf,
+		     "shmkeeper-preload: pid %d: %s; %s\n", (int)getpid(),
+		     sentence,
+		     strict ? "shared memory calls fail (SHMKEEPER_STRICT=1)"
+			    : "shared memory is not tracked "
+			      "(SHMKEEPER_STRICT=1 makes this an error)");
+	if (n > 0)
+		(void)!write(STDERR_FILENO, buf,
+			     (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+/* Our descriptors go high, out of the way of the program's numbering:
+ * near the soft RLIMIT_NOFILE, at most 1024 (so no fd table grows past
+ * what select() users have anyway).  0: leave them where they are. */
+static int fd_floor(void)
+{
+	struct rlimit rl;
+	rlim_t lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	lim = rl.rlim_cur > 1024 ? 1024 : rl.rlim_cur;
+	return lim > 128 ? (int)(lim - 64) : 0;
+}
+
+static void role_of_program(char *out, size_t sz)
+{
+	const char *p = program_invocation_short_name;
+	size_t n = (size_t)snprintf(out, sz, "preload:");
+
+	for (; p && *p && n + 1 < sz && n < SHMK_ROLE_MAX; p++)
+		out[n++] = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+				   (*p >= '0' && *p <= '9') || strchr("_.-+@", *p)
+			   ? *p
+			   : '_';
+	out[n] = '\0';
+}
+
+static int init(void)
+{
+	struct shmk_options o = {.flags = SHMK_OPEN_NO_REAP};
+	char role[SHMK_ROLE_MAX + 1], why[768];
+	struct stat st;
+	shmk_ctx *c = NULL;
+	int rc, s;
+
+	pthread_mutex_lock(&init_mu);
+	if ((s = atomic_load(&state)) != ST_NEW)
+		goto out;
+	strict = env_on("SHMKEEPER_STRICT");
+	o.ns = getenv("SHMKEEPER_NS");
+	if (!o.ns || !*o.ns)
+		o.ns = DEFAULT_NS;
+	role_of_program(role, sizeof role);
+	o.role = role;
+	if ((rc = shmk_open(&o, &c)) == 0 && fstat(c->shm_fd, &st) < 0)
+		rc = shmk__err(-errno, "shm directory: %s", strerror(errno));
+	if (rc < 0) {
+		snprintf(why, sizeof why, "namespace %.40s: %s", o.ns,
+			 shmk_last_error());
+		shmk_close(c);
+		strict_err = rc;
+		warn(why);
+		s = strict ? ST_FAILED : ST_OFF;
+		atomic_store(&state, s);
+		goto out;
+	}
+	c->adopt = true;
+	c->fd_floor = fd_floor();
+	shmk__fd_raise(&c->root_fd, c->fd_floor);
+	shmk__fd_raise(&c->ns_fd, c->fd_floor);
+	shmk__fd_raise(&c->shm_fd, c->fd_floor);
+	shm_dev = st.st_dev;
+	ctx = c;
+	atomic_store(&reserve, env_on("SHMKEEPER_RESERVE"));
+	atomic_store(&state, s = ST_READY);
+out:
+	pthread_mutex_unlock(&init_mu);
+	return s;
+}
+
+/* 1: track this call (ctx usable), 0: let it through untouched, or the
+ * -errno that fails it (strict). */
+static int ready(void)
+{
+	int s = atomic_load(&state);
+
+	if (getpid() != atomic_load(&mem_pid))
+		return 0; /* a vfork child: nothing here is ours to touch */
+	if (s == ST_NEW)
+		s = init();
+	return s == ST_READY ? 1 : s == ST_FAILED ? strict_err : 0;
+}
+
+/* The context, if this process tracks (never initialises: an unlink of
+ * a name we never made has nothing to do with us). */
+static shmk_ctx *tracking(void)
+{
+	return atomic_load(&state) == ST_READY &&
+			       getpid() == atomic_load(&mem_pid)
+		       ? ctx
+		       : NULL;
+}
+
+/* "/<file>" of name as glibc names it in the shm directory (leading
+ * slashes dropped; "sem." before a semaphore's), if we adopt it. */
+static bool adopt_name(const char *name, enum shmk_seg_kind kind,
+		       char full[SHMK_SHM_NAME_MAX])
+{
+	const char *pre = kind == SHMK_KIND_ADOPTED_SEM ? "sem." : "";
+	size_t n;
+
+	if (!name)
+		return false;
+	while (*name == '/')
+		name++;
+	n = strnlen(name, SHMK_SHM_NAME_MAX);
+	if (1 + strlen(pre) + n >= SHMK_SHM_NAME_MAX)
+		return false;
+	snprintf(full, SHMK_SHM_NAME_MAX, "/%s%s", pre, name);
+	return shmk__adopted_name_ok(full, kind);
+}
+
+/* ---- creating ------------------------------------------------------------ */
+
+struct call {
+	enum shmk_seg_kind kind;
+	const char *name;
+	char full[SHMK_SHM_NAME_MAX];
+	mode_t mode;
+	unsigned value;
+	int fd;     /* shm_open's result */
+	sem_t *sem; /* sem_open's result */
+};
+
+/* The real call with oflag: true on success, else errno is its errno. */
+static bool call_real(struct call *k, int oflag)
+{
+	if (k->kind == SHMK_KIND_ADOPTED_SHM) {
+		shm_open_fn f = REAL(r_shm_open, shm_open_fn, "shm_open");
+		if (!f) {
+			errno = ENOSYS;
+			return (k->fd = -1), false;
+		}
+		k->fd = f(k->name, oflag, k->mode);
+		return k->fd >= 0;
+	}
+	sem_open_fn f = REAL(r_sem_open, sem_open_fn, "sem_open");
+	if (!f) {
+		errno = ENOSYS;
+		return (k->sem = SEM_FAILED), false;
+	}
+	k->sem = oflag & O_CREAT ? f(k->name, oflag, k->mode, k->value)
+				 : f(k->name, oflag);
+	return k->sem != SEM_FAILED;
+}
+
+/* Inode of what the call just made (0: cannot tell, and the entry stays
+ * "intent").  A semaphore has no descriptor: its name is looked at right
+ * after sem_open made it (a name unlinked and made again in between by
+ * another process would be recorded with that inode). */
+static uint64_t made_ino(const struct call *k)
+{
+	struct stat st;
+	int rc = k->kind == SHMK_KIND_ADOPTED_SHM
+			 ? fstat(k->fd, &st)
+			 : fstatat(ctx->shm_fd, k->full + 1, &st,
+				   AT_SYMLINK_NOFOLLOW);
+
+	return rc == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* The program's call: true on success (k->fd / k->sem), else errno is the
+ * one the program gets. */
+static bool create(struct call *k, int oflag)
+{
+	int saved = errno, rc, e;
+	struct shmk_rec_seg prev;
+	uint64_t ino;
+
+	if ((rc = ready()) == 0)
+		return call_real(k, oflag);
+	if (rc < 0) {
+		errno = -rc;
+		return false;
+	}
+	pthread_mutex_lock(&ctx->mu);
+	for (int tries = 0;; tries++) {
+		if (!(oflag & O_EXCL)) {
+			/* An existing object is opened, not created. */
+			if (call_real(k, oflag & ~O_CREAT))
+				goto done;
+			if (errno != ENOENT || tries >= MAX_RETRIES) {
+				e = errno;
+				if (errno == ENOENT) /* others keep racing us */
+					goto untracked;
+				goto fail;
+			}
+		}
+		if ((rc = shmk__adopt_intent(ctx, k->full, k->kind, &prev)) < 0) {
+			if (strict) {
+				e = -rc;
+				goto fail;
+			}
+			warn(shmk_last_error());
+			goto untracked;
+		}
+		if (call_real(k, oflag | O_EXCL)) {
+			if ((ino = made_ino(k))) {
+				shmk__adopt_live(ctx, k->full, ino);
+				if (k->kind == SHMK_KIND_ADOPTED_SHM &&
+				    atomic_load(&reserve) && k->fd < TRACK_MAX)
+					atomic_store(&fd_ino[k->fd], ino);
+			}
+			goto done;
+		}
+		e = errno;
+		shmk__adopt_undo(ctx, k->full, &prev); /* nothing was made */
+		if (e != EEXIST || (oflag & O_EXCL))
+			goto fail;
+		/* Made by another process since our first try: open it. */
+	}
+untracked:
+	pthread_mutex_unlock(&ctx->mu);
+	return call_real(k, oflag);
+done:
+	pthread_mutex_unlock(&ctx->mu);
+	errno = saved;
+	return true;
+fail:
+	pthread_mutex_unlock(&ctx->mu);
+	errno = e;
+	return false;
+}
+
+EXPORT int shm_open(const char *name, int oflag, mode_t mode)
+{
+	struct call k = {.kind = SHMK_KIND_ADOPTED_SHM, .name = name,
+			 .mode = mode, .fd = -1};
+
+	if (!(oflag & O_CREAT) || !adopt_name(name, k.kind, k.full)) {
+		shm_open_fn f = REAL(r_shm_open, shm_open_fn, "shm_open");
+		if (!f)
+			return errno = ENOSYS, -1;
+		return f(name, oflag, mode);
+	}
+	return create(&k, oflag) ? k.fd : -1;
+}
+
+EXPORT sem_t *sem_open(const char *name, int oflag, ...)
+{
+	struct call k = {.kind = SHMK_KIND_ADOPTED_SEM, .name = name,
+			 .sem = SEM_FAILED};
+	va_list ap;
+
+	if (oflag & O_CREAT) {
+		va_start(ap, oflag);
+		k.mode = (mode_t)va_arg(ap, unsigned int);
+		k.value = va_arg(ap, unsigned int);
+		va_end(ap);
+	}
+	if (!(oflag & O_CREAT) || !adopt_name(name, k.kind, k.full))
+		return call_real(&k, oflag) ? k.sem : SEM_FAILED;
+	return create(&k, oflag) ? k.sem : SEM_FAILED;
+}
+
+/* ---- unlinking ----------------------------------------------------------- */
+
+/* The program's unlink, then (if the name was one of ours) the drop. */
+static int unlink_call(const char *name, enum shmk_seg_kind kind,
+		       void *_Atomic *slot, const char *sym)
+{
+	unlink_fn f = REAL(*slot, unlink_fn, sym);
+	char full[SHMK_SHM_NAME_MAX];
+	shmk_ctx *c;
+	int rc, e, saved = errno;
+
+	if (!f)
+		return errno = ENOSYS, -1;
+	if (!adopt_name(name, kind, full) || !(c = tracking()))
+		return f(name);
+	pthread_mutex_lock(&c->mu);
+	if (!shmk__adopt_has(c, full)) {
+		pthread_mutex_unlock(&c->mu);
+		return f(name);
+	}
+	rc = f(name);
+	e = errno;
+	if (rc == 0 || e == ENOENT) /* the name holds our object no more */
+		shmk__adopt_drop(c, full);
+	pthread_mutex_unlock(&c->mu);
+	errno = rc == 0 ? saved : e;
+	return rc;
+}
+
+EXPORT int shm_unlink(const char *name)
+{
+	return unlink_call(name, SHMK_KIND_ADOPTED_SHM, &r_shm_unlink,
+			   "shm_unlink");
+}
+
+EXPORT int sem_unlink(const char *name)
+{
+	return unlink_call(name, SHMK_KIND_ADOPTED_SEM, &r_sem_unlink,
+			   "sem_unlink");
+}
+
+/* ---- SHMKEEPER_RESERVE: ftruncate reserves the pages ----------------------- */
+
+/* fd was returned by a create of ours (and still names that object): a
+ * size grown by ftruncate gets its pages now (posix_fallocate), so a full
+ * tmpfs says ENOSPC here rather than SIGBUS at first touch; on failure the
+ * old size is put back. */
+static int reserve_truncate(ftruncate_fn f, int fd, off_t len)
+{
+	uint64_t ino = atomic_load(&fd_ino[fd]);
+	int saved = errno, r;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_ino != ino ||
+	    st.st_dev != shm_dev) {
+		atomic_store(&fd_ino[fd], 0); /* closed and reused */
+		errno = saved;
+		return f(fd, len);
+	}
+	if (f(fd, len) < 0)
+		return -1;
+	if (len > st.st_size &&
+	    (r = posix_fallocate(fd, st.st_size, len - st.st_size)) != 0) {
+		(void)f(fd, st.st_size);
+		errno = r;
+		return -1;
+	}
+	errno = saved;
+	return 0;
+}
+
+EXPORT int ftruncate(int fd, off_t len)
+{
+	ftruncate_fn f = REAL(r_ftruncate, ftruncate_fn, "ftruncate");
+
+	if (!f)
+		return errno = ENOSYS, -1;
+	if (!atomic_load_explicit(&reserve, memory_order_relaxed) || fd < 0 ||
+	    fd >= TRACK_MAX ||
+	    !atomic_load_explicit(&fd_ino[fd], memory_order_relaxed))
+		return f(fd, len);
+	return reserve_truncate(f, fd, len);
+}
+
+/* 64-bit glibc makes ftruncate64 the same function. */
+EXPORT int ftruncate64(int fd, off_t len) __attribute__((alias("ftruncate")));
