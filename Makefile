@@ -92,7 +92,9 @@ $(B)/include/shmkeeper.h: lib/shmkeeper.h
 	@mkdir -p $(@D)
 	cp $< $@
 $(B)/tools/%: tools/%.c $(TOOL_COMMON) $(wildcard tools/*.h) $(AR_LIB) $(B)/include/shmkeeper.h | $(B)/tools
-	$(CC) $(ALL_CFLAGS) -I$(B)/include -Itools -DSHMK_TOOL_VERSION='"$(VERSION)"' -o $@ $< $(TOOL_COMMON) $(AR_LIB) $(LIB_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -I$(B)/include -Itools -DSHMK_TOOL_VERSION='"$(VERSION)"' \
+	  -DSHMK_PRELOAD_PATH='"$(PRELOADDIR)/libshmkeeper-preload.so"' \
+	  -o $@ $< $(TOOL_COMMON) $(AR_LIB) $(LIB_LIBS) -lm
 
 $(B)/lib/%.o: lib/%.c $(LIB_HDR) | $(B)/lib
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<

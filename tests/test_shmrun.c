@@ -1,0 +1,209 @@
+/* test_shmrun.c - shmrun runs a program that knows nothing of shmkeeper,
+ * keeps what it creates, waits for its whole tree, forwards signals, exits
+ * with its status, and leaves nothing behind however the tree ended. */
+#include "helpers.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SHMRUN SHMK_BUILDDIR "/tools/shmrun"
+#define PROG SHMK_BUILDDIR "/tests/prog_preload"
+#define PRELOAD SHMK_BUILDDIR "/libshmkeeper-preload.so"
+
+static void setup(void)
+{
+	tenv_setup();
+	cr_assert_eq(setenv("SHMKEEPER_PRELOAD", PRELOAD, 1), 0);
+	unsetenv("SHMKEEPER_NS");
+}
+
+TestSuite(shmrun, .init = setup, .fini = tenv_teardown, .timeout = 60);
+
+/* "/<T.ns>-<what>": an adopted name of this test (not under "<ns>."). */
+static const char *adopted(const char *what)
+{
+	static char buf[4][128];
+	static int k;
+	char *b = buf[k++ % 4];
+
+	snprintf(b, sizeof buf[0], "/%s-%s", T.ns, what);
+	return b;
+}
+
+static bool exists(const char *name)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	snprintf(p, sizeof p, "%s%s", T.shm_dir, name);
+	return lstat(p, &st) == 0;
+}
+
+static struct out shmrun(char *const *cmd, bool json)
+{
+	char *argv[32] = {"shmrun", "--ns", T.ns, "--dir", T.dir};
+	int n = 5;
+
+	if (json)
+		argv[n++] = "--json";
+	argv[n++] = "--";
+	for (int i = 0; cmd[i] && n < 31; i++)
+		argv[n++] = cmd[i];
+	argv[n] = NULL;
+	return run_tool(SHMRUN, argv, NULL, 0);
+}
+
+Test(shmrun, reaps_what_a_killed_command_created_and_exits_with_its_signal)
+{
+	char c1[160], c2[160];
+	snprintf(c1, sizeof c1, "C:%s", adopted("a"));
+	snprintf(c2, sizeof c2, "C:%s", adopted("b"));
+	char *cmd[] = {PROG, c1, c2, "K", NULL};
+
+	struct out r = shmrun(cmd, false);
+	cr_assert_eq(r.code, 128 + SIGKILL, "exit %d\n%s", r.code, r.err);
+	cr_assert(strstr(r.err, "2 objects reaped"), "%s", r.err);
+	cr_assert_not(exists(adopted("a")), "left behind");
+	cr_assert_not(exists(adopted("b")), "left behind");
+	out_free(&r);
+}
+
+Test(shmrun, exits_with_the_commands_status)
+{
+	char *ok[] = {"sh", "-c", "exit 3", NULL};
+	char *sig[] = {"sh", "-c", "kill -USR1 $$", NULL};
+	/* Not executable: 126 (127, not found, is what run_tool() takes for
+	 * "shmrun itself cannot run"). */
+	char plain[] = "/tmp/shmrun-test-XXXXXX";
+	int pfd = mkstemp(plain);
+	cr_assert_geq(pfd, 0);
+	close(pfd); /* mode 0600: nobody may execute it, root neither */
+	char *none[] = {plain, NULL};
+
+	struct out r = shmrun(ok, false);
+	cr_assert_eq(r.code, 3, "%s", r.err);
+	cr_assert_str_eq(r.err, "", "nothing reaped, nothing said");
+	out_free(&r);
+	r = shmrun(sig, false);
+	cr_assert_eq(r.code, 128 + SIGUSR1, "%s", r.err);
+	out_free(&r);
+	r = shmrun(none, false);
+	unlink(plain);
+	cr_assert_eq(r.code, 126, "%s", r.err);
+	cr_assert(strstr(r.err, "unable to run"), "%s", r.err);
+	out_free(&r);
+}
+
+/* The command exits at once; its orphaned grandchild creates an object
+ * later and is SIGKILLed.  shmrun, the subreaper, waits for the whole tree
+ * and only then reaps: nothing is left. */
+Test(shmrun, waits_for_orphaned_descendants_before_it_reaps)
+{
+	char script[512];
+	snprintf(script, sizeof script,
+		 "{ sleep 0.3; exec %s C:%s K; } >/dev/null 2>&1 & exit 0", PROG,
+		 adopted("late"));
+	char *cmd[] = {"sh", "-c", script, NULL};
+
+	struct out r = shmrun(cmd, false);
+	cr_assert_eq(r.code, 0, "%s", r.err);
+	cr_assert(strstr(r.err, "1 object reaped"), "%s", r.err);
+	cr_assert_not(exists(adopted("late")), "the grandchild's object is left");
+	out_free(&r);
+}
+
+Test(shmrun, reports_as_json)
+{
+	char c1[160];
+	snprintf(c1, sizeof c1, "C:%s", adopted("j"));
+	char *cmd[] = {PROG, c1, "K", NULL};
+
+	struct out r = shmrun(cmd, true);
+	cr_assert_eq(r.code, 128 + SIGKILL, "%s", r.err);
+	cJSON *doc = cJSON_Parse(r.err);
+	cr_assert_not_null(doc, "not JSON: %s", r.err);
+	cr_assert_str_eq(jstr(doc, "namespace"), T.ns);
+	cr_assert_eq(jnum(doc, "reaped"), 1);
+	cr_assert_eq(jnum(doc, "rc"), 0);
+	cJSON_Delete(doc);
+	out_free(&r);
+	cr_assert_not(exists(adopted("j")));
+}
+
+/* SIGTERM to shmrun reaches the command; the run ends with its status. */
+Test(shmrun, forwards_termination_signals_to_the_command)
+{
+	int outp[2];
+	char ready[8];
+	pid_t pid;
+	int st;
+
+	cr_assert_eq(pipe(outp), 0);
+	if ((pid = fork()) == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(outp[1], 1);
+		close(outp[0]);
+		execl(SHMRUN, "shmrun", "--ns", T.ns, "--dir", T.dir, "--", "sh",
+		      "-c", "echo ready; exec sleep 30", (char *)NULL);
+		_exit(99);
+	}
+	close(outp[1]);
+	cr_assert_eq(read(outp[0], ready, 6), 6, "the command did not start");
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	st = reap_child(pid);
+	close(outp[0]);
+	cr_assert(WIFEXITED(st), "shmrun itself died: %#x", st);
+	cr_assert_eq(WEXITSTATUS(st), 128 + SIGTERM);
+}
+
+Test(shmrun, usage_help_and_version)
+{
+	char *none[] = {"shmrun", NULL};
+	char *help[] = {"shmrun", "--help", NULL};
+	char *ver[] = {"shmrun", "-V", NULL};
+	char *bad[] = {"shmrun", "--ns", "no/slash", "--", "true", NULL};
+
+	struct out r = run_tool(SHMRUN, none, NULL, 0);
+	cr_assert_eq(r.code, 64, "%s", r.err);
+	out_free(&r);
+	r = run_tool(SHMRUN, help, NULL, 0);
+	cr_assert_eq(r.code, 0);
+	cr_assert(strstr(r.out, "Usage: shmrun"), "%s", r.out);
+	out_free(&r);
+	r = run_tool(SHMRUN, ver, NULL, 0);
+	cr_assert_eq(r.code, 0);
+	cr_assert(strstr(r.out, "shmrun"), "%s", r.out);
+	out_free(&r);
+	r = run_tool(SHMRUN, bad, NULL, 0);
+	cr_assert_eq(r.code, 64, "%s", r.err);
+	out_free(&r);
+}
+
+/* As PID 1 of a pid namespace (a container's entrypoint): orphans are its
+ * to reap, and the run still ends and cleans up. */
+Test(shmrun, works_as_pid_1)
+{
+	if (geteuid() != 0 || access("/usr/bin/unshare", X_OK) != 0)
+		cr_skip_test("needs root and unshare(1)");
+	char script[512];
+	snprintf(script, sizeof script,
+		 "{ %s C:%s K; } >/dev/null 2>&1 & sleep 0.2 & exit 0", PROG,
+		 adopted("pid1"));
+	char *argv[] = {"unshare", "--pid", "--fork", "--mount-proc", SHMRUN,
+			"--ns", T.ns, "--dir", T.dir, "--", "sh", "-c", script,
+			NULL};
+	struct out r = run_tool("/usr/bin/unshare", argv, NULL, 0);
+	cr_assert_eq(r.code, 0, "%s", r.err);
+	cr_assert_not(exists(adopted("pid1")), "left behind: %s", r.err);
+	out_free(&r);
+}
