@@ -207,3 +207,158 @@ Test(shmrun, works_as_pid_1)
 	cr_assert_not(exists(adopted("pid1")), "left behind: %s", r.err);
 	out_free(&r);
 }
+
+/* ---- trials with a program we did not write: Python multiprocessing ---- */
+
+#define PY "/usr/bin/python3"
+#define WORKLOAD SHMK_SRCDIR "/tests/data/mp_workload.py"
+/* Skips tracing under make valgrind: Python is not ours to check. */
+#define UNTRACED "shmk-vg-untraced"
+
+static int trials(int n)
+{
+	return getenv("SHMK_UNDER_VALGRIND") ? 3 : n;
+}
+
+static size_t leftovers(const char *prefix)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	size_t n = 0;
+	const char *sfx[] = {"-a", "-l"};
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof p, "%s/%s%s", T.shm_dir, prefix, sfx[i]);
+		n += lstat(p, &st) == 0;
+	}
+	return n;
+}
+
+/* The first child of pid, waited for up to 5 s (0 if none came). */
+static pid_t first_child(pid_t pid)
+{
+	char p[64];
+
+	snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	for (int i = 0; i < 500; i++) {
+		FILE *f = fopen(p, "re");
+		int c = 0;
+		if (f) {
+			if (fscanf(f, "%d", &c) != 1)
+				c = 0;
+			fclose(f);
+		}
+		if (c > 0)
+			return c;
+		usleep(10000);
+	}
+	return 0;
+}
+
+static unsigned rnd_ms(unsigned max)
+{
+	static unsigned s;
+	if (!s)
+		s = (unsigned)getpid() * 2654435761u;
+	s = s * 1103515245u + 12345u;
+	return (s >> 8) % max;
+}
+
+/* >= 50 runs under shmrun, the program's whole tree SIGKILLed at a random
+ * moment (its own process group, made by setsid): after each run, nothing
+ * it created is left.  One run left alone prints exactly what it prints
+ * without shmrun. */
+Test(shmrun, python_multiprocessing_killed_at_random_leaves_nothing,
+     .timeout = 600)
+{
+	if (access(PY, X_OK) != 0)
+		cr_skip_test("needs %s", PY);
+	char prefix[96];
+	int n = trials(50);
+
+	snprintf(prefix, sizeof prefix, "%s-same", T.ns);
+	char *plain[] = {"python3", WORKLOAD, prefix, UNTRACED, NULL};
+	struct out a = run_tool(PY, plain, NULL, 0);
+	char *wrapped[] = {"shmrun", "--ns", T.ns, "--dir", T.dir, "--", PY,
+			   WORKLOAD, prefix, UNTRACED, NULL};
+	struct out b = run_tool(SHMRUN, wrapped, NULL, 0);
+	cr_assert_eq(a.code, 0, "%s", a.err);
+	cr_assert_eq(b.code, 0, "%s", b.err);
+	cr_assert_str_eq(a.out, b.out, "the output changed under shmrun");
+	out_free(&a);
+	out_free(&b);
+
+	for (int t = 0; t < n; t++) {
+		snprintf(prefix, sizeof prefix, "%s-t%d", T.ns, t);
+		pid_t run = fork();
+		cr_assert_geq(run, 0);
+		if (run == 0) {
+			int null = open("/dev/null", O_RDWR);
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			dup2(null, 1);
+			dup2(null, 2);
+			execl(SHMRUN, "shmrun", "--ns", T.ns, "--dir", T.dir, "--",
+			      "setsid", PY, WORKLOAD, prefix, UNTRACED,
+			      (char *)NULL);
+			_exit(99);
+		}
+		pid_t group = first_child(run);
+		usleep(rnd_ms(900) * 1000);
+		if (group > 0)
+			kill(-group, SIGKILL);
+		int st = reap_child(run);
+		cr_assert(WIFEXITED(st), "trial %d: shmrun died (%#x)", t, st);
+		cr_assert(WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 128 + SIGKILL,
+			  "trial %d: exit %d", t, WEXITSTATUS(st));
+		cr_assert_eq(leftovers(prefix), 0, "trial %d: %zu object(s) left",
+			     t, leftovers(prefix));
+	}
+}
+
+/* The same with only LD_PRELOAD and SHMKEEPER_NS in the environment, then
+ * shmclean: nothing left. */
+Test(shmrun, python_with_only_the_preload_then_shmclean_leaves_nothing,
+     .timeout = 600)
+{
+	if (access(PY, X_OK) != 0)
+		cr_skip_test("needs %s", PY);
+	char prefix[96], env_pre[PATH_MAX + 16], env_ns[96], env_dir[PATH_MAX + 16];
+	int n = trials(50);
+
+	snprintf(env_pre, sizeof env_pre, "LD_PRELOAD=%s", PRELOAD);
+	snprintf(env_ns, sizeof env_ns, "SHMKEEPER_NS=%s", T.ns);
+	snprintf(env_dir, sizeof env_dir, "SHMKEEPER_DIR=%s", T.dir);
+	for (int t = 0; t < n; t++) {
+		snprintf(prefix, sizeof prefix, "%s-p%d", T.ns, t);
+		pid_t pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			char *envp[] = {env_pre, env_ns, env_dir, "PATH=/usr/bin:/bin",
+					NULL};
+			int null = open("/dev/null", O_RDWR);
+			setpgid(0, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			execle(PY, "python3", WORKLOAD, prefix, UNTRACED,
+			       (char *)NULL, envp);
+			_exit(99);
+		}
+		setpgid(pid, pid);
+		usleep(rnd_ms(900) * 1000);
+		kill(-pid, SIGKILL);
+		reap_child(pid);
+		/* Its pool workers and resource tracker die with the group;
+		 * wait until none of the group is left. */
+		for (int i = 0; i < 500 && kill(-pid, 0) == 0; i++)
+			usleep(10000);
+	}
+	char *clean[] = {"shmclean", "--dir", T.dir, "--namespace", T.ns, NULL};
+	struct out r = run_tool(SHMK_BUILDDIR "/tools/shmclean", clean, NULL, 0);
+	cr_assert_eq(r.code, 0, "shmclean: %d\n%s%s", r.code, r.out, r.err);
+	out_free(&r);
+	for (int t = 0; t < n; t++) {
+		snprintf(prefix, sizeof prefix, "%s-p%d", T.ns, t);
+		cr_assert_eq(leftovers(prefix), 0, "trial %d: %zu object(s) left",
+			     t, leftovers(prefix));
+	}
+}
