@@ -590,6 +590,10 @@ enum shmk_death_kind {
 	SHMK_DEATH_OOM,         /* SIGKILL and the cgroup's oom_kill rose   */
 	SHMK_DEATH_TIMEOUT,     /* SIGKILLed by the pool: its job passed its
 				   deadline                                */
+	SHMK_DEATH_UNKNOWN,     /* the service reaped the worker itself (a
+				   SIGCHLD handler calling waitpid(-1), or
+				   SIGCHLD set to SIG_IGN): how it died is
+				   not known                               */
 };
 
 struct shmk_death {

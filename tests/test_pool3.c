@@ -583,7 +583,7 @@ Test(pool3, a_pipe_without_cloexec_sees_eof_when_the_service_closes_its_write_en
 	cr_assert_eq(shmk_pool_run(p, s, &res), 0);
 	cr_assert_eq(res, 3);
 	cr_assert_not(holds_pipe(shmk_pool_supervisor_pid(p), st.st_ino),
-		      "the supervisor holds the service's pipe");
+		      "the spawner holds the service's pipe");
 	for (unsigned i = 0; i < 2; i++)
 		cr_assert_not(holds_pipe(shmk_pool_worker_pid(p, i), st.st_ino),
 			      "worker %u holds the service's pipe", i);
@@ -639,7 +639,7 @@ Test(pool3, without_close_range_the_children_close_inherited_descriptors_one_by_
 					 (void *)(intptr_t)ENOSYS, 0, in_child), 0);
 	p = mkpool(c, &o);
 	fiu_disable("shmk/sys/close_range");
-	/* The supervisor and the worker both went without close_range. */
+	/* The spawner and the worker both went without close_range. */
 	cr_assert_geq(atomic_load(child_failures), 2);
 	munmap((void *)child_failures, sizeof *child_failures);
 	child_failures = NULL;
@@ -672,8 +672,9 @@ static void mount_tiny_shm(const char *size)
 
 static char filler_path[PATH_MAX];
 
-/* In the supervisor, right after it gave the dead worker's pages back:
- * another tenant of the tmpfs takes every free block. */
+/* Right after the pool gave the dead worker's pages back (in the caller
+ * that handles the death): another tenant of the tmpfs takes every free
+ * block. */
 static int fill_tmpfs(const char *name, int *failnum, void **failinfo,
 		      unsigned *flags)
 {
@@ -716,19 +717,21 @@ Test(pool3, recreate_on_a_full_tiny_tmpfs_quarantines_the_slot_instead_of_sigbus
 	shmk_ctx *c;
 	shmk_pool *p;
 	unsigned s;
+	int rc;
 
 	mount_tiny_shm("1m");
 	snprintf(filler_path, sizeof filler_path, "%s/filler", T.shm_dir);
-	/* Enabled before the fork: the supervisor inherits it. */
-	cr_assert_eq(fiu_enable_external("shmk/test/pool/pages_given_back", 1,
-					 NULL, 0, fill_tmpfs), 0);
 	c = topen();
 	o.reinit = SHMK_REINIT_RECREATE;
 	p = mkpool(c, &o);
-	fiu_disable("shmk/test/pool/pages_given_back");
+	/* The service handles the death (the caller whose job failed). */
+	cr_assert_eq(fiu_enable_external("shmk/test/pool/pages_given_back", 1,
+					 NULL, 0, fill_tmpfs), 0);
 	s = lease(p);
 	cmd(p, s, OP_FILL_DIE, 0);
-	expect_slot_lost(p, s, shmk_pool_run(p, s, NULL));
+	rc = shmk_pool_run(p, s, NULL);
+	fiu_disable("shmk/test/pool/pages_given_back");
+	expect_slot_lost(p, s, rc);
 	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
 	cr_assert_eq(shmk_close(c), 0);
 	unlink(filler_path);
@@ -743,15 +746,19 @@ Test(pool3, a_failed_fallocate_after_recreate_quarantines_the_slot)
 	shmk_pool *p;
 	unsigned s;
 
-	service_pid = getpid();
-	cr_assert_eq(fiu_enable_external("shmk/sys/fallocate", 1,
-					 (void *)(intptr_t)ENOSPC, 0, in_child), 0);
+	int rc;
+
 	o.reinit = SHMK_REINIT_RECREATE;
 	p = mkpool(c, &o);
-	fiu_disable("shmk/sys/fallocate");
 	s = lease(p);
 	cmd(p, s, OP_FILL_DIE, 0);
-	expect_slot_lost(p, s, shmk_pool_run(p, s, NULL));
+	/* The next fallocate is the re-reservation, in the caller that
+	 * handles the death. */
+	cr_assert_eq(fiu_enable("shmk/sys/fallocate", 1,
+				(void *)(intptr_t)ENOSPC, 0), 0);
+	rc = shmk_pool_run(p, s, NULL);
+	fiu_disable("shmk/sys/fallocate");
+	expect_slot_lost(p, s, rc);
 	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
 	cr_assert_eq(shmk_close(c), 0);
 	cr_assert(no_children());
@@ -759,7 +766,10 @@ Test(pool3, a_failed_fallocate_after_recreate_quarantines_the_slot)
 
 /* ---- 6. start failures with their cause ------------------------------------ */
 
-static void expect_start_failure(const char *fp, int err, const char *call)
+/* fp fails with err in the children only (in_child), or in the service
+ * too (cb NULL). */
+static void expect_start_failure_cb(const char *fp, int err, const char *call,
+				    external_cb_t *cb)
 {
 	shmk_ctx *c = topen();
 	struct shmk_pool_options o = popts(2, 4096);
@@ -768,8 +778,11 @@ static void expect_start_failure(const char *fp, int err, const char *call)
 
 	service_pid = getpid();
 	o.start_timeout_ms = 5000;
-	cr_assert_eq(fiu_enable_external(fp, 1, (void *)(intptr_t)err, 0,
-					 in_child), 0);
+	if (cb)
+		cr_assert_eq(fiu_enable_external(fp, 1, (void *)(intptr_t)err, 0,
+						 cb), 0);
+	else
+		cr_assert_eq(fiu_enable(fp, 1, (void *)(intptr_t)err, 0), 0);
 	rc = shmk_pool_create(c, &o, &p);
 	fiu_disable(fp);
 	cr_assert_eq(rc, -err, "%s: create gave %d (%s)", fp, rc,
@@ -784,14 +797,27 @@ static void expect_start_failure(const char *fp, int err, const char *call)
 	cr_assert_eq(shmk_close(c), 0);
 }
 
-Test(pool3, a_worker_the_supervisor_cannot_fork_fails_create_with_the_fork_errno)
+static void expect_start_failure(const char *fp, int err, const char *call)
 {
-	expect_start_failure("shmk/pool/fork", EAGAIN, "fork the worker");
+	expect_start_failure_cb(fp, err, call, in_child);
 }
 
-Test(pool3, a_supervisor_out_of_memory_fails_create_with_enomem)
+/* The service forks the first workers itself. */
+Test(pool3, a_worker_that_cannot_be_forked_fails_create_with_the_fork_errno)
 {
-	expect_start_failure("shmk/sys/malloc", ENOMEM, "supervisor: cannot allocate");
+	expect_start_failure_cb("shmk/pool/fork", EAGAIN, "fork the worker", NULL);
+}
+
+Test(pool3, a_spawner_that_cannot_be_forked_fails_create_with_the_cause)
+{
+	expect_start_failure_cb("shmk/pool/fork_spawner", EAGAIN,
+				"fork the spawner", NULL);
+}
+
+/* The spawner and the workers register their robust futex lists first. */
+Test(pool3, a_child_that_cannot_register_its_robust_list_fails_create_with_the_cause)
+{
+	expect_start_failure("shmk/sys/set_robust_list", EPERM, "set_robust_list");
 }
 
 Test(pool3, a_worker_that_cannot_set_its_death_signal_fails_create_with_the_cause)
@@ -799,7 +825,7 @@ Test(pool3, a_worker_that_cannot_set_its_death_signal_fails_create_with_the_caus
 	expect_start_failure("shmk/sys/prctl", EPERM, "prctl(PR_SET_PDEATHSIG)");
 }
 
-/* In the supervisor only: it dies at once, by SIGKILL. */
+/* In a child only: it dies at once, by SIGKILL. */
 static int kill_child(const char *name, int *failnum, void **failinfo,
 		      unsigned *flags)
 {
@@ -809,7 +835,8 @@ static int kill_child(const char *name, int *failnum, void **failinfo,
 	return 0;
 }
 
-Test(pool3, a_supervisor_killed_while_starting_fails_create_saying_how_it_died)
+static void expect_killed_while_starting(const char *crashpoint,
+					 const char *who)
 {
 	shmk_ctx *c = topen();
 	struct shmk_pool_options o = popts(2, 4096);
@@ -818,15 +845,25 @@ Test(pool3, a_supervisor_killed_while_starting_fails_create_saying_how_it_died)
 
 	service_pid = getpid();
 	o.start_timeout_ms = 5000;
-	cr_assert_eq(fiu_enable_external("shmk/crash/pool/supervisor_start", 1,
-					 NULL, 0, kill_child), 0);
+	cr_assert_eq(fiu_enable_external(crashpoint, 1, NULL, 0, kill_child), 0);
 	rc = shmk_pool_create(c, &o, &p);
-	fiu_disable("shmk/crash/pool/supervisor_start");
+	fiu_disable(crashpoint);
 	cr_assert_eq(rc, -ECHILD, "create gave %d (%s)", rc, shmk_last_error());
 	cr_assert_null(p);
-	cr_assert(strstr(shmk_last_error(), "killed by SIGKILL") != NULL, "%s",
-		  shmk_last_error());
+	cr_assert(strstr(shmk_last_error(), "killed by SIGKILL") != NULL &&
+			  strstr(shmk_last_error(), who) != NULL,
+		  "%s", shmk_last_error());
 	cr_assert_eq(shm_count(), 0, "a failed create left segments");
 	cr_assert(no_children());
 	cr_assert_eq(shmk_close(c), 0);
+}
+
+Test(pool3, a_worker_killed_while_starting_fails_create_saying_how_it_died)
+{
+	expect_killed_while_starting("shmk/crash/pool/worker_start", "worker");
+}
+
+Test(pool3, a_spawner_killed_while_starting_fails_create_saying_how_it_died)
+{
+	expect_killed_while_starting("shmk/crash/pool/spawner_start", "spawner");
 }
