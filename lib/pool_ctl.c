@@ -97,7 +97,8 @@ void shmk__wait2(_Atomic uint32_t *w, uint32_t val, _Atomic uint32_t *sp,
 	struct timespec ts;
 	const struct timespec *rel;
 
-	if (atomic_load_explicit(&have_waitv, memory_order_relaxed) != 0) {
+	if (atomic_load_explicit(&have_waitv, memory_order_relaxed) != 0 &&
+	    !fiu_fail("shmk/sys/futex_waitv")) {
 		struct fwaitv v[2] = {
 			{val, (uint64_t)(uintptr_t)w, FUTEX_32, 0},
 			{spv, (uint64_t)(uintptr_t)sp, FUTEX_32, 0}};
@@ -171,7 +172,7 @@ int shmk__robust_register(struct robust_list_head *h, struct robust_list *first,
 
 int shmk__pidfd_open(pid_t pid)
 {
-	return (int)syscall(SYS_pidfd_open, pid, 0);
+	return SHMK_SYS("pidfd_open", (int)syscall(SYS_pidfd_open, pid, 0));
 }
 
 int shmk__read_text(const char *path, char *buf, size_t sz)

@@ -867,3 +867,293 @@ Test(pool3, a_spawner_killed_while_starting_fails_create_saying_how_it_died)
 {
 	expect_killed_while_starting("shmk/crash/pool/spawner_start", "spawner");
 }
+
+/* ---- 7. the process model --------------------------------------------------
+ * The service forks its workers and a spawner; no thread of the pool's runs
+ * in it; a worker's death is a robust-futex event that wakes whoever waits. */
+
+static int threads_of_self(void)
+{
+	char buf[4096], *t;
+	int n = -1;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return -1;
+	n = (int)fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n > 0 ? n : 0] = '\0';
+	t = strstr(buf, "\nThreads:");
+	return t ? atoi(t + 9) : -1;
+}
+
+Test(pool3, no_watch_thread_and_a_worker_killed_during_a_job_wakes_the_caller_at_once)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	struct caller cl = {0};
+	struct shmk_death d;
+	shmk_pool *p;
+	int before, after;
+	int64_t t0;
+	pid_t w;
+
+	o.job_timeout_ms = 60000; /* far: the death must end the wait */
+	before = threads_of_self();
+	p = mkpool(c, &o);
+	after = threads_of_self();
+	cr_assert_eq(after, before, "create added threads: %d -> %d", before,
+		     after);
+	cl.p = p;
+	cl.slot = lease(p);
+	w = shmk_pool_worker_pid(p, cl.slot);
+	cmd(p, cl.slot, OP_HANG, 0);
+	cr_assert_eq(pthread_create(&cl.th, NULL, caller_main, &cl), 0);
+	wait_started(p, cl.slot);
+	t0 = now_ms();
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	pthread_join(cl.th, NULL);
+	cr_assert_eq(cl.rc, -ECHILD, "run: %d", cl.rc);
+	cr_assert_lt(now_ms() - t0, 5000, "the caller was not woken by the death");
+	cr_assert_eq(shmk_pool_last_death(p, cl.slot, &d), 0);
+	cr_assert_eq(d.pid, w);
+	cr_assert_eq(d.kind, SHMK_DEATH_SIGKILL, "kind %s",
+		     shmk_death_kind_name(d.kind));
+	shmk_pool_release(p, cl.slot);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* Nobody watches an idle worker: its death is seen by the next call that
+ * looks at the slot (its life word is marked), not at a deadline. */
+Test(pool3, a_worker_killed_idle_is_noticed_by_the_next_run_without_waiting_for_the_deadline)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(1, 4096);
+	struct shmk_death d;
+	shmk_pool *p;
+	unsigned s;
+	int64_t t0;
+	int res = -1, rc;
+	pid_t w;
+
+	o.reinit = SHMK_REINIT_KEEP; /* the input written below stays */
+	o.job_timeout_ms = 60000;
+	p = mkpool(c, &o);
+	s = lease(p);
+	w = shmk_pool_worker_pid(p, s);
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	wait_dead(w, 5000);
+	cmd(p, s, OP_ECHO, 5);
+	t0 = now_ms();
+	rc = shmk_pool_run(p, s, &res);
+	cr_assert_eq(rc, 0, "run: %d %s", rc, shmk_last_error());
+	cr_assert_eq(res, 5);
+	cr_assert_lt(now_ms() - t0, 10000);
+	cr_assert_neq(shmk_pool_worker_pid(p, s), w);
+	cr_assert_eq(shmk_pool_last_death(p, s, &d), 0);
+	cr_assert_eq(d.pid, w);
+	cr_assert_eq(d.kind, SHMK_DEATH_SIGKILL);
+	cr_assert_eq(shmk_pool_deaths(p), 1);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+static void reap_all(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	errno = e;
+}
+
+/* The service takes its children's statuses itself: SIGCHLD ignored (the
+ * kernel reaps them) or a handler calling waitpid(-1).  A death is still
+ * seen at once and told honestly ("unknown" when the status was taken,
+ * never a wrong kind), a replacement serves, destroy is bounded and leaves
+ * no zombie. */
+static void with_stolen_statuses(const struct sigaction *sa)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	struct sigaction old;
+	struct shmk_death d;
+	shmk_pool *p;
+	unsigned s;
+	int res = -1, rc;
+	int64_t t0;
+
+	cr_assert_eq(sigaction(SIGCHLD, sa, &old), 0);
+	o.job_timeout_ms = 30000;
+	p = mkpool(c, &o);
+	s = lease(p);
+	cmd(p, s, OP_FILL_DIE, 0);
+	t0 = now_ms();
+	rc = shmk_pool_run(p, s, NULL);
+	cr_assert_eq(rc, -ECHILD, "run: %d %s", rc, shmk_last_error());
+	cr_assert_lt(now_ms() - t0, 10000);
+	cr_assert_eq(shmk_pool_last_death(p, s, &d), 0);
+	cr_assert(d.kind == SHMK_DEATH_UNKNOWN || d.kind == SHMK_DEATH_SIGKILL,
+		  "kind %s", shmk_death_kind_name(d.kind));
+	if (sa->sa_handler == SIG_IGN)
+		cr_assert_eq(d.kind, SHMK_DEATH_UNKNOWN, "kind %s",
+			     shmk_death_kind_name(d.kind));
+	cmd(p, s, OP_ECHO, 9);
+	rc = shmk_pool_run(p, s, &res);
+	cr_assert_eq(rc, 0, "run on the replacement: %d %s", rc, shmk_last_error());
+	cr_assert_eq(res, 9);
+	shmk_pool_release(p, s);
+	t0 = now_ms();
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_lt(now_ms() - t0, 5000);
+	sigaction(SIGCHLD, &old, NULL);
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+Test(pool3, a_service_ignoring_sigchld_gets_bounded_honest_results)
+{
+	struct sigaction sa = {.sa_handler = SIG_IGN};
+
+	sigemptyset(&sa.sa_mask);
+	with_stolen_statuses(&sa);
+}
+
+Test(pool3, a_service_whose_sigchld_handler_reaps_every_child_gets_bounded_honest_results)
+{
+	struct sigaction sa = {.sa_handler = reap_all, .sa_flags = SA_RESTART};
+
+	sigemptyset(&sa.sa_mask);
+	with_stolen_statuses(&sa);
+}
+
+struct holder {
+	pthread_t th;
+	_Atomic int locked, release;
+};
+
+static void *hold_lock(void *arg)
+{
+	struct holder *h = arg;
+
+	pthread_mutex_lock(&held_at_fork);
+	atomic_store(&h->locked, 1);
+	while (!atomic_load(&h->release))
+		sched_yield();
+	pthread_mutex_unlock(&held_at_fork);
+	return NULL;
+}
+
+/* The fork-safety point of the spawner: a replacement is not forked from
+ * the service as it is now (another thread holds a lock the job takes) but
+ * from its memory at creation. */
+Test(pool3, a_replacement_forked_while_another_thread_holds_a_lock_the_job_takes_does_not_deadlock)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(1, 4096);
+	struct holder h = {0};
+	shmk_pool *p;
+	unsigned s;
+	int res = -1, rc;
+	pid_t w;
+
+	o.reinit = SHMK_REINIT_KEEP;
+	p = mkpool(c, &o); /* one thread: the lock is free in the snapshot */
+	cr_assert_eq(pthread_create(&h.th, NULL, hold_lock, &h), 0);
+	while (!atomic_load(&h.locked))
+		sched_yield();
+	s = lease(p);
+	w = shmk_pool_worker_pid(p, s);
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	wait_dead(w, 5000);
+	cmd(p, s, OP_LOCK, 21);
+	rc = shmk_pool_run_timeout(p, s, &res, 10000);
+	atomic_store(&h.release, 1);
+	pthread_join(h.th, NULL);
+	cr_assert_eq(rc, 0, "the replacement's job: %d %s", rc, shmk_last_error());
+	cr_assert_eq(res, 21);
+	cr_assert_neq(shmk_pool_worker_pid(p, s), w);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* Without pidfd_open (Linux < 5.3; valgrind 3.19 answers ENOSYS) the pool
+ * reaps, signals and waits by pid: a death is classified, a replacement
+ * serves, destroy reaps everything. */
+Test(pool3, without_pidfd_open_deaths_replacements_and_destroy_work_by_pid)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	struct shmk_death d;
+	shmk_pool *p;
+	unsigned s;
+	int res = -1, rc;
+
+	cr_assert_eq(fiu_enable("shmk/sys/pidfd_open", 1, (void *)(intptr_t)ENOSYS,
+				0), 0);
+	o.shutdown_grace_ms = 300;
+	p = mkpool(c, &o);
+	s = lease(p);
+	cmd(p, s, OP_FILL_DIE, 0);
+	rc = shmk_pool_run(p, s, NULL);
+	cr_assert_eq(rc, -ECHILD, "run: %d %s", rc, shmk_last_error());
+	cr_assert_eq(shmk_pool_last_death(p, s, &d), 0);
+	cr_assert_eq(d.kind, SHMK_DEATH_SIGKILL, "kind %s",
+		     shmk_death_kind_name(d.kind));
+	cmd(p, s, OP_ECHO, 4);
+	cr_assert_eq(shmk_pool_run(p, s, &res), 0, "%s", shmk_last_error());
+	cr_assert_eq(res, 4);
+	/* A job that ignores SIGTERM: destroy's SIGKILL after the grace. */
+	cmd(p, s, OP_FOREVER, 0);
+	{
+		struct caller cl = {.p = p, .slot = s, .timeout_ms = 30000};
+		cr_assert_eq(pthread_create(&cl.th, NULL, caller_main, &cl), 0);
+		wait_started(p, s);
+		cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+		pthread_join(cl.th, NULL);
+		cr_assert(cl.rc == -ECHILD || cl.rc == -ESHUTDOWN, "run: %d",
+			  cl.rc);
+	}
+	fiu_disable("shmk/sys/pidfd_open");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* Without futex_waitv (Linux < 5.16, valgrind) a caller waits on its own
+ * word in slices and looks at the spawner's between them: a SIGKILLed
+ * spawner still stops the pool and wakes a caller whose job runs. */
+Test(pool3, without_futex_waitv_a_sigkilled_spawner_still_stops_the_pool)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	struct caller cl = {0};
+	shmk_pool *p;
+	int64_t t0;
+
+	cr_assert_eq(fiu_enable("shmk/sys/futex_waitv", 1, NULL, 0), 0);
+	o.job_timeout_ms = 60000;
+	p = mkpool(c, &o);
+	cl.p = p;
+	cl.slot = lease(p);
+	cmd(p, cl.slot, OP_HANG, 0);
+	cr_assert_eq(pthread_create(&cl.th, NULL, caller_main, &cl), 0);
+	wait_started(p, cl.slot);
+	t0 = now_ms();
+	cr_assert_eq(kill(shmk_pool_supervisor_pid(p), SIGKILL), 0);
+	pthread_join(cl.th, NULL);
+	cr_assert_eq(cl.rc, -ECHILD, "run: %d", cl.rc);
+	cr_assert_lt(now_ms() - t0, 5000);
+	cr_assert_eq(shmk_pool_lease(p, SHMK_LEASE_WAIT, 0), -ESHUTDOWN);
+	shmk_pool_release(p, cl.slot);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	fiu_disable("shmk/sys/futex_waitv");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
