@@ -8,10 +8,10 @@
  * (invariant 8):
  *   - a job:          the slot's job word, which the worker clears when
  *                     done and the kernel marks when the worker dies
- *                     (robust futex), and the spawner's word;
+ *                     (robust futex);
  *   - a replacement:  the slot's life word (the new worker takes it over;
  *                     the kernel marks it if the spawner dies first);
- *   - a lease:        free_seq, and the spawner's word.
+ *   - a lease:        free_seq, and the spawner's word (futex_waitv).
  * The one ordering point between a caller posting a job and a caller
  * handling the worker's death is the compare-and-swap of the slot's state
  * word: READY -> BUSY (post), READY/BUSY/STARTING -> DYING (a death,
@@ -111,7 +111,7 @@ static void each_worker(shmk_pool *p, void (*fn)(shmk_pool *, unsigned, pid_t,
 		struct pslot *s = &p->ctl->slot[i];
 		pid_t cand[3] = {p->w[i].pid, atomic_load(&s->pid), 0};
 		uint32_t v = atomic_load(&s->life);
-		if (RW_DEAD(v) && RW_TID(v) != (uint32_t)p->sp_pid)
+		if (RW_DEAD(v) && RW_TID(v) != (uint32_t)atomic_load(&p->ctl->sp_tid))
 			cand[2] = (pid_t)RW_TID(v);
 		for (int k = 0; k < 3; k++) {
 			bool seen = cand[k] <= 0;
@@ -196,8 +196,16 @@ static void reap_one(shmk_pool *p, unsigned i, pid_t pid, int fd, void *arg)
  * by the deadline + EXIT_WAIT_MS (stopped, say), it is SIGKILLed. */
 static int reap_spawner(shmk_pool *p, int64_t deadline)
 {
+	siginfo_t si;
 	int st;
 	pid_t r;
+
+	/* Not ours any more: the service reaped it itself. */
+	if (waitid(p->sp_pidfd >= 0 ? P_PIDFD : P_PID,
+		   p->sp_pidfd >= 0 ? (id_t)p->sp_pidfd : (id_t)p->sp_pid, &si,
+		   WEXITED | WNOHANG | WNOWAIT) < 0 &&
+	    errno == ECHILD)
+		return 0;
 
 	if (!wait_exit(p->sp_pid, p->sp_pidfd, deadline + EXIT_WAIT_MS)) {
 		if (p->sp_pidfd >= 0)
@@ -243,7 +251,13 @@ static void teardown(shmk_pool *p, int64_t deadline, int *first)
 		}
 		pthread_mutex_unlock(&p->mu);
 	}
+	/* The workers are gone: worker 0 forked the spawner or never will
+	 * (the kernel wrote its pid as it forked it). */
+	if (!p->sp_pid && p->ctl)
+		p->sp_pid = atomic_load(&p->ctl->sp_tid);
 	if (p->sp_pid > 0) {
+		if (p->sp_pidfd < 0)
+			p->sp_pidfd = shmk__pidfd_open(p->sp_pid);
 		if ((rc = reap_spawner(p, deadline)) < 0 && !*first)
 			*first = rc;
 		p->sp_pid = 0;
@@ -437,103 +451,43 @@ static int wait_ready(shmk_pool *p, int rfd)
 	return 0;
 }
 
-/* Waits (bounded) for the spawner's byte on its ack pipe; EOF: it failed
- * (its sentence) or died (how). */
-static int spawner_started(shmk_pool *p)
+/* The spawner's pipes, made before the workers are forked: worker 0
+ * inherits the spawner's ends (p->sp_fds, ascending) and forks it once it
+ * is ready. */
+static int spawner_pipes(shmk_pool *p)
 {
-	int64_t deadline = mono_ms() + p->o.start_timeout_ms, left;
-	struct pollfd pf = {.fd = p->sp_ack_fd, .events = POLLIN};
-	siginfo_t si = {0};
-	ssize_t n;
-	char b;
-
-	while ((left = deadline - mono_ms()) > 0 &&
-	       poll(&pf, 1, (int)left) < 0 && errno == EINTR)
-		;
-	while ((n = read(p->sp_ack_fd, &b, 1)) < 0 && errno == EINTR)
-		;
-	if (n == 1) {
-		shmk__close(&p->sp_ack_fd);
-		return 0;
-	}
-	if (n < 0)
-		return shmk__err(-ETIMEDOUT, "pool: the spawner was not up after "
-					     "%u ms", p->o.start_timeout_ms);
-	if (atomic_load(&p->ctl->start_err) > 0)
-		return shmk__err(-atomic_load(&p->ctl->start_err), "%s",
-				 p->ctl->start_msg);
-	if (wait_exit(p->sp_pid, p->sp_pidfd, mono_ms() + EXIT_WAIT_MS) &&
-	    waitid(P_PID, (id_t)p->sp_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-	    si.si_pid == p->sp_pid) {
-		if (si.si_code == CLD_EXITED)
-			return shmk__err(-ECHILD, "pool: the spawner %d exited "
-						  "with status %d while starting",
-					 (int)p->sp_pid, si.si_status);
-		const char *sig = sigabbrev_np(si.si_status);
-		return shmk__err(-ECHILD, "pool: the spawner %d was killed by "
-					  "SIG%s while starting",
-				 (int)p->sp_pid, sig ? sig : "?");
-	}
-	return shmk__err(-ECHILD, "pool: the spawner %d died while starting",
-			 (int)p->sp_pid);
-}
-
-/* Forks the spawner: it keeps its ends of the request socket, the alive
- * pipe and its ack pipe, and the first workers' pidfds. */
-static int fork_spawner(shmk_pool *p)
-{
-	int req[2] = {-1, -1}, alive[2] = {-1, -1}, ack[2] = {-1, -1};
-	int rc = 0;
-	pid_t pid;
+	int req[2], alive[2], ack[2];
 
 	/* req is a socket pair so that requests are sent with MSG_NOSIGNAL
 	 * (a dead spawner must not SIGPIPE the service); SEQPACKET keeps
 	 * each one whole. */
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, req) < 0 ||
-	    pipe2(alive, O_CLOEXEC) < 0 || pipe2(ack, O_CLOEXEC) < 0) {
-		rc = shmk__err(-errno, "pool: cannot create pipes: %s",
-			       strerror(errno));
-		goto out;
-	}
-	pid = fiu_fail("shmk/pool/fork_spawner") ? (errno = EAGAIN, -1)
-						 : SHMK_SYS("fork", fork());
-	if (pid < 0) {
-		rc = shmk__err(-errno, "pool: cannot fork the spawner: %s",
-			       strerror(errno));
-		goto out;
-	}
-	if (pid == 0) {
-		int keep[3 + MAX_WORKERS], n = 0;
-		keep[n++] = req[0];
-		keep[n++] = alive[0];
-		keep[n++] = ack[1];
-		for (unsigned i = 0; i < p->o.workers; i++)
-			if (p->w[i].fd >= 0)
-				keep[n++] = p->w[i].fd;
-		for (int a = 1; a < n; a++) /* ascending */
-			for (int b = a; b > 0 && keep[b - 1] > keep[b]; b--) {
-				int t = keep[b];
-				keep[b] = keep[b - 1];
-				keep[b - 1] = t;
-			}
-		shmk__close_inherited(keep, (size_t)n);
-		shmk__spawner_main(p, req[0], alive[0], ack[1]);
-	}
-	p->sp_pid = pid;
-	atomic_store(&p->ctl->spawner, (uint32_t)pid);
-	p->sp_pidfd = shmk__pidfd_open(pid); /* -1 (ENOSYS): the pid */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, req) < 0)
+		goto fail;
 	p->req_fd = req[1];
+	p->sp_fds[0] = req[0];
+	if (pipe2(alive, O_CLOEXEC) < 0)
+		goto fail;
 	p->alive_fd = alive[1];
+	p->sp_fds[1] = alive[0];
+	if (pipe2(ack, O_CLOEXEC) < 0)
+		goto fail;
 	p->sp_ack_fd = ack[0];
-	req[1] = alive[1] = ack[0] = -1;
-out:
-	shmk__close(&req[0]);
-	shmk__close(&req[1]);
-	shmk__close(&alive[0]);
-	shmk__close(&alive[1]);
-	shmk__close(&ack[0]);
-	shmk__close(&ack[1]);
-	return rc;
+	p->sp_fds[2] = ack[1];
+	for (int a = 1; a < 3; a++)
+		for (int b = a; b > 0 && p->sp_fds[b - 1] > p->sp_fds[b]; b--) {
+			int t = p->sp_fds[b];
+			p->sp_fds[b] = p->sp_fds[b - 1];
+			p->sp_fds[b - 1] = t;
+		}
+	return 0;
+fail:
+	return shmk__err(-errno, "pool: cannot create pipes: %s", strerror(errno));
+}
+
+static void close_sp_fds(shmk_pool *p)
+{
+	for (int k = 0; k < 3; k++)
+		shmk__close(&p->sp_fds[k]);
 }
 
 int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
@@ -561,6 +515,7 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	p->o = *opt;
 	defaults(&p->o);
 	p->sp_pidfd = p->req_fd = p->alive_fd = p->sp_ack_fd = -1;
+	p->sp_fds[0] = p->sp_fds[1] = p->sp_fds[2] = -1;
 	pthread_mutex_init(&p->mu, NULL);
 	p->service = getpid();
 	/* PR_SET_PDEATHSIG follows the forking thread: only the main
@@ -611,7 +566,10 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 
 	/* The workers, forked from this thread; each writes a byte to the
 	 * start pipe when it is ready and closes its end: EOF before the
-	 * count is a worker that failed or died. */
+	 * count is a worker that failed or died.  Worker 0 then forks the
+	 * spawner. */
+	if ((rc = spawner_pipes(p)) < 0)
+		goto fail;
 	if (pipe2(start, O_CLOEXEC) < 0) {
 		rc = shmk__err(-errno, "pool: cannot create pipes: %s",
 			       strerror(errno));
@@ -632,24 +590,30 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 			goto fail;
 		}
 		if (pid == 0) {
+			int keep[4] = {start[1], -1, -1, -1};
+			size_t nk = 1;
 			close(start[0]);
-			shmk__close_inherited(&start[1], 1);
+			if (i == 0) { /* and the spawner's ends, ascending */
+				for (int k = 0; k < 3; k++)
+					keep[nk++] = p->sp_fds[k];
+				for (size_t a = 1; a < nk; a++)
+					for (size_t b = a; b > 0 && keep[b - 1] > keep[b]; b--) {
+						int t = keep[b];
+						keep[b] = keep[b - 1];
+						keep[b - 1] = t;
+					}
+			}
+			shmk__close_inherited(keep, nk);
 			shmk__worker_main(p, i, 0, start[1]);
 		}
 		p->w[i].pid = pid;
 		p->w[i].fd = shmk__pidfd_open(pid); /* -1 (ENOSYS): the pid */
 	}
 	shmk__close(&start[1]);
-	/* The spawner, from the same moment's memory, while they start. */
-	if ((rc = fork_spawner(p)) < 0)
-		goto fail;
+	close_sp_fds(p);
 	if ((rc = wait_ready(p, start[0])) < 0)
 		goto fail;
 	shmk__close(&start[0]);
-	/* And the spawner: up means it closed what it inherited, and its
-	 * robust list marks its death from now on. */
-	if ((rc = spawner_started(p)) < 0)
-		goto fail;
 	*out = p;
 	return 0;
 fail:
@@ -658,6 +622,7 @@ fail:
 		snprintf(msg, sizeof msg, "%s", shmk_last_error());
 		shmk__close(&start[0]);
 		shmk__close(&start[1]);
+		close_sp_fds(p);
 		teardown(p, -1, &first);
 		free_pool(p);
 		shmk__err(rc, "%s", msg);
@@ -824,18 +789,16 @@ static int job_failed(shmk_pool *p, unsigned slot, pid_t pid,
 			 slot, (int)d.pid, shmk_death_kind_name(d.kind));
 }
 
-/* Waits while the robust word *w holds v (armed), the spawner lives and
- * the deadline has not passed.  false: the deadline passed. */
-static bool wait_word(shmk_pool *p, _Atomic uint32_t *w, uint32_t v,
-		      int64_t deadline)
+/* Waits while the robust word *w holds v (armed) and the deadline has not
+ * passed.  false: it has. */
+static bool wait_word(_Atomic uint32_t *w, uint32_t v, int64_t deadline)
 {
-	uint32_t spv;
+	struct timespec ts;
+	const struct timespec *rel;
 
-	if (deadline >= 0 && mono_ms() >= deadline)
+	if (!remaining(deadline, &ts, &rel))
 		return false;
-	spv = spawner_armed(p);
-	if (!RW_DEAD(spv))
-		shmk__wait2(w, v, &p->ctl->spawner, spv, deadline);
+	shmk__fwait(w, v, rel);
 	return true;
 }
 
@@ -885,7 +848,7 @@ static int run(shmk_pool *p, unsigned slot, int *result, unsigned timeout_ms)
 			if (!shmk__rw_arm(&s->life, &v) ||
 			    atomic_load(&s->state) != st)
 				continue;
-			if (!wait_word(p, &s->life, v, deadline))
+			if (!wait_word(&s->life, v, deadline))
 				return shmk__err(-ETIMEDOUT, "pool: slot %u: no "
 							     "worker ready within "
 							     "%u ms",
@@ -926,34 +889,28 @@ static int run(shmk_pool *p, unsigned slot, int *result, unsigned timeout_ms)
 	 * the job word, then read life; one of us sees the other's write). */
 	tid = RW_TID(v);
 	seq = atomic_load(&s->doorbell) + 1;
-	atomic_store(&s->job, tid);
+	atomic_store(&s->job, tid | FUTEX_WAITERS); /* armed: we will wait */
 	atomic_store(&s->doorbell, seq);
 	shmk__fwake(&s->doorbell, 1);
 	atomic_thread_fence(memory_order_seq_cst);
 	v = RW_DEAD(atomic_load(&s->life)) ? atomic_load(&s->job) | FUTEX_OWNER_DIED
 					   : atomic_load(&s->job);
+	/* The job word alone: it changes when the job is done or the worker
+	 * died.  (The spawner is not on the job path: its death does not
+	 * end a job, and is seen by the next call.) */
 	while (v != 0 && !RW_DEAD(v)) {
-		if (spawner_dead(p)) { /* our worker is SIGKILLed now */
-			v = atomic_load(&s->job);
-			if (!RW_DEAD(v) && v != 0 && !wait_word(p, &s->job, v,
-								mono_ms() + KILL_REPORT_MS))
-				break;
-			v = atomic_load(&s->job);
-			continue;
-		}
-		if (!shmk__rw_arm(&s->job, &v))
-			continue;
-		if (!wait_word(p, &s->job, v, deadline)) {
+		struct timespec ts;
+		const struct timespec *rel;
+		if (!remaining(deadline, &ts, &rel)) {
 			/* Past the deadline: the worker dies, and we return
 			 * once its death is handled (or KILL_REPORT_MS later
 			 * all the same: a worker slow to die, in D state). */
 			int64_t end = mono_ms() + KILL_REPORT_MS;
 			kill_timed_out(p, slot);
 			while ((v = atomic_load(&s->job)) != 0 && !RW_DEAD(v) &&
-			       mono_ms() < end)
+			       remaining(end, &ts, &rel))
 				if (shmk__rw_arm(&s->job, &v))
-					shmk__wait2(&s->job, v, &p->ctl->spawner,
-						    atomic_load(&p->ctl->spawner), end);
+					shmk__fwait(&s->job, v, rel);
 			if (RW_DEAD(v) || RW_DEAD(atomic_load(&s->life))) {
 				shmk__settle(p, slot);
 				return job_failed(p, slot, (pid_t)tid, timeout_ms);
@@ -963,6 +920,7 @@ static int run(shmk_pool *p, unsigned slot, int *result, unsigned timeout_ms)
 						     "ms; its worker was killed",
 					 slot, timeout_ms);
 		}
+		shmk__fwait(&s->job, v, rel);
 		v = atomic_load(&s->job);
 	}
 	if (v != 0) {
@@ -974,7 +932,8 @@ static int run(shmk_pool *p, unsigned slot, int *result, unsigned timeout_ms)
 	uint32_t busy = ST_MAKE(1, PH_BUSY, ST_GEN(st));
 	atomic_compare_exchange_strong(&s->state, &busy,
 				       ST_MAKE(1, PH_READY, ST_GEN(st)));
-	shmk__fwake(&s->state, INT_MAX); /* a destroy waiting for the job */
+	if (atomic_load(&p->ctl->shutdown)) /* a destroy waits for the job */
+		shmk__fwake(&s->state, INT_MAX);
 	if (result)
 		*result = atomic_load(&s->result);
 	return 0;
@@ -1041,4 +1000,7 @@ pid_t shmk_pool_worker_pid(shmk_pool *p, unsigned slot)
 	return atomic_load(&p->ctl->slot[slot].pid);
 }
 
-pid_t shmk_pool_supervisor_pid(shmk_pool *p) { return p->sp_pid; }
+pid_t shmk_pool_supervisor_pid(shmk_pool *p)
+{
+	return shmk__spawner_up(p) ? p->sp_pid : 0;
+}

@@ -337,6 +337,33 @@ void shmk__spawner_gone(shmk_pool *p)
 	shmk__bump_free(c);
 }
 
+bool shmk__spawner_up(shmk_pool *p)
+{
+	bool up;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->sp_ack_fd >= 0) {
+		struct pollfd pf = {.fd = p->sp_ack_fd, .events = POLLIN};
+		int64_t end = shmk__mono_ms() + p->o.start_timeout_ms, left;
+		int r = 0;
+		char b;
+		while ((left = end - shmk__mono_ms()) > 0 &&
+		       (r = poll(&pf, 1, (int)left)) < 0 && errno == EINTR)
+			;
+		up = r > 0 && read(p->sp_ack_fd, &b, 1) == 1;
+		shmk__close(&p->sp_ack_fd);
+		p->sp_pid = atomic_load(&p->ctl->sp_tid);
+		if (p->sp_pid > 0 && p->sp_pidfd < 0)
+			p->sp_pidfd = shmk__pidfd_open(p->sp_pid);
+		if (!up) /* it never will be: its word says so */
+			atomic_store(&p->ctl->spawner,
+				     (uint32_t)p->sp_pid | FUTEX_OWNER_DIED);
+	}
+	up = p->sp_pid > 0 && !RW_DEAD(atomic_load(&p->ctl->spawner));
+	pthread_mutex_unlock(&p->mu);
+	return up;
+}
+
 bool shmk__request(shmk_pool *p, unsigned i, uint32_t delay_ms)
 {
 	struct sp_req r = {.slot = i, .delay_ms = delay_ms};
@@ -408,11 +435,16 @@ static void handle_death(shmk_pool *p, unsigned i, pid_t pid)
 		 * died: we wrote the word, then look at the spawner's own
 		 * word, which the kernel marks before the slots' (Dekker: if
 		 * we do not see the spawner dead, its exit reads our
-		 * write).  (It was up before shmk_pool_create() returned.) */
-		atomic_store(&s->life, (uint32_t)p->sp_pid);
-		atomic_thread_fence(memory_order_seq_cst);
-		if (RW_DEAD(atomic_load(&p->ctl->spawner)))
+		 * write).  The spawner must be up for that (its list
+		 * registered): worker 0 forked it after create returned. */
+		if (!shmk__spawner_up(p)) {
 			next = PH_STOPPED;
+		} else {
+			atomic_store(&s->life, (uint32_t)p->sp_pid);
+			atomic_thread_fence(memory_order_seq_cst);
+			if (RW_DEAD(atomic_load(&p->ctl->spawner)))
+				next = PH_STOPPED;
+		}
 	}
 	shmk__set_phase(s, next, false);
 	shmk__fwake(&s->life, INT_MAX);

@@ -139,6 +139,9 @@ struct pctl {
 	struct robust_list sp_node;
 	struct robust_list sp_pad;
 	_Atomic uint32_t spawner;
+	/* The spawner's pid, written by the kernel (CLONE_PARENT_SETTID) as
+	 * worker 0 forks it; 0 until then. */
+	_Atomic int32_t sp_tid;
 	_Atomic uint32_t free_seq;  /* bumped whenever a slot may be leasable */
 	_Atomic uint32_t shutdown;
 	_Atomic uint32_t sp_gone;   /* the spawner died: the pool is stopped */
@@ -189,13 +192,17 @@ struct shmk_pool {
 	struct wproc *w;
 	struct wdeaths *d;
 	struct memwatch mw;
-	pid_t sp_pid;
+	pid_t sp_pid;   /* the spawner, once known (ctl->sp_tid); 0 before */
 	int sp_pidfd;
+	/* The spawner's ends of its pipes (request, alive, ack): inherited by
+	 * worker 0, which forks the spawner once it is ready; the service
+	 * closes them after the forks. */
+	int sp_fds[3];
 	int req_fd;    /* service -> spawner requests (SOCK_SEQPACKET)     */
 	int alive_fd;  /* write end of a pipe: its EOF tells the spawner the
 			  service is gone                                 */
-	int sp_ack_fd; /* read end: the spawner is up (a byte) or died (EOF);
-			  read by shmk_pool_create()                      */
+	int sp_ack_fd; /* read end: the spawner is up (a byte) or died or was
+			  never forked (EOF); read at the first need      */
 	/* Calls into the pool under way (low bits) and INFLIGHT_WAITER, set
 	 * by destroy, which unmaps the shared state and frees p only once
 	 * none is left inside. */
@@ -244,8 +251,9 @@ __attribute__((noreturn)) void shmk__worker_main(shmk_pool *p, unsigned i,
 						 uint32_t expect, int ack_fd);
 
 /* ---- pool_spawner.c ----------------------------------------------------- */
-__attribute__((noreturn)) void shmk__spawner_main(shmk_pool *p, int req_fd,
-						  int alive_fd, int ack_fd);
+/* Worker 0, once ready: forks the spawner with CLONE_PARENT (a child of the
+ * service) and closes its ends of the spawner's pipes. */
+void shmk__spawner_fork(shmk_pool *p);
 
 /* ---- pool_death.c ------------------------------------------------------- */
 void shmk__memwatch_init(struct memwatch *m);
@@ -261,6 +269,10 @@ void shmk__spawner_gone(shmk_pool *p);
 /* The service's pidfd on pid, slot i's worker (opened if need be), or -1.
  * Under p->mu. */
 int shmk__worker_fd(shmk_pool *p, unsigned i, pid_t pid);
+/* Waits (bounded) until the spawner is up and p->sp_pid known; false if
+ * it never will be (it failed or died at its start, or was never
+ * forked): its word is then marked dead. */
+bool shmk__spawner_up(shmk_pool *p);
 /* Asks the spawner for a replacement of slot i after delay_ms.  false:
  * the spawner is gone. */
 bool shmk__request(shmk_pool *p, unsigned i, uint32_t delay_ms);

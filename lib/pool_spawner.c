@@ -240,7 +240,8 @@ static enum sp_event next_event(struct sp *sp, enum sp_state st)
 	}
 }
 
-void shmk__spawner_main(shmk_pool *p, int req_fd, int alive_fd, int ack_fd)
+static __attribute__((noreturn)) void spawner_main(shmk_pool *p, int req_fd,
+						   int alive_fd, int ack_fd)
 {
 	struct pctl *c = p->ctl;
 	struct sp sp = {.p = p, .c = c, .n = p->o.workers, .req_fd = req_fd,
@@ -262,7 +263,12 @@ void shmk__spawner_main(shmk_pool *p, int req_fd, int alive_fd, int ack_fd)
 		c->slot[i].sp_node.next =
 			i + 1 < sp.n ? &c->slot[i + 1].sp_node : &head.list;
 	sp.self = getpid();
-	atomic_store(&c->spawner, (uint32_t)sp.self);
+	{ /* keeping FUTEX_WAITERS a caller may have set */
+		uint32_t v = atomic_load(&c->spawner);
+		while (!atomic_compare_exchange_weak(
+			&c->spawner, &v, (uint32_t)sp.self | (v & FUTEX_WAITERS)))
+			;
+	}
 	if (SHMK_SYS("set_robust_list",
 		     shmk__robust_register(&head, &c->sp_node, SP_OFF)) < 0) {
 		shmk__start_failed(c, errno, "pool: spawner: set_robust_list: %s",
@@ -270,16 +276,21 @@ void shmk__spawner_main(shmk_pool *p, int req_fd, int alive_fd, int ack_fd)
 		_exit(112); /* the ack pipe closes unwritten */
 	}
 	shmk__title("%s: spawner%.0u", p->o.title, 0, "shmk-spawner");
-	/* Tables in the service's memory, allocated before the fork; the
-	 * first workers' pidfds are inherited. */
+	/* Pidfds on the first workers (all ready: the pid in the slot is
+	 * the worker whose life word still names it alive after the open). */
 	{
 		static int64_t due_tab[MAX_WORKERS];
 		static int fd_tab[MAX_WORKERS];
 		sp.due = due_tab;
 		sp.fd = fd_tab;
 		for (unsigned i = 0; i < sp.n; i++) {
+			pid_t pid = atomic_load(&c->slot[i].pid);
+			uint32_t v;
 			due_tab[i] = -1;
-			fd_tab[i] = p->w[i].fd;
+			fd_tab[i] = pid > 0 ? shmk__pidfd_open(pid) : -1;
+			v = atomic_load(&c->slot[i].life);
+			if (fd_tab[i] >= 0 && (RW_DEAD(v) || RW_TID(v) != (uint32_t)pid))
+				shmk__close(&fd_tab[i]);
 		}
 	}
 	if (write(ack_fd, "s", 1) < 0) {
@@ -287,4 +298,33 @@ void shmk__spawner_main(shmk_pool *p, int req_fd, int alive_fd, int ack_fd)
 	close(ack_fd);
 	for (;;)
 		st = table[st][next_event(&sp, st)](&sp, st);
+}
+
+void shmk__spawner_fork(shmk_pool *p)
+{
+	int *f = p->sp_fds; /* request, alive, ack: ascending */
+	long pid;
+
+	pid = fiu_fail("shmk/pool/fork_spawner")
+		      ? (errno = EAGAIN, -1)
+		      : syscall(SYS_clone, CLONE_PARENT | CLONE_PARENT_SETTID | SIGCHLD,
+				NULL, &p->ctl->sp_tid, NULL, 0);
+	if (pid == 0) {
+		int keep[3] = {f[0], f[1], f[2]};
+		for (int a = 1; a < 3; a++)
+			for (int b = a; b > 0 && keep[b - 1] > keep[b]; b--) {
+				int t = keep[b];
+				keep[b] = keep[b - 1];
+				keep[b - 1] = t;
+			}
+		shmk__close_inherited(keep, 3);
+		spawner_main(p, f[0], f[1], f[2]);
+	}
+	if (pid < 0) { /* the pool cannot start: it could replace nobody */
+		shmk__start_failed(p->ctl, errno, "pool: worker 0: cannot fork the "
+				   "spawner: %s", strerror(errno));
+		_exit(112);
+	}
+	for (int k = 0; k < 3; k++)
+		close(f[k]);
 }

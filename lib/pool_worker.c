@@ -91,6 +91,13 @@ void shmk__worker_main(shmk_pool *p, unsigned i, uint32_t expect, int ack_fd)
 	if (waiters || (atomic_load(&s->life) & FUTEX_WAITERS))
 		shmk__fwake(&s->life, INT_MAX);
 	shmk__bump_free(p->ctl);
+	/* Worker 0 of a new pool forks the spawner, from this copy of the
+	 * service as it was at creation, before it says it is ready: if it
+	 * dies first, shmk_pool_create() fails rather than leaving a pool
+	 * that could never replace a worker.  (The spawner's own start is
+	 * not waited for.) */
+	if (i == 0 && expect == 0 && p->sp_fds[0] >= 0)
+		shmk__spawner_fork(p);
 	if (ack_fd >= 0) {
 		if (write(ack_fd, "r", 1) < 0) {
 		}
@@ -106,7 +113,8 @@ void shmk__worker_main(shmk_pool *p, unsigned i, uint32_t expect, int ack_fd)
 		last = bell;
 		atomic_store(&s->taken, last);
 		atomic_store(&s->result, p->o.fn(mem, size, p->o.arg));
-		/* Done: the job word goes from our tid to 0. */
+		/* Done: the job word goes from our tid to 0 (the caller set
+		 * WAITERS when it posted). */
 		if (atomic_exchange(&s->job, 0) & FUTEX_WAITERS)
 			shmk__fwake(&s->job, 1);
 	}

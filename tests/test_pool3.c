@@ -808,6 +808,43 @@ Test(pool3, a_worker_that_cannot_be_forked_fails_create_with_the_fork_errno)
 	expect_start_failure_cb("shmk/pool/fork", EAGAIN, "fork the worker", NULL);
 }
 
+/* The spawner's own start is not waited for: one that died there leaves
+ * a pool that serves until the first death, which stops it (nothing could
+ * replace the worker) - it never waits for a replacement that cannot
+ * come. */
+static void expect_no_spawner(const char *fp, external_cb_t *cb)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	shmk_pool *p;
+	unsigned s;
+	int res = -1, rc;
+
+	service_pid = getpid();
+	o.job_timeout_ms = 60000;
+	if (cb)
+		cr_assert_eq(fiu_enable_external(fp, 1, NULL, 0, cb), 0);
+	else
+		cr_assert_eq(fiu_enable(fp, 1, NULL, 0), 0);
+	p = mkpool(c, &o);
+	s = lease(p);
+	cmd(p, s, OP_ECHO, 2);
+	cr_assert_eq(shmk_pool_run(p, s, &res), 0, "%s", shmk_last_error());
+	cr_assert_eq(res, 2);
+	fiu_disable(fp);
+	cmd(p, s, OP_FILL_DIE, 0);
+	rc = shmk_pool_run(p, s, NULL);
+	cr_assert_eq(rc, -ECHILD, "run: %d %s", rc, shmk_last_error());
+	cr_assert_eq(shmk_pool_supervisor_pid(p), 0);
+	cr_assert_eq(shmk_pool_run(p, s, NULL), -ESHUTDOWN);
+	cr_assert_eq(shmk_pool_lease(p, SHMK_LEASE_WAIT, 0), -ESHUTDOWN);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* Worker 0 forks the spawner before it says it is ready. */
 Test(pool3, a_spawner_that_cannot_be_forked_fails_create_with_the_cause)
 {
 	expect_start_failure_cb("shmk/pool/fork_spawner", EAGAIN,
@@ -863,9 +900,9 @@ Test(pool3, a_worker_killed_while_starting_fails_create_saying_how_it_died)
 	expect_killed_while_starting("shmk/crash/pool/worker_start", "worker");
 }
 
-Test(pool3, a_spawner_killed_while_starting_fails_create_saying_how_it_died)
+Test(pool3, a_spawner_killed_while_starting_stops_the_pool_at_the_first_death)
 {
-	expect_killed_while_starting("shmk/crash/pool/spawner_start", "spawner");
+	expect_no_spawner("shmk/crash/pool/spawner_start", kill_child);
 }
 
 /* ---- 7. the process model --------------------------------------------------
@@ -1126,34 +1163,66 @@ Test(pool3, without_pidfd_open_deaths_replacements_and_destroy_work_by_pid)
 	cr_assert(no_children());
 }
 
-/* Without futex_waitv (Linux < 5.16, valgrind) a caller waits on its own
- * word in slices and looks at the spawner's between them: a SIGKILLed
- * spawner still stops the pool and wakes a caller whose job runs. */
-Test(pool3, without_futex_waitv_a_sigkilled_spawner_still_stops_the_pool)
+/* A lease waiter sleeps on free_seq and on the spawner's word (a SIGKILLed
+ * spawner stops the pool: nothing could replace a worker any more).
+ * Without futex_waitv (Linux < 5.16, valgrind) it waits on free_seq in
+ * slices and looks at the spawner's word between them. */
+struct leaser {
+	shmk_pool *p;
+	int rc;
+	_Atomic int started;
+	pthread_t th;
+};
+
+static void *lease_wait(void *arg)
+{
+	struct leaser *l = arg;
+
+	atomic_store(&l->started, 1);
+	l->rc = shmk_pool_lease(l->p, SHMK_LEASE_WAIT, 0);
+	return NULL;
+}
+
+static void spawner_killed_under_a_lease_waiter(bool waitv)
 {
 	shmk_ctx *c = topen();
-	struct shmk_pool_options o = popts(2, 4096);
-	struct caller cl = {0};
+	struct shmk_pool_options o = popts(1, 4096);
+	struct leaser l = {0};
 	shmk_pool *p;
+	unsigned s;
 	int64_t t0;
+	pid_t sp;
 
-	cr_assert_eq(fiu_enable("shmk/sys/futex_waitv", 1, NULL, 0), 0);
-	o.job_timeout_ms = 60000;
+	if (!waitv)
+		cr_assert_eq(fiu_enable("shmk/sys/futex_waitv", 1, NULL, 0), 0);
 	p = mkpool(c, &o);
-	cl.p = p;
-	cl.slot = lease(p);
-	cmd(p, cl.slot, OP_HANG, 0);
-	cr_assert_eq(pthread_create(&cl.th, NULL, caller_main, &cl), 0);
-	wait_started(p, cl.slot);
+	sp = shmk_pool_supervisor_pid(p);
+	cr_assert_gt(sp, 0);
+	s = lease(p); /* the only slot: the waiter below waits */
+	l.p = p;
+	cr_assert_eq(pthread_create(&l.th, NULL, lease_wait, &l), 0);
+	while (!atomic_load(&l.started))
+		sched_yield();
 	t0 = now_ms();
-	cr_assert_eq(kill(shmk_pool_supervisor_pid(p), SIGKILL), 0);
-	pthread_join(cl.th, NULL);
-	cr_assert_eq(cl.rc, -ECHILD, "run: %d", cl.rc);
+	cr_assert_eq(kill(sp, SIGKILL), 0);
+	pthread_join(l.th, NULL);
+	cr_assert_eq(l.rc, -ESHUTDOWN, "lease: %d", l.rc);
 	cr_assert_lt(now_ms() - t0, 5000);
-	cr_assert_eq(shmk_pool_lease(p, SHMK_LEASE_WAIT, 0), -ESHUTDOWN);
-	shmk_pool_release(p, cl.slot);
+	cr_assert_eq(shmk_pool_run(p, s, NULL), -ESHUTDOWN);
+	shmk_pool_release(p, s);
 	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
-	fiu_disable("shmk/sys/futex_waitv");
+	if (!waitv)
+		fiu_disable("shmk/sys/futex_waitv");
 	cr_assert_eq(shmk_close(c), 0);
 	cr_assert(no_children());
+}
+
+Test(pool3, a_sigkilled_spawner_wakes_a_lease_waiter_with_eshutdown)
+{
+	spawner_killed_under_a_lease_waiter(true);
+}
+
+Test(pool3, without_futex_waitv_a_sigkilled_spawner_still_wakes_a_lease_waiter)
+{
+	spawner_killed_under_a_lease_waiter(false);
 }
