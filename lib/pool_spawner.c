@@ -1,6 +1,7 @@
-/* pool_spawner.c - the spawner: a process forked by shmk_pool_create()
- * right after the first workers, single-threaded for its whole life, whose
- * memory is the service as it was at creation.  It forks the replacement
+/* pool_spawner.c - the spawner: a process forked by worker 0 of a new pool
+ * before it says it is ready (CLONE_PARENT: a child of the service),
+ * single-threaded for its whole life, whose memory is the service as it was
+ * at creation.  It forks the replacement
  * workers the service asks for (CLONE_PARENT: they are the service's
  * children, like the first ones, so the service reaps and classifies every
  * death), one at a time, after the backoff the request carries, and waits
