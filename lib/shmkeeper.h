@@ -514,17 +514,21 @@ SHMK_API int shmk_registry_path(const char *dir, char *buf, size_t len);
 /* ------------------------------------------------------------------------ */
 /* Worker pool                                                               */
 /*
- * Model (see docs/DESIGN.md, "Worker pool"): shmk_pool_create() forks one
- * single-threaded supervisor process, which forks the workers and replaces
- * them; workers are therefore always forked from a process with one thread
- * and nothing locked.  Each worker serves one slot: a shared-memory segment
+ * Model (see docs/DESIGN.md, "Worker pool"): shmk_pool_create() forks the
+ * workers itself (they are the service's children) and starts no thread;
+ * worker 0 forks the spawner, a single-threaded process (also the
+ * service's child) that forks replacement workers from its copy of the
+ * service as it was at creation - never from the service as it is when a
+ * worker dies.  Each worker serves one slot: a shared-memory segment
  * created through the registry (owned by the calling process, so a crash of
  * the whole service leaves records the next open reaps).  A caller leases a
  * slot, writes input into its memory, runs the job and reads the result from
  * the same memory.  The job path is caller <-> worker through the slot's
- * memory and futexes; the supervisor is not on it.  Deaths are seen by the
- * supervisor through pidfds (events, not polling), classified, written to
- * the slot's death report, and the waiting caller is woken at once.
+ * memory and futexes.  A worker's death is an event: the kernel marks its
+ * robust futex words and wakes the caller waiting on them; the caller that
+ * sees it reaps, classifies and reports it, and asks the spawner for a
+ * replacement.  A worker that dies idle is seen by the next call that looks
+ * at its slot.
  */
 
 typedef struct shmk_pool shmk_pool;
@@ -532,18 +536,21 @@ typedef struct shmk_pool shmk_pool;
 /* Runs in a worker for each job: mem/size is the slot's memory; the return
  * value is handed to the caller as the job's result.
  *
- * Fork safety: a worker is a fork of the service (the supervisor is forked
- * from the thread that calls shmk_pool_create(), and forks every worker).
- * What the job function may rely on is what was consistent in the service
- * at that moment.  If the service had one thread when it created the pool,
+ * Fork safety: a worker is a fork of the service by the thread that calls
+ * shmk_pool_create() (a replacement is a fork of the spawner, a copy of the
+ * service at that moment).  What the job function may rely on is what was
+ * consistent in the service at that moment.  If the service had one thread when it created the pool,
  * anything goes.  If it had more, a lock another thread held at that moment
  * (a mutex, stdio, an interpreter's global lock, a logging library's lock)
  * stays locked for ever in the workers: the job function must then use
  * only async-signal-safe functions (signal-safety(7)) and memory it does
  * not share with those threads - or the pool must be created before those
  * threads start.  (glibc keeps malloc() usable after fork.)  A job that
- * blocks on such a lock is ended by the job deadline.  Workers hold only
- * the descriptors 0, 1 and 2 of the service (see shmk_pool_create()). */
+ * blocks on such a lock is ended by the job deadline.  A job function must
+ * not use robust or priority-inheritance mutexes (a worker registers its
+ * own robust futex list; in a replacement glibc's cached thread id is the
+ * spawner's).  Workers hold only the descriptors 0, 1 and 2 of the service
+ * (see shmk_pool_create()). */
 typedef int (*shmk_job_fn)(void *mem, size_t size, void *arg);
 
 enum shmk_lease_policy {
@@ -573,7 +580,9 @@ struct shmk_pool_options {
 	unsigned quarantine_window_ms; /* ... within this window (10000)      */
 	unsigned shutdown_grace_ms;/* destroy: running jobs, then SIGTERM,
 				      then SIGKILL, in one grace (2000)     */
-	const char *title;         /* process titles "<title>: worker 3"      */
+	const char *title;         /* process titles "<title>: worker 3" (over
+				      the child's own argv; NULL: none, the
+				      kernel name "shmk-worker3" always)     */
 	unsigned start_timeout_ms; /* create fails if the workers are not all
 				      ready by then (default 10000)          */
 	unsigned job_timeout_ms;   /* job deadline of shmk_pool_run()
@@ -593,6 +602,10 @@ enum shmk_death_kind {
 	SHMK_DEATH_OOM,         /* SIGKILL and the cgroup's oom_kill rose   */
 	SHMK_DEATH_TIMEOUT,     /* SIGKILLed by the pool: its job passed its
 				   deadline                                */
+	SHMK_DEATH_UNKNOWN,     /* the service reaped the worker itself (a
+				   SIGCHLD handler calling waitpid(-1), or
+				   SIGCHLD set to SIG_IGN): how it died is
+				   not known                               */
 };
 
 struct shmk_death {
@@ -620,20 +633,26 @@ struct shmk_death {
 /*
  * Creates the slots (segments /<ns>.pool-<pid>-<n>-<16 random hex>-slot<i>
  * and a "-ctl" segment, through ctx; the random part keeps the names from
- * being pre-created), forks the
- * supervisor and the workers, and returns when every worker is ready.
+ * being pre-created), forks the workers (from the calling thread; worker
+ * 0 forks the spawner), and returns when every worker is ready.
  * ctx must outlive the pool.  *out is owned by the caller: free with
  * shmk_pool_destroy().
  *
- * The supervisor and the workers close every descriptor they did not
- * create, except 0, 1 and 2: a socket, pipe or file of the service that
- * lacks O_CLOEXEC is not held open by the pool (EOF on a pipe whose write
- * end the service closes still comes).
+ * The spawner and the workers close every descriptor they did not create,
+ * except 0, 1 and 2: a socket, pipe or file of the service that lacks
+ * O_CLOEXEC is not held open by the pool (EOF on a pipe whose write end the
+ * service closes still comes).
  *
- * A start failure of the supervisor or of a worker (a fork, an allocation,
- * a prctl) fails the call with that errno and a sentence naming the failing
- * call in shmk_last_error(); -ETIMEDOUT if the workers are not all ready
- * within start_timeout_ms, -ECHILD if the supervisor died (how, said).
+ * A start failure of a worker (a fork, a prctl, set_robust_list, worker 0's
+ * fork of the spawner) fails the call with that errno and a sentence naming
+ * the failing call in shmk_last_error(); -ETIMEDOUT if the workers are not
+ * all ready within start_timeout_ms, -ECHILD if a worker died while
+ * starting (how, said).  The spawner's own start is not waited for: a
+ * spawner that died there stops the pool when a worker must be replaced.
+ *
+ * The service may take its children's statuses itself (a SIGCHLD handler
+ * calling waitpid(-1), SIGCHLD set to SIG_IGN): deaths are then reported
+ * with the kind SHMK_DEATH_UNKNOWN, and every wait stays bounded.
  */
 SHMK_API int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *o,
 			      shmk_pool **out);
@@ -645,7 +664,7 @@ SHMK_API int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *o,
  * waiting in shmk_pool_lease()/shmk_pool_run() with an error (-ESHUTDOWN or
  * -ECHILD), waits until none is inside the pool any more, and destroys the
  * slots.  Every wait in it is bounded, and a signal caught meanwhile skips
- * no step: a supervisor that does not exit within a second after the grace
+ * no step: a spawner that does not exit within a second after the grace
  * (stopped, say) is SIGKILLed.  Calls that began before it are safe; after
  * it returns, p is gone: a thread must not call anything on it (not even
  * shmk_pool_release()), so a thread woken with an error by a destroy must
@@ -676,7 +695,7 @@ SHMK_API size_t shmk_pool_slot_size(shmk_pool *p);
  * the worker is SIGKILLed, its death is classified SHMK_DEATH_TIMEOUT and
  * -ETIMEDOUT is returned as soon as the death is reported; the slot is
  * re-initialised and serves again, like after any death.  (If the
- * supervisor does not report it within a second - stopped, say - the call
+ * worker is not dead within a second - in D state, say - the call
  * returns all the same, and the slot is re-initialised when it does: input
  * written meanwhile may be wiped.)  With SHMK_REINIT_RECREATE, a slot whose memory cannot be
  * reserved again after a death is quarantined and never handed out:
@@ -701,10 +720,13 @@ SHMK_API unsigned shmk_pool_deaths(shmk_pool *p);
 SHMK_API int shmk_pool_slot_quarantined(shmk_pool *p, unsigned slot);
 /* pid of the slot's current worker (0 while none is ready). */
 SHMK_API pid_t shmk_pool_worker_pid(shmk_pool *p, unsigned slot);
+/* pid of the pool's spawner, which forks replacement workers (there is no
+ * supervisor any more: the name stays for compatibility); 0 if it never
+ * came up. */
 SHMK_API pid_t shmk_pool_supervisor_pid(shmk_pool *p);
 
 /* "exit-clean", "exit-code", "signal", "sigkill", "oom", "timeout",
- * "none". */
+ * "unknown", "none". */
 SHMK_API const char *shmk_death_kind_name(enum shmk_death_kind k);
 /* The report as one JSON object into buf; returns its length or -ENOBUFS. */
 SHMK_API int shmk_death_json(const struct shmk_death *d, char *buf,

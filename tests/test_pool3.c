@@ -583,7 +583,7 @@ Test(pool3, a_pipe_without_cloexec_sees_eof_when_the_service_closes_its_write_en
 	cr_assert_eq(shmk_pool_run(p, s, &res), 0);
 	cr_assert_eq(res, 3);
 	cr_assert_not(holds_pipe(shmk_pool_supervisor_pid(p), st.st_ino),
-		      "the supervisor holds the service's pipe");
+		      "the spawner holds the service's pipe");
 	for (unsigned i = 0; i < 2; i++)
 		cr_assert_not(holds_pipe(shmk_pool_worker_pid(p, i), st.st_ino),
 			      "worker %u holds the service's pipe", i);
@@ -639,7 +639,7 @@ Test(pool3, without_close_range_the_children_close_inherited_descriptors_one_by_
 					 (void *)(intptr_t)ENOSYS, 0, in_child), 0);
 	p = mkpool(c, &o);
 	fiu_disable("shmk/sys/close_range");
-	/* The supervisor and the worker both went without close_range. */
+	/* The spawner and the worker both went without close_range. */
 	cr_assert_geq(atomic_load(child_failures), 2);
 	munmap((void *)child_failures, sizeof *child_failures);
 	child_failures = NULL;
@@ -672,8 +672,9 @@ static void mount_tiny_shm(const char *size)
 
 static char filler_path[PATH_MAX];
 
-/* In the supervisor, right after it gave the dead worker's pages back:
- * another tenant of the tmpfs takes every free block. */
+/* Right after the pool gave the dead worker's pages back (in the caller
+ * that handles the death): another tenant of the tmpfs takes every free
+ * block. */
 static int fill_tmpfs(const char *name, int *failnum, void **failinfo,
 		      unsigned *flags)
 {
@@ -716,19 +717,21 @@ Test(pool3, recreate_on_a_full_tiny_tmpfs_quarantines_the_slot_instead_of_sigbus
 	shmk_ctx *c;
 	shmk_pool *p;
 	unsigned s;
+	int rc;
 
 	mount_tiny_shm("1m");
 	snprintf(filler_path, sizeof filler_path, "%s/filler", T.shm_dir);
-	/* Enabled before the fork: the supervisor inherits it. */
-	cr_assert_eq(fiu_enable_external("shmk/test/pool/pages_given_back", 1,
-					 NULL, 0, fill_tmpfs), 0);
 	c = topen();
 	o.reinit = SHMK_REINIT_RECREATE;
 	p = mkpool(c, &o);
-	fiu_disable("shmk/test/pool/pages_given_back");
+	/* The service handles the death (the caller whose job failed). */
+	cr_assert_eq(fiu_enable_external("shmk/test/pool/pages_given_back", 1,
+					 NULL, 0, fill_tmpfs), 0);
 	s = lease(p);
 	cmd(p, s, OP_FILL_DIE, 0);
-	expect_slot_lost(p, s, shmk_pool_run(p, s, NULL));
+	rc = shmk_pool_run(p, s, NULL);
+	fiu_disable("shmk/test/pool/pages_given_back");
+	expect_slot_lost(p, s, rc);
 	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
 	cr_assert_eq(shmk_close(c), 0);
 	unlink(filler_path);
@@ -743,15 +746,19 @@ Test(pool3, a_failed_fallocate_after_recreate_quarantines_the_slot)
 	shmk_pool *p;
 	unsigned s;
 
-	service_pid = getpid();
-	cr_assert_eq(fiu_enable_external("shmk/sys/fallocate", 1,
-					 (void *)(intptr_t)ENOSPC, 0, in_child), 0);
+	int rc;
+
 	o.reinit = SHMK_REINIT_RECREATE;
 	p = mkpool(c, &o);
-	fiu_disable("shmk/sys/fallocate");
 	s = lease(p);
 	cmd(p, s, OP_FILL_DIE, 0);
-	expect_slot_lost(p, s, shmk_pool_run(p, s, NULL));
+	/* The next fallocate is the re-reservation, in the caller that
+	 * handles the death. */
+	cr_assert_eq(fiu_enable("shmk/sys/fallocate", 1,
+				(void *)(intptr_t)ENOSPC, 0), 0);
+	rc = shmk_pool_run(p, s, NULL);
+	fiu_disable("shmk/sys/fallocate");
+	expect_slot_lost(p, s, rc);
 	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
 	cr_assert_eq(shmk_close(c), 0);
 	cr_assert(no_children());
@@ -759,7 +766,10 @@ Test(pool3, a_failed_fallocate_after_recreate_quarantines_the_slot)
 
 /* ---- 6. start failures with their cause ------------------------------------ */
 
-static void expect_start_failure(const char *fp, int err, const char *call)
+/* fp fails with err in the children only (in_child), or in the service
+ * too (cb NULL). */
+static void expect_start_failure_cb(const char *fp, int err, const char *call,
+				    external_cb_t *cb)
 {
 	shmk_ctx *c = topen();
 	struct shmk_pool_options o = popts(2, 4096);
@@ -768,8 +778,11 @@ static void expect_start_failure(const char *fp, int err, const char *call)
 
 	service_pid = getpid();
 	o.start_timeout_ms = 5000;
-	cr_assert_eq(fiu_enable_external(fp, 1, (void *)(intptr_t)err, 0,
-					 in_child), 0);
+	if (cb)
+		cr_assert_eq(fiu_enable_external(fp, 1, (void *)(intptr_t)err, 0,
+						 cb), 0);
+	else
+		cr_assert_eq(fiu_enable(fp, 1, (void *)(intptr_t)err, 0), 0);
 	rc = shmk_pool_create(c, &o, &p);
 	fiu_disable(fp);
 	cr_assert_eq(rc, -err, "%s: create gave %d (%s)", fp, rc,
@@ -784,14 +797,64 @@ static void expect_start_failure(const char *fp, int err, const char *call)
 	cr_assert_eq(shmk_close(c), 0);
 }
 
-Test(pool3, a_worker_the_supervisor_cannot_fork_fails_create_with_the_fork_errno)
+static void expect_start_failure(const char *fp, int err, const char *call)
 {
-	expect_start_failure("shmk/pool/fork", EAGAIN, "fork the worker");
+	expect_start_failure_cb(fp, err, call, in_child);
 }
 
-Test(pool3, a_supervisor_out_of_memory_fails_create_with_enomem)
+/* The service forks the first workers itself. */
+Test(pool3, a_worker_that_cannot_be_forked_fails_create_with_the_fork_errno)
 {
-	expect_start_failure("shmk/sys/malloc", ENOMEM, "supervisor: cannot allocate");
+	expect_start_failure_cb("shmk/pool/fork", EAGAIN, "fork the worker", NULL);
+}
+
+/* The spawner's own start is not waited for: one that died there leaves
+ * a pool that serves until the first death, which stops it (nothing could
+ * replace the worker) - it never waits for a replacement that cannot
+ * come. */
+static void expect_no_spawner(const char *fp, external_cb_t *cb)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	shmk_pool *p;
+	unsigned s;
+	int res = -1, rc;
+
+	service_pid = getpid();
+	o.job_timeout_ms = 60000;
+	if (cb)
+		cr_assert_eq(fiu_enable_external(fp, 1, NULL, 0, cb), 0);
+	else
+		cr_assert_eq(fiu_enable(fp, 1, NULL, 0), 0);
+	p = mkpool(c, &o);
+	s = lease(p);
+	cmd(p, s, OP_ECHO, 2);
+	cr_assert_eq(shmk_pool_run(p, s, &res), 0, "%s", shmk_last_error());
+	cr_assert_eq(res, 2);
+	fiu_disable(fp);
+	cmd(p, s, OP_FILL_DIE, 0);
+	rc = shmk_pool_run(p, s, NULL);
+	cr_assert_eq(rc, -ECHILD, "run: %d %s", rc, shmk_last_error());
+	cr_assert_eq(shmk_pool_supervisor_pid(p), 0);
+	cr_assert_eq(shmk_pool_run(p, s, NULL), -ESHUTDOWN);
+	cr_assert_eq(shmk_pool_lease(p, SHMK_LEASE_WAIT, 0), -ESHUTDOWN);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* Worker 0 forks the spawner before it says it is ready. */
+Test(pool3, a_spawner_that_cannot_be_forked_fails_create_with_the_cause)
+{
+	expect_start_failure_cb("shmk/pool/fork_spawner", EAGAIN,
+				"fork the spawner", NULL);
+}
+
+/* The spawner and the workers register their robust futex lists first. */
+Test(pool3, a_child_that_cannot_register_its_robust_list_fails_create_with_the_cause)
+{
+	expect_start_failure("shmk/sys/set_robust_list", EPERM, "set_robust_list");
 }
 
 Test(pool3, a_worker_that_cannot_set_its_death_signal_fails_create_with_the_cause)
@@ -799,7 +862,7 @@ Test(pool3, a_worker_that_cannot_set_its_death_signal_fails_create_with_the_caus
 	expect_start_failure("shmk/sys/prctl", EPERM, "prctl(PR_SET_PDEATHSIG)");
 }
 
-/* In the supervisor only: it dies at once, by SIGKILL. */
+/* In a child only: it dies at once, by SIGKILL. */
 static int kill_child(const char *name, int *failnum, void **failinfo,
 		      unsigned *flags)
 {
@@ -809,7 +872,8 @@ static int kill_child(const char *name, int *failnum, void **failinfo,
 	return 0;
 }
 
-Test(pool3, a_supervisor_killed_while_starting_fails_create_saying_how_it_died)
+static void expect_killed_while_starting(const char *crashpoint,
+					 const char *who)
 {
 	shmk_ctx *c = topen();
 	struct shmk_pool_options o = popts(2, 4096);
@@ -818,15 +882,347 @@ Test(pool3, a_supervisor_killed_while_starting_fails_create_saying_how_it_died)
 
 	service_pid = getpid();
 	o.start_timeout_ms = 5000;
-	cr_assert_eq(fiu_enable_external("shmk/crash/pool/supervisor_start", 1,
-					 NULL, 0, kill_child), 0);
+	cr_assert_eq(fiu_enable_external(crashpoint, 1, NULL, 0, kill_child), 0);
 	rc = shmk_pool_create(c, &o, &p);
-	fiu_disable("shmk/crash/pool/supervisor_start");
+	fiu_disable(crashpoint);
 	cr_assert_eq(rc, -ECHILD, "create gave %d (%s)", rc, shmk_last_error());
 	cr_assert_null(p);
-	cr_assert(strstr(shmk_last_error(), "killed by SIGKILL") != NULL, "%s",
-		  shmk_last_error());
+	cr_assert(strstr(shmk_last_error(), "killed by SIGKILL") != NULL &&
+			  strstr(shmk_last_error(), who) != NULL,
+		  "%s", shmk_last_error());
 	cr_assert_eq(shm_count(), 0, "a failed create left segments");
 	cr_assert(no_children());
 	cr_assert_eq(shmk_close(c), 0);
+}
+
+Test(pool3, a_worker_killed_while_starting_fails_create_saying_how_it_died)
+{
+	expect_killed_while_starting("shmk/crash/pool/worker_start", "worker");
+}
+
+Test(pool3, a_spawner_killed_while_starting_stops_the_pool_at_the_first_death)
+{
+	expect_no_spawner("shmk/crash/pool/spawner_start", kill_child);
+}
+
+/* ---- 7. the process model --------------------------------------------------
+ * The service forks its workers and a spawner; no thread of the pool's runs
+ * in it; a worker's death is a robust-futex event that wakes whoever waits. */
+
+static int threads_of_self(void)
+{
+	char buf[4096], *t;
+	int n = -1;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return -1;
+	n = (int)fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n > 0 ? n : 0] = '\0';
+	t = strstr(buf, "\nThreads:");
+	return t ? atoi(t + 9) : -1;
+}
+
+Test(pool3, no_watch_thread_and_a_worker_killed_during_a_job_wakes_the_caller_at_once)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	struct caller cl = {0};
+	struct shmk_death d;
+	shmk_pool *p;
+	int before, after;
+	int64_t t0;
+	pid_t w;
+
+	o.job_timeout_ms = 60000; /* far: the death must end the wait */
+	before = threads_of_self();
+	p = mkpool(c, &o);
+	after = threads_of_self();
+	cr_assert_eq(after, before, "create added threads: %d -> %d", before,
+		     after);
+	cl.p = p;
+	cl.slot = lease(p);
+	w = shmk_pool_worker_pid(p, cl.slot);
+	cmd(p, cl.slot, OP_HANG, 0);
+	cr_assert_eq(pthread_create(&cl.th, NULL, caller_main, &cl), 0);
+	wait_started(p, cl.slot);
+	t0 = now_ms();
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	pthread_join(cl.th, NULL);
+	cr_assert_eq(cl.rc, -ECHILD, "run: %d", cl.rc);
+	cr_assert_lt(now_ms() - t0, 5000, "the caller was not woken by the death");
+	cr_assert_eq(shmk_pool_last_death(p, cl.slot, &d), 0);
+	cr_assert_eq(d.pid, w);
+	cr_assert_eq(d.kind, SHMK_DEATH_SIGKILL, "kind %s",
+		     shmk_death_kind_name(d.kind));
+	shmk_pool_release(p, cl.slot);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* Nobody watches an idle worker: its death is seen by the next call that
+ * looks at the slot (its life word is marked), not at a deadline. */
+Test(pool3, a_worker_killed_idle_is_noticed_by_the_next_run_without_waiting_for_the_deadline)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(1, 4096);
+	struct shmk_death d;
+	shmk_pool *p;
+	unsigned s;
+	int64_t t0;
+	int res = -1, rc;
+	pid_t w;
+
+	o.reinit = SHMK_REINIT_KEEP; /* the input written below stays */
+	o.job_timeout_ms = 60000;
+	p = mkpool(c, &o);
+	s = lease(p);
+	w = shmk_pool_worker_pid(p, s);
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	wait_dead(w, 5000);
+	cmd(p, s, OP_ECHO, 5);
+	t0 = now_ms();
+	rc = shmk_pool_run(p, s, &res);
+	cr_assert_eq(rc, 0, "run: %d %s", rc, shmk_last_error());
+	cr_assert_eq(res, 5);
+	cr_assert_lt(now_ms() - t0, 10000);
+	cr_assert_neq(shmk_pool_worker_pid(p, s), w);
+	cr_assert_eq(shmk_pool_last_death(p, s, &d), 0);
+	cr_assert_eq(d.pid, w);
+	cr_assert_eq(d.kind, SHMK_DEATH_SIGKILL);
+	cr_assert_eq(shmk_pool_deaths(p), 1);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+static void reap_all(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	errno = e;
+}
+
+/* The service takes its children's statuses itself: SIGCHLD ignored (the
+ * kernel reaps them) or a handler calling waitpid(-1).  A death is still
+ * seen at once and told honestly ("unknown" when the status was taken,
+ * never a wrong kind), a replacement serves, destroy is bounded and leaves
+ * no zombie. */
+static void with_stolen_statuses(const struct sigaction *sa)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	struct sigaction old;
+	struct shmk_death d;
+	shmk_pool *p;
+	unsigned s;
+	int res = -1, rc;
+	int64_t t0;
+
+	cr_assert_eq(sigaction(SIGCHLD, sa, &old), 0);
+	o.job_timeout_ms = 30000;
+	p = mkpool(c, &o);
+	s = lease(p);
+	cmd(p, s, OP_FILL_DIE, 0);
+	t0 = now_ms();
+	rc = shmk_pool_run(p, s, NULL);
+	cr_assert_eq(rc, -ECHILD, "run: %d %s", rc, shmk_last_error());
+	cr_assert_lt(now_ms() - t0, 10000);
+	cr_assert_eq(shmk_pool_last_death(p, s, &d), 0);
+	cr_assert(d.kind == SHMK_DEATH_UNKNOWN || d.kind == SHMK_DEATH_SIGKILL,
+		  "kind %s", shmk_death_kind_name(d.kind));
+	if (sa->sa_handler == SIG_IGN)
+		cr_assert_eq(d.kind, SHMK_DEATH_UNKNOWN, "kind %s",
+			     shmk_death_kind_name(d.kind));
+	cmd(p, s, OP_ECHO, 9);
+	rc = shmk_pool_run(p, s, &res);
+	cr_assert_eq(rc, 0, "run on the replacement: %d %s", rc, shmk_last_error());
+	cr_assert_eq(res, 9);
+	shmk_pool_release(p, s);
+	t0 = now_ms();
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_lt(now_ms() - t0, 5000);
+	sigaction(SIGCHLD, &old, NULL);
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+Test(pool3, a_service_ignoring_sigchld_gets_bounded_honest_results)
+{
+	struct sigaction sa = {.sa_handler = SIG_IGN};
+
+	sigemptyset(&sa.sa_mask);
+	with_stolen_statuses(&sa);
+}
+
+Test(pool3, a_service_whose_sigchld_handler_reaps_every_child_gets_bounded_honest_results)
+{
+	struct sigaction sa = {.sa_handler = reap_all, .sa_flags = SA_RESTART};
+
+	sigemptyset(&sa.sa_mask);
+	with_stolen_statuses(&sa);
+}
+
+struct holder {
+	pthread_t th;
+	_Atomic int locked, release;
+};
+
+static void *hold_lock(void *arg)
+{
+	struct holder *h = arg;
+
+	pthread_mutex_lock(&held_at_fork);
+	atomic_store(&h->locked, 1);
+	while (!atomic_load(&h->release))
+		sched_yield();
+	pthread_mutex_unlock(&held_at_fork);
+	return NULL;
+}
+
+/* The fork-safety point of the spawner: a replacement is not forked from
+ * the service as it is now (another thread holds a lock the job takes) but
+ * from its memory at creation. */
+Test(pool3, a_replacement_forked_while_another_thread_holds_a_lock_the_job_takes_does_not_deadlock)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(1, 4096);
+	struct holder h = {0};
+	shmk_pool *p;
+	unsigned s;
+	int res = -1, rc;
+	pid_t w;
+
+	o.reinit = SHMK_REINIT_KEEP;
+	p = mkpool(c, &o); /* one thread: the lock is free in the snapshot */
+	cr_assert_eq(pthread_create(&h.th, NULL, hold_lock, &h), 0);
+	while (!atomic_load(&h.locked))
+		sched_yield();
+	s = lease(p);
+	w = shmk_pool_worker_pid(p, s);
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	wait_dead(w, 5000);
+	cmd(p, s, OP_LOCK, 21);
+	rc = shmk_pool_run_timeout(p, s, &res, 10000);
+	atomic_store(&h.release, 1);
+	pthread_join(h.th, NULL);
+	cr_assert_eq(rc, 0, "the replacement's job: %d %s", rc, shmk_last_error());
+	cr_assert_eq(res, 21);
+	cr_assert_neq(shmk_pool_worker_pid(p, s), w);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* Without pidfd_open (Linux < 5.3; valgrind 3.19 answers ENOSYS) the pool
+ * reaps, signals and waits by pid: a death is classified, a replacement
+ * serves, destroy reaps everything. */
+Test(pool3, without_pidfd_open_deaths_replacements_and_destroy_work_by_pid)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(2, 4096);
+	struct shmk_death d;
+	shmk_pool *p;
+	unsigned s;
+	int res = -1, rc;
+
+	cr_assert_eq(fiu_enable("shmk/sys/pidfd_open", 1, (void *)(intptr_t)ENOSYS,
+				0), 0);
+	o.shutdown_grace_ms = 300;
+	p = mkpool(c, &o);
+	s = lease(p);
+	cmd(p, s, OP_FILL_DIE, 0);
+	rc = shmk_pool_run(p, s, NULL);
+	cr_assert_eq(rc, -ECHILD, "run: %d %s", rc, shmk_last_error());
+	cr_assert_eq(shmk_pool_last_death(p, s, &d), 0);
+	cr_assert_eq(d.kind, SHMK_DEATH_SIGKILL, "kind %s",
+		     shmk_death_kind_name(d.kind));
+	cmd(p, s, OP_ECHO, 4);
+	cr_assert_eq(shmk_pool_run(p, s, &res), 0, "%s", shmk_last_error());
+	cr_assert_eq(res, 4);
+	/* A job that ignores SIGTERM: destroy's SIGKILL after the grace. */
+	cmd(p, s, OP_FOREVER, 0);
+	{
+		struct caller cl = {.p = p, .slot = s, .timeout_ms = 30000};
+		cr_assert_eq(pthread_create(&cl.th, NULL, caller_main, &cl), 0);
+		wait_started(p, s);
+		cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+		pthread_join(cl.th, NULL);
+		cr_assert(cl.rc == -ECHILD || cl.rc == -ESHUTDOWN, "run: %d",
+			  cl.rc);
+	}
+	fiu_disable("shmk/sys/pidfd_open");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+/* A lease waiter sleeps on free_seq and on the spawner's word (a SIGKILLed
+ * spawner stops the pool: nothing could replace a worker any more).
+ * Without futex_waitv (Linux < 5.16, valgrind) it waits on free_seq in
+ * slices and looks at the spawner's word between them. */
+struct leaser {
+	shmk_pool *p;
+	int rc;
+	_Atomic int started;
+	pthread_t th;
+};
+
+static void *lease_wait(void *arg)
+{
+	struct leaser *l = arg;
+
+	atomic_store(&l->started, 1);
+	l->rc = shmk_pool_lease(l->p, SHMK_LEASE_WAIT, 0);
+	return NULL;
+}
+
+static void spawner_killed_under_a_lease_waiter(bool waitv)
+{
+	shmk_ctx *c = topen();
+	struct shmk_pool_options o = popts(1, 4096);
+	struct leaser l = {0};
+	shmk_pool *p;
+	unsigned s;
+	int64_t t0;
+	pid_t sp;
+
+	if (!waitv)
+		cr_assert_eq(fiu_enable("shmk/sys/futex_waitv", 1, NULL, 0), 0);
+	p = mkpool(c, &o);
+	sp = shmk_pool_supervisor_pid(p);
+	cr_assert_gt(sp, 0);
+	s = lease(p); /* the only slot: the waiter below waits */
+	l.p = p;
+	cr_assert_eq(pthread_create(&l.th, NULL, lease_wait, &l), 0);
+	while (!atomic_load(&l.started))
+		sched_yield();
+	t0 = now_ms();
+	cr_assert_eq(kill(sp, SIGKILL), 0);
+	pthread_join(l.th, NULL);
+	cr_assert_eq(l.rc, -ESHUTDOWN, "lease: %d", l.rc);
+	cr_assert_lt(now_ms() - t0, 5000);
+	cr_assert_eq(shmk_pool_run(p, s, NULL), -ESHUTDOWN);
+	shmk_pool_release(p, s);
+	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
+	if (!waitv)
+		fiu_disable("shmk/sys/futex_waitv");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert(no_children());
+}
+
+Test(pool3, a_sigkilled_spawner_wakes_a_lease_waiter_with_eshutdown)
+{
+	spawner_killed_under_a_lease_waiter(true);
+}
+
+Test(pool3, without_futex_waitv_a_sigkilled_spawner_still_wakes_a_lease_waiter)
+{
+	spawner_killed_under_a_lease_waiter(false);
 }
