@@ -440,3 +440,31 @@ Test(tools2, a_user_without_runtime_env_is_not_stopped_by_a_squatted_tmp_registr
 	cr_assert_eq(rmdir(squat_dir), 0, "%s", strerror(errno));
 	made_squat = false;
 }
+
+/* Every tool answers -h/--help and -V/--version with 0 and an unknown
+ * option with 64 (leak-soak took -h for an unknown option and rejected
+ * -V). */
+Test(tools2, every_tool_takes_the_same_help_and_version_options)
+{
+	static const char *const tools[] = {"shmclean", "shmls", "leak-soak",
+					    "shmrun"};
+	static const char *const good[] = {"-h", "--help", "-V", "--version"};
+
+	for (size_t t = 0; t < 4; t++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, SHMK_BUILDDIR "/tools/%s", tools[t]);
+		for (size_t g = 0; g < 4; g++) {
+			char *argv[] = {(char *)tools[t], (char *)good[g], NULL};
+			struct out r = run_tool(path, argv, NULL, 0);
+			cr_assert_eq(r.code, 0, "%s %s: %d %s", tools[t], good[g],
+				     r.code, r.err);
+			cr_assert_neq(r.out[0], '\0', "%s %s said nothing",
+				      tools[t], good[g]);
+			out_free(&r);
+		}
+		char *argv[] = {(char *)tools[t], "--no-such-option", NULL};
+		struct out r = run_tool(path, argv, NULL, 0);
+		cr_assert_eq(r.code, 64, "%s: %d", tools[t], r.code);
+		out_free(&r);
+	}
+}

@@ -6,6 +6,7 @@
 
 #include <bsd/libutil.h>
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -268,4 +269,22 @@ const char *tool_opt_ns(const char *opt, const char *arg)
 	if (shmk_ns_check(arg) < 0)
 		tool_usage_error("%s: %s", opt, shmk_last_error());
 	return arg;
+}
+
+void tool_opt_other(int c, char **argv, void (*usage)(FILE *))
+{
+	switch (c) {
+	case 'h':
+		usage(stdout);
+		exit(tool_status(0));
+	case 'V':
+		tool_print_version();
+		exit(tool_status(0));
+	case ':':
+		tool_usage_error("option %s needs an argument", argv[optind - 1]);
+	default:
+		if (optopt)
+			tool_usage_error("unknown option -%c", optopt);
+		tool_usage_error("unknown option %s", argv[optind - 1]);
+	}
 }

@@ -41,6 +41,11 @@ _Noreturn void tool_usage_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 /* "prog <version> (libshmkeeper <version>)" on stdout. */
 void tool_print_version(void);
+/* What every tool's getopt_long() loop does with the options it does not
+ * handle itself: 'h' usage(stdout) and exit 0, 'V' the version and exit
+ * 0, ':' a missing argument and anything else unknown, usage errors
+ * (opterr must be 0 and the optstring start with ':' or "+:"). */
+_Noreturn void tool_opt_other(int c, char **argv, void (*usage)(FILE *));
 /* Option values checked once for every tool: a directory (not empty) and a
  * namespace (shmk_ns_check).  A bad one is a usage error naming the option. */
 const char *tool_opt_dir(const char *opt, const char *arg);

@@ -144,7 +144,7 @@ static void parse_args(int argc, char **argv)
 	int o, li = 0;
 
 	opterr = 0; /* our own messages, in the tools' style */
-	while ((o = getopt_long(argc, argv, ":q", lo, &li)) != -1) {
+	while ((o = getopt_long(argc, argv, ":qhV", lo, &li)) != -1) {
 		unsigned long long *u = NULL, max = 0;
 		switch (o) {
 		case 'c': u = &C.cycles; max = 100000000; break;
@@ -164,15 +164,7 @@ static void parse_args(int argc, char **argv)
 		case 'C': C.csv = optarg; continue;
 		case 'p': C.plot = optarg; continue;
 		case 'q': C.quiet = true; continue;
-		case 'h': usage(stdout); exit(tool_status(0));
-		case 'V': tool_print_version(); exit(tool_status(0));
-		case ':':
-			tool_usage_error("option %s needs an argument",
-					 argv[optind - 1]);
-		default:
-			if (optopt)
-				tool_usage_error("unknown option -%c", optopt);
-			tool_usage_error("unknown option %s", argv[optind - 1]);
+		default: tool_opt_other(o, argv, usage);
 		}
 		if (!tool_parse_uint(optarg, max, u))
 			tool_usage_error("--%s: \"%s\" is not a number from 0 to "

@@ -90,15 +90,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_SHM:
 			o->shm_dir = tool_opt_dir("--shm-dir", optarg);
 			break;
-		case 'h': usage(stdout); exit(tool_status(0));
-		case 'V': tool_print_version(); exit(tool_status(0));
-		case ':':
-			tool_usage_error("option %s needs an argument",
-					 argv[optind - 1]);
-		default:
-			if (optopt)
-				tool_usage_error("unknown option -%c", optopt);
-			tool_usage_error("unknown option %s", argv[optind - 1]);
+		default: tool_opt_other(c, argv, usage);
 		}
 	}
 	if (optind < argc)
