@@ -517,7 +517,11 @@ Test(preload, an_unusable_registry_fails_open_with_one_line)
 	o = run(true, (const char *[]){d, NULL},
 		(const char *[]){x, y, ux, uy, NULL});
 	cr_assert_eq(o.code, 0);
-	cr_assert_not_null(strstr(o.out, "= 3\n"), "%s", o.out);
+	/* The program's descriptors are numbered as without the preload
+	 * (not checked under make valgrind, which emulates the descriptor
+	 * limit and keeps descriptors of its own in the test process). */
+	if (!getenv("SHMK_UNDER_VALGRIND"))
+		cr_assert_not_null(strstr(o.out, "= 3\n"), "%s", o.out);
 	cr_assert_null(strstr(o.out, "-1"), "%s", o.out);
 	cr_assert_not_null(strstr(o.err, "shmkeeper-preload: "), "%s", o.err);
 	cr_assert_not_null(strstr(o.err, "not tracked"), "%s", o.err);
