@@ -315,6 +315,7 @@ static int segments(struct ns_build *b, size_t i)
 		segs[k].size = r->size;
 		segs[k].intent = r->state == SHMK_SEG_INTENT;
 		segs[k].created = r->created;
+		segs[k].kind = shmk__kind_name(r->kind);
 		segs[k].present = fstatat(b->shmfd, r->name + 1, &st,
 					  AT_SYMLINK_NOFOLLOW) == 0;
 		segs[k].ino = segs[k].present ? (uint64_t)st.st_ino : 0;

@@ -415,6 +415,10 @@ struct shmk_scan_segment {
 	size_t n_holders;     /* processes holding it (pids below)         */
 	const pid_t *holders;
 	unsigned held;        /* SHMK_HELD_OPEN | SHMK_HELD_MAPPED          */
+	/* "segment" (made by shmk_segment_create: name "/<ns>.<name>"), or
+	 * an object a program created under the preload library, adopted
+	 * under its own name: "adopted-shm", "adopted-sem" (static). */
+	const char *kind;
 };
 
 struct shmk_scan_owner {

@@ -639,3 +639,40 @@ Test(preload, python_shared_memory_of_a_sigkilled_interpreter_is_reaped)
 	cr_assert_not(obj(an("pyk")));
 	shmk_reap_report_free(rep);
 }
+
+/* What a preloaded program created is shown for what it is: the scan (and
+ * shmls) give each entry's kind, "adopted-shm" / "adopted-sem". */
+Test(preload, the_scan_and_shmls_show_adopted_objects_as_such)
+{
+	char c[160], s[160];
+	struct shmk_scan *sc;
+	struct bg b;
+
+	snprintf(c, sizeof c, "C:%s", an("seen"));
+	snprintf(s, sizeof s, "s:%s", an("sem"));
+	b = start((const char *[]){c, s, "W", NULL});
+	struct shmk_scan_options so = {.dir = T.dir, .ns = T.ns,
+				       .flags = SHMK_SCAN_NO_HOLDERS};
+	cr_assert_eq(shmk_registry_scan(&so, &sc), 0, "%s", shmk_last_error());
+	size_t shm = 0, sem = 0;
+	for (size_t i = 0; i < sc->ns[0].n_owners; i++)
+		for (size_t k = 0; k < sc->ns[0].owners[i].n_segments; k++) {
+			const struct shmk_scan_segment *g =
+				&sc->ns[0].owners[i].segments[k];
+			shm += !strcmp(g->kind, "adopted-shm");
+			sem += !strcmp(g->kind, "adopted-sem");
+		}
+	shmk_scan_free(sc);
+	cr_assert_eq(shm, 1, "adopted shm objects seen: %zu", shm);
+	cr_assert_eq(sem, 1, "adopted semaphores seen: %zu", sem);
+
+	char *argv[] = {"shmls", "--dir", T.dir, "--namespace", T.ns, NULL};
+	struct out r = run_tool(SHMK_BUILDDIR "/tools/shmls", argv, NULL, 0);
+	cr_assert_eq(r.code, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "adopted-shm") && strstr(r.out, "adopted-sem"),
+		  "%s", r.out);
+	out_free(&r);
+	cr_assert_eq(stop(&b, false), 0);
+	int rc;
+	shmk_reap_report_free(reap_ns(&rc));
+}

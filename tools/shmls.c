@@ -214,11 +214,13 @@ static void print_ns(const struct shmk_scan *sc, const struct shmk_scan_ns *v,
 			       ow->record_error);
 		for (size_t j = 0; j < ow->n_segments; j++) {
 			const struct shmk_scan_segment *s = &ow->segments[j];
-			printf("    %-32s %5s  %-6s  age %s%s\n", s->name,
+			printf("    %-32s %5s  %-6s  age %s%s%s%s\n", s->name,
 			       tool_hsize(s->size, h),
 			       s->intent ? "intent" : "live",
 			       tool_hage(sc->now - s->created, a),
-			       s->present ? "" : "  (no object)");
+			       s->present ? "" : "  (no object)",
+			       strcmp(s->kind, "segment") ? "  " : "",
+			       strcmp(s->kind, "segment") ? s->kind : "");
 			print_holders(s->n_holders, s->holders, s->held);
 		}
 	}
@@ -315,6 +317,7 @@ static void json_owner(cJSON *owners, cJSON *errors, int64_t now,
 		tj_num(sj, "created", (double)s->created);
 		tj_num(sj, "age", (double)(now - s->created));
 		tj_bool(sj, "present", s->present);
+		tj_str(sj, "kind", s->kind);
 		json_holders(sj, s->n_holders, s->holders);
 	}
 }
