@@ -439,6 +439,8 @@ int shmk__record_parse_fast(const char *buf, size_t len, const char *expect_ns,
 int shmk__record_parse_slow(const char *buf, size_t len, const char *expect_ns,
 			    struct shmk_record *rec, char *why, size_t whylen);
 void shmk__record_free(struct shmk_record *rec);
+/* Sorts rec->segs by name: both parsers leave the entries in this order. */
+void shmk__record_sort(struct shmk_record *rec);
 /* Reads dirfd/name (O_NOFOLLOW, size-capped, must be a regular file owned
  * by us) and parses it.  -ENOENT if missing; -EINVAL/-EPERM/-EFBIG/-ELOOP
  * with why set when it must be quarantined. */

@@ -354,14 +354,6 @@ static int operation(struct cur *c, struct shmk_record *r,
 	return -EAGAIN;
 }
 
-static int cmp_seg(const void *a, const void *b)
-{
-	const struct shmk_rec_seg *x = *(struct shmk_rec_seg *const *)a;
-	const struct shmk_rec_seg *y = *(struct shmk_rec_seg *const *)b;
-
-	return strcmp(x->name, y->name);
-}
-
 int shmk__record_parse_fast(const char *buf, size_t len, const char *expect_ns,
 			    struct shmk_record *r, char *why, size_t whylen)
 {
@@ -402,7 +394,7 @@ int shmk__record_parse_fast(const char *buf, size_t len, const char *expect_ns,
 	for (size_t it = 0; (v = shmk__table_next(&r->index, &it));)
 		r->segs[i++] = v;
 	r->n_segs = i;
-	qsort(r->segs, r->n_segs, sizeof *r->segs, cmp_seg);
+	shmk__record_sort(r);
 	return 0;
 fail:
 	shmk__record_free(r);

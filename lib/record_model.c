@@ -198,3 +198,17 @@ void shmk__record_free(struct shmk_record *r)
 	r->n_segs = 0;
 }
 
+
+static int cmp_seg(const void *a, const void *b)
+{
+	const struct shmk_rec_seg *x = *(struct shmk_rec_seg *const *)a;
+	const struct shmk_rec_seg *y = *(struct shmk_rec_seg *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+void shmk__record_sort(struct shmk_record *r)
+{
+	if (r->n_segs)
+		qsort(r->segs, r->n_segs, sizeof *r->segs, cmp_seg);
+}
