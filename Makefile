@@ -170,6 +170,7 @@ check: deps
 	$(MAKE) --no-print-directory fuzz-replay
 	$(MAKE) installcheck
 	$(MAKE) --no-print-directory pycheck
+	$(if $(strip $(CHECK_STEPS)),$(MAKE) --no-print-directory $(CHECK_STEPS))
 
 # The Python package's tests (pytest) against the library just built; each
 # test has its own registry directory and namespace.  Nothing is written
@@ -259,5 +260,10 @@ uninstall:
 
 clean:
 	rm -rf $(B)
+# Further checks live beside what they check, each in a make fragment that
+# appends its target to CHECK_STEPS (run last by make check) and its Debian
+# packages to DEB_DEPS.
+CHECK_STEPS :=
 -include tests/fuzz/fuzz.mk
 -include tests/valgrind.mk
+-include $(sort $(wildcard mk/*.mk))
