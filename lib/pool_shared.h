@@ -249,7 +249,7 @@ __attribute__((noreturn)) void shmk__worker_main(shmk_pool *p, unsigned i,
 						 uint32_t expect, int ack_fd);
 
 /* ---- pool_spawner.c ----------------------------------------------------- */
-/* Worker 0, once ready: forks the spawner with CLONE_PARENT (a child of the
+/* Worker 0, first thing: forks the spawner with CLONE_PARENT (a child of the
  * service) and closes its ends of the spawner's pipes. */
 void shmk__spawner_fork(shmk_pool *p);
 

@@ -1,5 +1,5 @@
 /* pool_spawner.c - the spawner: a process forked by worker 0 of a new pool
- * before it says it is ready (CLONE_PARENT: a child of the service),
+ * first thing, before it says it is ready (CLONE_PARENT: a child of the service),
  * single-threaded for its whole life, whose memory is the service as it was
  * at creation.  It forks the replacement
  * workers the service asks for (CLONE_PARENT: they are the service's

@@ -31,6 +31,15 @@ void shmk__worker_main(shmk_pool *p, unsigned i, uint32_t expect, int ack_fd)
 	sigset_t none;
 
 	SHMK_CRASHPOINT("pool/worker_start");
+	/* Worker 0 of a new pool forks the spawner first, from this copy of
+	 * the service as it was at creation: its fork then runs while the
+	 * service forks the other workers, off the path to "ready".  Worker 0
+	 * says it is ready only after that fork, so that a spawner that
+	 * cannot be forked fails shmk_pool_create() rather than leaving a
+	 * pool that could never replace a worker.  (The spawner's own start
+	 * is not waited for.) */
+	if (i == 0 && expect == 0 && p->sp_fds[0] >= 0)
+		shmk__spawner_fork(p);
 	/* Die with the service.  PR_SET_PDEATHSIG follows the thread that
 	 * forked us, so it is used only when that thread is the service's
 	 * main thread; otherwise the spawner SIGKILLs the workers when the
@@ -65,11 +74,6 @@ void shmk__worker_main(shmk_pool *p, unsigned i, uint32_t expect, int ack_fd)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGTERM, SIG_DFL);
-	{
-		char comm[16];
-		snprintf(comm, sizeof comm, "shmk-worker%u", i);
-		shmk__title("%s: worker %u", p->o.title, i, comm);
-	}
 	/* Ready: STARTING -> READY.  No caller can post while STARTING, and
 	 * a job posted to the previous worker ended with it, so starting from
 	 * the current doorbell loses nothing. */
@@ -91,17 +95,17 @@ void shmk__worker_main(shmk_pool *p, unsigned i, uint32_t expect, int ack_fd)
 	if (waiters || (atomic_load(&s->life) & FUTEX_WAITERS))
 		shmk__fwake(&s->life, INT_MAX);
 	shmk__bump_free(p->ctl);
-	/* Worker 0 of a new pool forks the spawner, from this copy of the
-	 * service as it was at creation, before it says it is ready: if it
-	 * dies first, shmk_pool_create() fails rather than leaving a pool
-	 * that could never replace a worker.  (The spawner's own start is
-	 * not waited for.) */
-	if (i == 0 && expect == 0 && p->sp_fds[0] >= 0)
-		shmk__spawner_fork(p);
 	if (ack_fd >= 0) {
 		if (write(ack_fd, "r", 1) < 0) {
 		}
 		close(ack_fd);
+	}
+	/* Names are for people and ps(1): given once the pool no longer
+	 * waits for us. */
+	{
+		char comm[16];
+		snprintf(comm, sizeof comm, "shmk-worker%u", i);
+		shmk__title("%s: worker %u", p->o.title, i, comm);
 	}
 
 	for (;;) {

@@ -365,3 +365,67 @@ Test(shmrun, python_with_only_the_preload_then_shmclean_leaves_nothing,
 			     t, leftovers(prefix));
 	}
 }
+
+/* A program running under shmrun while reapers run beside it, again and
+ * again: every object it made stays (its workers reopen them by name and
+ * check their bytes each round), no reap takes anything, and its output
+ * is the output it has without shmrun. */
+Test(shmrun, python_multiprocessing_beside_a_reaper_loop_keeps_every_object,
+     .timeout = 300)
+{
+	if (access(PY, X_OK) != 0)
+		cr_skip_test("needs %s", PY);
+	char prefix[96], buf[4096];
+	char *rounds = getenv("SHMK_UNDER_VALGRIND") ? "3" : "40";
+	int p[2], st, reaps = 0;
+	size_t got = 0;
+
+	snprintf(prefix, sizeof prefix, "%s-live", T.ns);
+	cr_assert_eq(setenv("MP_ROUNDS", rounds, 1), 0);
+	char *plain[] = {"python3", WORKLOAD, prefix, UNTRACED, NULL};
+	struct out a = run_tool(PY, plain, NULL, 0);
+	cr_assert_eq(a.code, 0, "%s", a.err);
+
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	pid_t run = fork();
+	cr_assert_geq(run, 0);
+	if (run == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(p[1], 1);
+		execl(SHMRUN, "shmrun", "--ns", T.ns, "--dir", T.dir, "--", PY,
+		      WORKLOAD, prefix, UNTRACED, (char *)NULL);
+		_exit(99);
+	}
+	close(p[1]);
+	/* Reap the namespace until the program is done (its output pipe
+	 * closes when the whole tree has let go of it). */
+	for (;;) {
+		struct pollfd pf = {.fd = p[0], .events = POLLIN};
+		struct shmk_reap_report *rep = NULL;
+		struct shmk_reap_options ro = {.dir = T.dir, .ns = T.ns};
+		int rc = shmk_reap(&ro, &rep);
+		cr_assert_eq(rc, 0, "reap %d: %s", reaps, shmk_last_error());
+		cr_assert_eq(rep->segments_reaped, 0,
+			     "reap %d took %zu object(s) of a live program",
+			     reaps, rep->segments_reaped);
+		shmk_reap_report_free(rep);
+		reaps++;
+		if (poll(&pf, 1, 5) > 0) {
+			ssize_t n = read(p[0], buf + got, sizeof buf - 1 - got);
+			cr_assert_geq(n, 0);
+			if (n == 0)
+				break;
+			got += (size_t)n;
+		}
+	}
+	close(p[0]);
+	buf[got] = '\0';
+	st = reap_child(run);
+	unsetenv("MP_ROUNDS");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "the program failed beside the reapers (%#x)", st);
+	cr_assert_str_eq(buf, a.out, "the output changed under shmrun");
+	cr_assert_gt(reaps, 10, "only %d reaps ran beside the program", reaps);
+	cr_assert_eq(leftovers(prefix), 0, "%zu object(s) left", leftovers(prefix));
+	out_free(&a);
+}
