@@ -27,6 +27,12 @@ MANDIR    ?= $(PREFIX)/share/man
 PRELOADDIR ?= $(LIBDIR)/shmkeeper
 PCDIR     ?= $(LIBDIR)/pkgconfig
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
+# The Python package (python/shmkeeper, pure Python): where Debian's
+# python3 looks for it, /usr/lib/python3/dist-packages for PREFIX=/usr,
+# else $(PREFIX)/lib/python3.X/dist-packages (on sys.path for /usr/local).
+PYVER     = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYDIR     ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(PYVER)/dist-packages)
+PY_SRC    := $(wildcard python/shmkeeper/*.py)
 
 CC        ?= cc
 OPT       ?= -O2 -g
@@ -192,6 +198,10 @@ installcheck: lib tools
 	PKG_CONFIG_PATH=$(IC)/pfx/lib/pkgconfig \
 	  sh -c '$(CC) -o $(IC)/prog tests/installcheck.c $$(pkg-config --cflags --libs shmkeeper)'
 	LD_LIBRARY_PATH=$(IC)/pfx/lib $(IC)/prog $(IC)/registry
+	@# The Python package as installed finds the installed library.
+	LD_LIBRARY_PATH=$(IC)/pfx/lib PYTHONPATH=$(IC)/pfx/lib/python$(PYVER)/dist-packages \
+	  PYTHONDONTWRITEBYTECODE=1 $(PYTHON) -c 'import shmkeeper, sys; \
+	  sys.exit(0 if shmkeeper.__file__.startswith("$(IC)/pfx/") else 1)'
 	@# The registry and its claim on the namespace "installcheck" (which
 	@# the library never removes) go: nothing of the run stays in /dev/shm.
 	rm -rf $(IC)/registry /dev/shm/.shmkeeper-claim.$$(id -u).installcheck
@@ -248,6 +258,8 @@ install: lib tools
 	$(PC_TEXT) > $(DESTDIR)$(PCDIR)/shmkeeper.pc
 	install -d $(DESTDIR)$(MANDIR)/man3
 	install -m 0644 docs/shmkeeper.3 $(DESTDIR)$(MANDIR)/man3/
+	install -d $(DESTDIR)$(PYDIR)/shmkeeper
+	install -m 0644 $(PY_SRC) $(DESTDIR)$(PYDIR)/shmkeeper/
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libshmkeeper.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
@@ -256,7 +268,10 @@ uninstall:
 	  $(DESTDIR)$(MANDIR)/man3/shmkeeper.3 \
 	  $(DESTDIR)$(PRELOADDIR)/libshmkeeper-preload.so $(MAN7:docs/%=$(DESTDIR)$(MANDIR)/man7/%) \
 	  $(TOOLS:%=$(DESTDIR)$(BINDIR)/%) $(MAN1:docs/%=$(DESTDIR)$(MANDIR)/man1/%) \
-	  $(patsubst tools/%,$(DESTDIR)$(UNITDIR)/%,$(wildcard tools/*.service))
+	  $(patsubst tools/%,$(DESTDIR)$(UNITDIR)/%,$(wildcard tools/*.service)) \
+	  $(PY_SRC:python/%=$(DESTDIR)$(PYDIR)/%)
+	rm -rf $(DESTDIR)$(PYDIR)/shmkeeper/__pycache__
+	-rmdir $(DESTDIR)$(PYDIR)/shmkeeper 2>/dev/null
 
 clean:
 	rm -rf $(B)
