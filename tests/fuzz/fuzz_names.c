@@ -64,7 +64,9 @@ static bool ref_ns(const char *s)
 {
 	size_t n = strlen(s);
 
-	return n >= 1 && n <= SHMK_NS_MAX && all_of(s, ALNUM "_-");
+	/* "sem" is refused: glibc keeps named semaphores as "sem.<name>". */
+	return n >= 1 && n <= SHMK_NS_MAX && all_of(s, ALNUM "_-") &&
+	       strcmp(s, "sem") != 0;
 }
 
 static bool ref_name(const char *s)
