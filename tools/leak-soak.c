@@ -86,7 +86,7 @@ static void usage(FILE *f)
 	      "                   (default: 1M)\n"
 	      "  --namespace NS   namespace to use (default: leaksoak)\n"
 	      "  --dir DIR        registry directory (default: $SHMKEEPER_DIR, then\n"
-	      "                   the library's defaults, see shmkeeper(3))\n"
+	      "                   the library's defaults, see shmk_open(3))\n"
 	      "  --kill-every K   SIGKILL a cycle's process every K cycles and check\n"
 	      "                   that the next cycle reaps everything it left\n"
 	      "                   (default: 0, never)\n"

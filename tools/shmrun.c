@@ -60,7 +60,7 @@ static void usage(FILE *f)
 		"                  namespace of the run (default: $SHMKEEPER_NS, else\n"
 		"                  \"shmrun\")\n"
 		"  --dir DIR       registry directory (default: $SHMKEEPER_DIR, then the\n"
-		"                  library's defaults, see shmkeeper(3))\n"
+		"                  library's defaults, see shmk_open(3))\n"
 		"  --json          the reap report as JSON on standard error instead of\n"
 		"                  one line\n"
 		"  --preload PATH  the preload library (default: $SHMKEEPER_PRELOAD, else\n"
