@@ -257,7 +257,8 @@ install: lib tools
 	install -m 0644 lib/shmkeeper.h $(DESTDIR)$(INCDIR)/
 	$(PC_TEXT) > $(DESTDIR)$(PCDIR)/shmkeeper.pc
 	install -d $(DESTDIR)$(MANDIR)/man3
-	install -m 0644 docs/shmkeeper.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 0644 $(wildcard docs/*.3) $(DESTDIR)$(MANDIR)/man3/
+	$(if $(wildcard docs/*.5),install -d $(DESTDIR)$(MANDIR)/man5 && install -m 0644 $(wildcard docs/*.5) $(DESTDIR)$(MANDIR)/man5/)
 	install -d $(DESTDIR)$(PYDIR)/shmkeeper
 	install -m 0644 $(PY_SRC) $(DESTDIR)$(PYDIR)/shmkeeper/
 
@@ -265,7 +266,8 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libshmkeeper.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	  $(DESTDIR)$(LIBDIR)/libshmkeeper.so $(DESTDIR)$(LIBDIR)/libshmkeeper.a \
 	  $(DESTDIR)$(INCDIR)/shmkeeper.h $(DESTDIR)$(PCDIR)/shmkeeper.pc \
-	  $(DESTDIR)$(MANDIR)/man3/shmkeeper.3 \
+	  $(patsubst docs/%,$(DESTDIR)$(MANDIR)/man3/%,$(wildcard docs/*.3)) \
+	  $(patsubst docs/%,$(DESTDIR)$(MANDIR)/man5/%,$(wildcard docs/*.5)) \
 	  $(DESTDIR)$(PRELOADDIR)/libshmkeeper-preload.so $(MAN7:docs/%=$(DESTDIR)$(MANDIR)/man7/%) \
 	  $(TOOLS:%=$(DESTDIR)$(BINDIR)/%) $(MAN1:docs/%=$(DESTDIR)$(MANDIR)/man1/%) \
 	  $(patsubst tools/%,$(DESTDIR)$(UNITDIR)/%,$(wildcard tools/*.service)) \

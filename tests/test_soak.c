@@ -736,7 +736,7 @@ Test(soak, help_and_version)
 	struct out r = soak_bare("--help", NULL);
 
 	cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
-	cr_assert(!strncmp(r.out, "usage: leak-soak ", 17), "%s", r.out);
+	cr_assert(!strncmp(r.out, "Usage: leak-soak ", 17), "%s", r.out);
 	cr_assert_not_null(strstr(r.out, "--kill-every"));
 	cr_assert_str_eq(r.err, "");
 	out_free(&r);

@@ -468,3 +468,53 @@ Test(tools2, every_tool_takes_the_same_help_and_version_options)
 		out_free(&r);
 	}
 }
+
+/* Every tool's --help has one layout (the usage lines differed in case and
+ * shape, exit codes were missing): "Usage: <tool> ..." and a line for
+ * -h/-V, an "Options:" list that ends with -h and -V, an "Exit status:"
+ * list of "  <code>  <meaning>" lines in increasing order, "See <tool>(1).",
+ * and no line wider than 80 columns.  That every option the tool parses is
+ * in its help and its man page is checked by make mancheck. */
+Test(tools2, every_tool_help_has_the_same_layout)
+{
+	static const char *const tools[] = {"shmclean", "shmls", "leak-soak",
+					    "shmrun"};
+
+	for (size_t t = 0; t < 4; t++) {
+		char path[PATH_MAX], want[128], *argv[] = {(char *)tools[t],
+							   "--help", NULL};
+		snprintf(path, sizeof path, SHMK_BUILDDIR "/tools/%s", tools[t]);
+		struct out r = run_tool(path, argv, NULL, 0);
+		const char *p, *ex;
+		int last = -1, codes = 0;
+
+		cr_assert_eq(r.code, 0, "%s: %d %s", tools[t], r.code, r.err);
+		snprintf(want, sizeof want, "Usage: %s ", tools[t]);
+		cr_assert(!strncmp(r.out, want, strlen(want)), "%s", r.out);
+		snprintf(want, sizeof want, "\n       %s -h | --help | -V | --version\n",
+			 tools[t]);
+		cr_assert_not_null(strstr(r.out, want), "%s", r.out);
+		cr_assert_not_null(strstr(r.out, "\n\nOptions:\n"), "%s", r.out);
+		cr_assert_not_null(strstr(r.out, "\n  -h, --help "), "%s", r.out);
+		cr_assert_not_null(strstr(r.out, "\n  -V, --version "), "%s", r.out);
+		cr_assert_not_null(ex = strstr(r.out, "\n\nExit status:\n"), "%s",
+				   r.out);
+		for (p = strchr(ex + 2, '\n') + 1; !strncmp(p, "  ", 2);
+		     p = strchr(p, '\n') + 1) {
+			int code;
+			if (sscanf(p, "  %d", &code) != 1)
+				continue; /* a continuation or shmrun's CMD line */
+			cr_assert_gt(code, last, "%s: exit codes out of order at %d",
+				     tools[t], code);
+			last = code;
+			codes++;
+		}
+		cr_assert_geq(codes, 4, "%s: %d exit codes listed", tools[t], codes);
+		snprintf(want, sizeof want, "See %s(1).\n", tools[t]);
+		cr_assert_str_eq(p, want, "%s: help ends with %s", tools[t], p);
+		for (p = r.out; *p; p = strchr(p, '\n') + 1)
+			cr_assert_leq(strcspn(p, "\n"), 80, "%s: long line: %.100s",
+				      tools[t], p);
+		out_free(&r);
+	}
+}

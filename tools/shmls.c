@@ -37,28 +37,33 @@ struct ns_totals {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: %s [--dir DIR] [--namespace NS] [--strays] [--json]\n"
-		"\n"
-		"Lists shmkeeper namespaces, their owners (alive or dead) and\n"
-		"segments.  Read-only: it never changes anything.\n"
-		"\n"
-		"  --dir DIR       registry directory (default: $SHMKEEPER_DIR,\n"
-		"                  /run/shmkeeper for root, else\n"
-		"                  $XDG_RUNTIME_DIR/shmkeeper, else\n"
-		"                  /run/user/UID/shmkeeper or\n"
-		"                  ~/.local/state/shmkeeper)\n"
-		"  --namespace NS  only this namespace\n"
-		"  --strays        also list \"/<ns>.*\" objects no record names\n"
-		"  --shm-dir DIR   shared memory directory (default /dev/shm)\n"
-		"  --json          one JSON document on standard output\n"
-		"  -h, --help      this help\n"
-		"  -V, --version   version\n"
-		"\n"
-		"Exit status: 0 listed, 65 some record is unreadable, 75 some\n"
-		"owner's liveness is unknown, 64 usage, 78 refused registry or\n"
-		"shm directory, 74 output error, 71 system error.  See shmls(1).\n",
-		tool_prog);
+	fputs("Usage: shmls [--dir DIR] [--namespace NS] [--strays] [--shm-dir DIR] [--json]\n"
+	      "       shmls -h | --help | -V | --version\n"
+	      "\n"
+	      "Lists shmkeeper namespaces, their owners (alive, dead or unknown) and\n"
+	      "segments.  Read-only: it never changes anything.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --dir DIR       registry directory (default: $SHMKEEPER_DIR, else\n"
+	      "                  /run/shmkeeper for root, else $XDG_RUNTIME_DIR/shmkeeper,\n"
+	      "                  else /run/user/UID/shmkeeper or ~/.local/state/shmkeeper)\n"
+	      "  --namespace NS  only this namespace (default: every namespace)\n"
+	      "  --strays        also list \"/<ns>.*\" objects no record names\n"
+	      "  --shm-dir DIR   shared memory directory (default: /dev/shm)\n"
+	      "  --json          one JSON document on standard output\n"
+	      "  -h, --help      show this help and exit\n"
+	      "  -V, --version   show the version and exit\n"
+	      "\n"
+	      "Exit status:\n"
+	      "  0    listed\n"
+	      "  64   usage error\n"
+	      "  65   some record could not be read\n"
+	      "  71   system error\n"
+	      "  74   the listing could not be written\n"
+	      "  75   some owner's liveness is unknown\n"
+	      "  78   registry, namespace or shared memory directory refused\n"
+	      "See shmls(1).\n",
+	      f);
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)

@@ -48,28 +48,35 @@ static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP,
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: %s [--ns NS] [--dir DIR] [--json] [--preload PATH] "
-		"[--] CMD [ARGS...]\n"
+		"Usage: shmrun [--ns NS] [--dir DIR] [--json] [--preload PATH] [--] CMD [ARGS...]\n"
+		"       shmrun -h | --help | -V | --version\n"
 		"\n"
-		"Runs CMD with its POSIX shared memory kept: every object it\n"
-		"creates is recorded, and when CMD and all its descendants are\n"
-		"gone - however they ended - what they left is removed.\n"
+		"Runs CMD with its POSIX shared memory kept: every object it creates is\n"
+		"recorded, and when CMD and all its descendants are gone - however they\n"
+		"ended - what they left is removed.\n"
 		"\n"
-		"  --ns NS         namespace of the run (default: $SHMKEEPER_NS,\n"
-		"                  else \"shmrun\")\n"
-		"  --dir DIR       registry directory (default: $SHMKEEPER_DIR,\n"
-		"                  then the usual defaults, see shmkeeper(3))\n"
-		"  --json          the reap report as JSON on stderr instead of\n"
+		"Options:\n"
+		"  --ns NS, --namespace NS\n"
+		"                  namespace of the run (default: $SHMKEEPER_NS, else\n"
+		"                  \"shmrun\")\n"
+		"  --dir DIR       registry directory (default: $SHMKEEPER_DIR, then the\n"
+		"                  library's defaults, see shmk_open(3))\n"
+		"  --json          the reap report as JSON on standard error instead of\n"
 		"                  one line\n"
-		"  --preload PATH  the preload library (default:\n"
-		"                  $SHMKEEPER_PRELOAD, else %s)\n"
-		"  -h, --help      this help\n"
-		"  -V, --version   version\n"
+		"  --preload PATH  the preload library (default: $SHMKEEPER_PRELOAD, else\n"
+		"                  %s)\n"
+		"  -h, --help      show this help and exit\n"
+		"  -V, --version   show the version and exit\n"
 		"\n"
-		"Exit status: CMD's (128+N if signal N killed it), 127 CMD not\n"
-		"found, 126 CMD not executable, 64 usage, 78 refused registry or\n"
-		"namespace, 71 system error.  See shmrun(1).\n",
-		tool_prog, SHMK_PRELOAD_PATH);
+		"Exit status:\n"
+		"  CMD's exit status, or 128+N if signal N killed it, except:\n"
+		"  64   usage error\n"
+		"  71   system error (fork, signal setup)\n"
+		"  78   preload library missing or $SHMKEEPER_NS invalid\n"
+		"  126  CMD could not be executed\n"
+		"  127  CMD was not found\n"
+		"See shmrun(1).\n",
+		SHMK_PRELOAD_PATH);
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
