@@ -30,13 +30,18 @@ UNITDIR   ?= $(PREFIX)/lib/systemd/system
 
 CC        ?= cc
 OPT       ?= -O2 -g
-WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation
+# Warnings are errors where we want them (make check, asan, test and CI set
+# WERROR=-Werror: mk/build.mk), not in a user's or a release build, whose
+# compiler may know warnings ours did not.  WARN_CC: flags of one compiler
+# only (mk/build.mk).
+WERROR    ?=
+WARN       = -Wall -Wextra $(WERROR) -Wshadow -Wno-unused-parameter $(WARN_CC)
 CFLAGS    ?= $(OPT)
 ALL_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread $(CFLAGS)
 LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Ilib
 LIB_LIBS   = -lcjson -lbsd -lm -pthread
 
-B         := build
+B         ?= build
 # lib/preload.c is the preload library's own (it defines shm_open...),
 # never part of libshmkeeper.
 LIB_SRC   := $(filter-out lib/preload.c,$(wildcard lib/*.c))
