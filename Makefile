@@ -108,8 +108,10 @@ $(B)/fiu/%.o: lib/%.c $(LIB_HDR) | $(B)/fiu
 $(B)/asan/%.o: lib/%.c $(LIB_HDR) | $(B)/asan
 	$(CC) $(LIB_CFLAGS) $(ASAN_FLAGS) -DFIU_ENABLE -c -o $@ $<
 
-$(SO): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LIB_LIBS)
+# Exports and their versions: lib/shmkeeper.map (docs/VERSIONING.md).
+$(SO): $(LIB_OBJ) lib/shmkeeper.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/shmkeeper.map \
+	  -o $@ $(LIB_OBJ) $(LIB_LIBS)
 	ln -sf libshmkeeper.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libshmkeeper.so
 $(AR_LIB): $(LIB_OBJ)

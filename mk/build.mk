@@ -4,6 +4,11 @@
 #
 #   make clangcheck    the library and tools built with clang, warnings as
 #                      errors, into $(B)/clang (make check)
+#   make abicheck      libshmkeeper.so exports exactly the functions of
+#                      shmkeeper.h, each with its version of
+#                      lib/shmkeeper.map (make check; mk/symbols.sh)
+#   make licensecheck  every source file we own carries the SPDX line
+#                      (make check; mk/spdx.sh --check)
 #
 # Warnings: WERROR (empty by default: a user's or a release build must not
 # fail on a warning a newer compiler invents) is -Werror for the goals of
@@ -36,7 +41,7 @@ FORCE:
 $(LIB_OBJ) $(FIU_OBJ) $(ASAN_OBJ) $(B)/lib/preload.o $(TOOL_BIN) $(TEST_BIN) \
   $(ASAN_TEST) $(TEST_PROGS) $(BENCH_BIN) $(REPLAY_OBJ) $(REPLAY_BIN): $(CFLAGS_STAMP)
 
-.PHONY: clangcheck
+.PHONY: clangcheck abicheck licensecheck symbolmap
 
 # ---- clang -----------------------------------------------------------------
 CLANG    ?= clang
@@ -46,4 +51,14 @@ clangcheck:
 	$(B)/clang/tools/shmls --version >/dev/null
 	@echo "clangcheck: $$($(CLANG) --version | head -n1): lib and tools build without a warning"
 
-CHECK_STEPS += clangcheck
+# ---- symbols -----------------------------------------------------------------
+# The version script is checked against the header before the library is
+# linked: a public function left out of it would be silently local.
+$(SO): | symbolmap
+symbolmap:
+	@sh mk/symbols.sh map lib/shmkeeper.h lib/shmkeeper.map
+abicheck: $(SO)
+	sh mk/symbols.sh so lib/shmkeeper.h $(SO)
+	@echo "abicheck: $(SO): $$(objdump -T $(SO) | grep -c ' SHMKEEPER_[0-9.]* shmk_') functions, all versioned"
+
+CHECK_STEPS += clangcheck abicheck
