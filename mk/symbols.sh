@@ -41,11 +41,12 @@ prefix() {
 case "${1:-}" in
 map)
 	header_names "$2" | uniq > "$tmp/h"
-	map_names "$3" > "$tmp/m"
+	map_names "$3" > "$tmp/mm"
+	uniq "$tmp/mm" > "$tmp/m"
 	out=$( { differ "$tmp/h" "$tmp/m" \
 		"$3: missing (add it to a new version node: docs/VERSIONING.md)" \
 		"$3: not a SHMK_API function of $2"
-		uniq -d "$tmp/m" | prefix "$3: listed twice"; } )
+		uniq -d "$tmp/mm" | prefix "$3: listed twice"; } )
 	;;
 so)
 	header_names "$2" | uniq > "$tmp/h"
