@@ -57,8 +57,18 @@ clangcheck:
 $(SO): | symbolmap
 symbolmap:
 	@sh mk/symbols.sh map lib/shmkeeper.h lib/shmkeeper.map
+# The package version, everywhere it is written (docs/VERSIONING.md).
+VERSION_FOUND = \
+	Makefile:$(VERSION) \
+	lib/shmkeeper.h:$$(sed -n 's/^\#define SHMK_VERSION_STRING "\(.*\)"/\1/p' lib/shmkeeper.h) \
+	lib/shmkeeper.h:$$(sed -n 's/^\#define SHMK_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' lib/shmkeeper.h | paste -sd.) \
+	python/setup.cfg:$$(sed -n 's/^version *= *//p' python/setup.cfg) \
+	python/shmkeeper/__init__.py:$$(sed -n 's/^__version__ *= *"\(.*\)"/\1/p' python/shmkeeper/__init__.py)
 abicheck: $(SO)
 	sh mk/symbols.sh so lib/shmkeeper.h $(SO)
+	@bad=0; for f in $(VERSION_FOUND); do \
+	  if [ "$${f#*:}" != '$(VERSION)' ]; then echo "abicheck: $${f%%:*}: version '$${f#*:}', not $(VERSION)"; bad=1; fi; \
+	done; exit $$bad
 	@echo "abicheck: $(SO): $$(objdump -T $(SO) | grep -c ' SHMKEEPER_[0-9.]* shmk_') functions, all versioned"
 
 CHECK_STEPS += clangcheck abicheck
