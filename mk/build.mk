@@ -4,11 +4,11 @@
 #
 #   make clangcheck    the library and tools built with clang, warnings as
 #                      errors, into $(B)/clang (make check)
+#   make licensecheck  every source file we own carries the SPDX line
+#                      (make check; mk/spdx.sh --check; --fix adds it)
 #   make abicheck      libshmkeeper.so exports exactly the functions of
 #                      shmkeeper.h, each with its version of
 #                      lib/shmkeeper.map (make check; mk/symbols.sh)
-#   make licensecheck  every source file we own carries the SPDX line
-#                      (make check; mk/spdx.sh --check)
 #
 # Warnings: WERROR (empty by default: a user's or a release build must not
 # fail on a warning a newer compiler invents) is -Werror for the goals of
@@ -71,4 +71,8 @@ abicheck: $(SO)
 	done; exit $$bad
 	@echo "abicheck: $(SO): $$(objdump -T $(SO) | grep -c ' SHMKEEPER_[0-9.]* shmk_') functions, all versioned"
 
-CHECK_STEPS += clangcheck abicheck
+# ---- licence -----------------------------------------------------------------
+licensecheck:
+	@sh mk/spdx.sh --check
+
+CHECK_STEPS += licensecheck clangcheck abicheck
