@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shmkeeper - POSIX shared memory that cannot leak.
 #
 #   make            library (shared + static) and tools
