@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shmkeeper - POSIX shared memory that cannot leak.
 #
 #   make            library (shared + static) and tools
@@ -26,6 +27,9 @@ MANDIR    ?= $(PREFIX)/share/man
 # directory of its own (shmrun runs programs with LD_PRELOAD=$(PRELOADDIR)/...).
 PRELOADDIR ?= $(LIBDIR)/shmkeeper
 PCDIR     ?= $(LIBDIR)/pkgconfig
+# Run by make install (no DESTDIR) as root when LIBDIR is searched by the
+# dynamic linker: mk/ldconfig.sh.
+LDCONFIG  ?= ldconfig
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
 # The Python package (python/shmkeeper, pure Python): where Debian's
 # python3 looks for it, /usr/lib/python3/dist-packages for PREFIX=/usr,
@@ -36,13 +40,18 @@ PY_SRC    := $(wildcard python/shmkeeper/*.py)
 
 CC        ?= cc
 OPT       ?= -O2 -g
-WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation
+# Warnings are errors where we want them (make check, asan, test and CI set
+# WERROR=-Werror: mk/build.mk), not in a user's or a release build, whose
+# compiler may know warnings ours did not.  WARN_CC: flags of one compiler
+# only (mk/build.mk).
+WERROR    ?=
+WARN       = -Wall -Wextra $(WERROR) -Wshadow -Wno-unused-parameter $(WARN_CC)
 CFLAGS    ?= $(OPT)
 ALL_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread $(CFLAGS)
 LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Ilib
 LIB_LIBS   = -lcjson -lbsd -lm -pthread
 
-B         := build
+B         ?= build
 # lib/preload.c is the preload library's own (it defines shm_open...),
 # never part of libshmkeeper.
 LIB_SRC   := $(filter-out lib/preload.c,$(wildcard lib/*.c))
@@ -109,8 +118,10 @@ $(B)/fiu/%.o: lib/%.c $(LIB_HDR) | $(B)/fiu
 $(B)/asan/%.o: lib/%.c $(LIB_HDR) | $(B)/asan
 	$(CC) $(LIB_CFLAGS) $(ASAN_FLAGS) -DFIU_ENABLE -c -o $@ $<
 
-$(SO): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LIB_LIBS)
+# Exports and their versions: lib/shmkeeper.map (docs/VERSIONING.md).
+$(SO): $(LIB_OBJ) lib/shmkeeper.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/shmkeeper.map \
+	  -o $@ $(LIB_OBJ) $(LIB_LIBS)
 	ln -sf libshmkeeper.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libshmkeeper.so
 $(AR_LIB): $(LIB_OBJ)
@@ -128,11 +139,16 @@ $(ASAN_LIB): $(ASAN_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 # The .pc file names the install paths, so it is written at install time
-# (and into build/ for inspection).
-PC_TEXT = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+# (and into build/ for inspection).  cJSON and libbsd are private to the
+# library (shmkeeper.h includes neither): Libs.private only, for static
+# links; as Requires.private their Cflags (cJSON's include directory) would
+# be in every --cflags.  License: is read by SPDX tools (pkgconf's bomtool);
+# pkg-config and pkgconf 1.8 ignore a field they do not know.
+PC_TEXT = printf '%s\n' '\# SPDX-License-Identifier: MIT' \
+	  'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
 	  'Name: shmkeeper' 'Description: POSIX shared memory that cannot leak' \
-	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lshmkeeper' \
-	  'Libs.private: -lcjson -lbsd -lm -pthread' 'Requires.private: libcjson libbsd' \
+	  'Version: $(VERSION)' 'License: MIT' 'Libs: -L$${libdir} -lshmkeeper' \
+	  'Libs.private: -lcjson -lbsd -lm -pthread' \
 	  'Cflags: -I$${includedir}'
 $(B)/shmkeeper.pc: Makefile | $(B)
 	$(PC_TEXT) > $@
@@ -186,18 +202,38 @@ pycheck: lib
 	  $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
 
 # Install into a staging DESTDIR and into a real PREFIX; build a program
-# with pkg-config against the latter and run it; uninstall both and check
+# with pkg-config against the latter, as README says (a runpath; and
+# statically), and run it without LD_LIBRARY_PATH; uninstall both and check
 # nothing is left.
 IC := $(CURDIR)/$(B)/installcheck
+IC_PC = PKG_CONFIG_PATH=$(IC)/pfx/lib/pkgconfig
 installcheck: lib tools
 	rm -rf $(IC) && mkdir -p $(IC)
 	$(MAKE) --no-print-directory install DESTDIR=$(IC)/stage PREFIX=/usr/local >/dev/null
 	test -f $(IC)/stage/usr/local/include/shmkeeper.h && test -L $(IC)/stage/usr/local/lib/libshmkeeper.so
 	test -f $(IC)/stage/usr/local/lib/shmkeeper/libshmkeeper-preload.so
-	$(MAKE) --no-print-directory install PREFIX=$(IC)/pfx >/dev/null
-	PKG_CONFIG_PATH=$(IC)/pfx/lib/pkgconfig \
-	  sh -c '$(CC) -o $(IC)/prog tests/installcheck.c $$(pkg-config --cflags --libs shmkeeper)'
-	LD_LIBRARY_PATH=$(IC)/pfx/lib $(IC)/prog $(IC)/registry
+	@# A directory the dynamic linker does not search: install says so.
+	$(MAKE) --no-print-directory install PREFIX=$(IC)/pfx > $(IC)/install.log
+	grep -q -e '-Wl,-rpath,$(IC)/pfx/lib ' $(IC)/install.log
+	@# The public header needs no include directory of cJSON's or libbsd's.
+	$(IC_PC) sh -c 'set -- $$(pkg-config --cflags shmkeeper); test "$$*" = "-I$(IC)/pfx/include"'
+	$(IC_PC) sh -c '$(CC) -o $(IC)/prog tests/installcheck.c $$(pkg-config --cflags --libs shmkeeper) \
+	  -Wl,-rpath,$$(pkg-config --variable=libdir shmkeeper)'
+	env -u LD_LIBRARY_PATH $(IC)/prog $(IC)/registry
+	@# Static: libshmkeeper.a (alone in the first -L directory) and what
+	@# --static --libs adds; the program needs no libshmkeeper.so.
+	mkdir $(IC)/static && ln -s $(IC)/pfx/lib/libshmkeeper.a $(IC)/static/
+	$(IC_PC) sh -c '$(CC) -o $(IC)/prog-static tests/installcheck.c $$(pkg-config --cflags shmkeeper) \
+	  -L$(IC)/static $$(pkg-config --static --libs shmkeeper)'
+	! readelf -d $(IC)/prog-static | grep -q libshmkeeper
+	env -u LD_LIBRARY_PATH $(IC)/prog-static $(IC)/registry
+	@# A directory it searches (a stand-in ldconfig says so): install runs
+	@# ldconfig as root, or says root must.
+	printf '%s\n' '#!/bin/sh' 'if [ "$$1" = -v ]; then echo "$(IC)/pfx/lib: (from installcheck)";' \
+	  'else echo "ran:$$*" >> $(IC)/ldconfig.ran; fi' > $(IC)/ldconfig && chmod +x $(IC)/ldconfig
+	$(MAKE) --no-print-directory install PREFIX=$(IC)/pfx LDCONFIG=$(IC)/ldconfig > $(IC)/install.log
+	if [ $$(id -u) = 0 ]; then test "$$(cat $(IC)/ldconfig.ran)" = "ran:"; \
+	else grep -q 'run ldconfig as root' $(IC)/install.log; fi
 	@# The Python package as installed finds the installed library.
 	LD_LIBRARY_PATH=$(IC)/pfx/lib PYTHONPATH=$(IC)/pfx/lib/python$(PYVER)/dist-packages \
 	  PYTHONDONTWRITEBYTECODE=1 $(PYTHON) -c 'import shmkeeper, sys; \
@@ -206,7 +242,7 @@ installcheck: lib tools
 	@# the library never removes) go: nothing of the run stays in /dev/shm.
 	rm -rf $(IC)/registry /dev/shm/.shmkeeper-claim.$$(id -u).installcheck
 	$(MAKE) --no-print-directory uninstall DESTDIR=$(IC)/stage PREFIX=/usr/local >/dev/null
-	$(MAKE) --no-print-directory uninstall PREFIX=$(IC)/pfx >/dev/null
+	$(MAKE) --no-print-directory uninstall PREFIX=$(IC)/pfx LDCONFIG=$(IC)/ldconfig >/dev/null
 	@left=$$(find $(IC)/stage $(IC)/pfx -type f -o -type l); \
 	if [ -n "$$left" ]; then echo "installcheck: uninstall left: $$left"; exit 1; fi
 	@echo "installcheck: install, pkg-config build, run and uninstall OK"
@@ -261,6 +297,7 @@ install: lib tools
 	$(if $(wildcard docs/*.5),install -d $(DESTDIR)$(MANDIR)/man5 && install -m 0644 $(wildcard docs/*.5) $(DESTDIR)$(MANDIR)/man5/)
 	install -d $(DESTDIR)$(PYDIR)/shmkeeper
 	install -m 0644 $(PY_SRC) $(DESTDIR)$(PYDIR)/shmkeeper/
+	$(if $(DESTDIR),,@LDCONFIG='$(LDCONFIG)' sh mk/ldconfig.sh install '$(LIBDIR)' $(SONAME))
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libshmkeeper.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
@@ -273,7 +310,8 @@ uninstall:
 	  $(patsubst tools/%,$(DESTDIR)$(UNITDIR)/%,$(wildcard tools/*.service)) \
 	  $(PY_SRC:python/%=$(DESTDIR)$(PYDIR)/%)
 	rm -rf $(DESTDIR)$(PYDIR)/shmkeeper/__pycache__
-	-rmdir $(DESTDIR)$(PYDIR)/shmkeeper 2>/dev/null
+	rmdir $(DESTDIR)$(PYDIR)/shmkeeper 2>/dev/null || true
+	$(if $(DESTDIR),,@LDCONFIG='$(LDCONFIG)' sh mk/ldconfig.sh uninstall '$(LIBDIR)' $(SONAME))
 
 clean:
 	rm -rf $(B)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* admit.c - may this segment be created?  One admission check for the
  * namespace budget (shmk_options.budget_bytes) and the limits of an
  * attached monitor, with one scan of the namespace for both.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* adopt.c - the records of adopted names, for the preload
  * (lib/preload.c, libshmkeeper-preload.so).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* arena.c - the one allocator for reports: strings and small arrays that
  * live exactly as long as the report (a reap report, a registry scan) and
  * are freed at once.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* atomic.c - the crash-safety protocol, in one place.
  *
  * Guarantee: a registry file is, at every instant and whatever process is

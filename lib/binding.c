@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* binding.c - what a binding that cannot read shmkeeper.h needs: the layout
  * of the public structs as this library was built.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctx.c - opening and closing a namespace. */
 #include "ctx.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctx.h - the shmk_ctx and owner structures, shared by ctx.c, segment.c,
  * owner.c and admit.c. */
 #ifndef SHMK_CTX_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dir.c - finding and opening the registry directory, failing closed, and
  * the marker that proves a directory is a registry.
  *

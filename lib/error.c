@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* error.c - the thread's last error sentence. */
 #include "internal.h"
 

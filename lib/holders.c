@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* holders.c - which processes have an shm object open or mapped (the
  * semantics of fuser(1)), for a whole set of objects in one pass over /proc.
  *

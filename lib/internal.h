@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * internal.h - what the modules of libshmkeeper share.  Nothing here is
  * exported (the library is built with -fvisibility=hidden).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* liveness.c - the one judge of whether an owner is alive (invariant 7).
  *
  * Three answers, never two: ALIVE, DEAD, UNKNOWN-with-a-cause.  The reaper

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* monitor.c - the ResourceMonitor: samples, baseline, leak verdicts, limits.
  *
  * A sample reads exactly what it reports and nothing more: /proc/PID/fd

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* names.c - what a namespace, a segment name, an owner id and a role may be.
  *
  * Segments of namespace ns are "/<ns>.<name>": the dot ends the namespace,

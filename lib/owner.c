@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* owner.c - this process's lock file and record in a namespace.
  *
  * Liveness protocol (DESIGN.md, "owner liveness"):

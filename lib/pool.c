@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool.c - the worker pool, service side: create, lease, run, release,
  * destroy.  The process model, the shared words and the other files are
  * described in pool_shared.h and docs/DESIGN.md ("Worker pool").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool_ctl.c - what every process of the pool shares: futexes (plain and
  * robust), the monotonic clock, the slot state word, start failures, and
  * what a child keeps of the service (descriptors, its title). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool_death.c - a worker's death, seen by the service: claiming it,
  * reaping and classifying the worker (exit, code, signal, SIGKILL, OOM
  * from the cgroup's counter, timeout, or unknown when the service reaped

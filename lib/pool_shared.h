@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool_shared.h - the worker pool's one cross-process contract: the layout
  * of the control segment that the service, its workers and the spawner
  * map at the same address, the meaning of every shared word, and the

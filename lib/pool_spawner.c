@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool_spawner.c - the spawner: a process forked by worker 0 of a new pool
  * first thing, before it says it is ready (CLONE_PARENT: a child of the service),
  * single-threaded for its whole life, whose memory is the service as it was

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool_worker.c - a worker: takes over its slot's life word, says it is
  * ready, and runs the jobs posted to it, for ever.  A child of the service
  * (forked by shmk_pool_create(), or by the spawner with CLONE_PARENT), with

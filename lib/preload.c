@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* preload.c - libshmkeeper-preload.so: shmkeeper for programs that never
  * heard of it (LD_PRELOAD).  Not part of libshmkeeper.so.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* proc.c - who a process is: pid, start time and boot id.
  *
  * Liveness is decided by the owner's lock (see owner.c); identity is the

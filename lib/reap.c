@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* reap.c - reclaiming the segments of dead owners (invariants 4, 5, 7).
  *
  * For one namespace:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* record_fast.c - the records this library writes, read without cJSON.
  *
  * A reap reads one record per dead owner, and with cJSON most of the time

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* record_load.c - reading a record file: size-capped, ours, strict, by
  * whichever sibling parser fits (record_fast.c for the library's own
  * shape, record_slow.c for everything else and every refusal), and moving a

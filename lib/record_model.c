@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* record_model.c - the record in memory and on disk: the one model both
  * parsers fill (record_slow.c, record_fast.c are siblings over it) and the
  * serialisers that write it.

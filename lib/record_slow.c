@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* record_slow.c - the strict cJSON parser of records: reads and judges
  * any input.  Parsing is strict: unknown keys, duplicate keys, wrong
  * types, names outside the namespace, nesting deeper than our own documents,

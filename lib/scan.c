@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* scan.c - reading a registry without touching it: shmk_registry_scan().
  *
  * What shmls shows, as data.  The rules it keeps are the registry's own,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* segment.c - creating, attaching and destroying segments.
  *
  * Order of a create (invariant 1: never a segment without a record):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* shmdir.c - the shared memory directory: opening it without trusting it,
  * listing a namespace's objects in it, and the claim that binds a
  * namespace to one registry.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmkeeper.h - POSIX shared memory that cannot leak.
  *

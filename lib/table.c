@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* table.c - open-addressing hash table from names to pointers, so that an
  * owner with 10,000 segments finds one in O(1). */
 #include "internal.h"

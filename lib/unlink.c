@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unlink.c - the one place a segment name is removed (invariants 2 and 4).
  *
  * Destroy, close and reap all come here, so the two rules hold in one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* helpers.c - per-test environment; see helpers.h. */
 #include "helpers.h"
 #include "internal.h" /* record writers, for trecord() */

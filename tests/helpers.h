@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* helpers.h - what every test needs: its own registry directory and
  * namespace, and a check that it left nothing in the shm directory. */
 #ifndef SHMK_TEST_HELPERS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* installcheck.c - built against an installed copy with pkg-config by
  * `make installcheck`: the header, the library and shmkeeper.pc work. */
 #include <shmkeeper.h>

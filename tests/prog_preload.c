@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* prog_preload.c - a plain program (nothing of shmkeeper linked) that the
  * preload tests run with and without LD_PRELOAD.  Each argument is one
  * step; each step prints one line saying exactly what the program saw

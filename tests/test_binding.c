@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_binding.c - what bindings rely on: shmk_layout() answers the layout
  * of every described struct as the compiler laid it out, lists every field
  * (a binding checking its copy against it would miss one that is not

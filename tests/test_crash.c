@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_crash.c - SIGKILL between any two steps of the protocol, then check
  * invariants 1-3 and that a reap leaves nothing behind. */
 #include "helpers.h"

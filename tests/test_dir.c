@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_dir.c - finding the registry directory and refusing unsafe ones. */
 #include "helpers.h"
 #include "internal.h"

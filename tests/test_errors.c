@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_errors.c - the error loop: for each kind of system call the library
  * makes, fail the k-th call (k = 1..K), once and always, under a workload
  * that uses everything (open, create, attach, destroy, a pool with a job,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_holders.c - who has an shm object open or mapped: forked holders
  * of each kind, nobody, ourselves, another filesystem, a process we may not
  * read, and a scan with hardly any descriptors to spare. */

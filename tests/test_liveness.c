@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_liveness.c - one judge, three answers: alive, dead, unknown with a
  * cause; only our own inode is ever unlinked; reaping takes a fixed number
  * of descriptors; durability is off by default. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_marker.c - a registry proves it is one (issue 9, item 1).
  *
  * A directory is a registry only if it carries the .shmkeeper-registry

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_monitor.c - the ResourceMonitor: what a sample reports (measured
  * independently of the library), baselines (explicit and after warm-up),
  * leak verdicts and their thresholds, tick(), soft limits (callback, also

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_owner.c - owner liveness: the kernel-held lock decides, identity
  * cross-checks, and nothing can make a live owner look dead. */
 #include "helpers.h"

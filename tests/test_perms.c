@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_perms.c - every file and segment the library creates is 0600 in a
  * 0700 directory, and a pre-created name or a planted symlink makes
  * creation fail closed. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_pool.c - the worker pool: leasing under exhaustion, death
  * classification (exit code, signal, SIGKILL, real OOM kill), prompt
  * failure of a job whose worker dies, crash-loop quarantine, create/destroy

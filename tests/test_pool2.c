@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_pool2.c - a pool cannot be kept from starting by somebody who
  * pre-creates the names of its segments. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_pool3.c - the pool is bounded and correct: job deadlines (the
  * timeout death), a destroy that a stopped supervisor and a stream of
  * signals cannot hang and that spends one grace period, no use of the pool

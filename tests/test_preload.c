@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_preload.c - libshmkeeper-preload.so under programs that never heard
  * of shmkeeper: tests/prog_preload.c (each step prints what the program
  * saw) and, where installed, Python's multiprocessing.shared_memory.

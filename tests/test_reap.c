@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_reap.c - reaping: hostile records, foreign names, strays, and
  * reapers racing each other and a live service. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_record.c - the on-disk record, format v2 (and v1, still read): the
  * fixtures of registry/, the formatters, and loading record files from a
  * namespace directory.  What version 2 added is also in test_recv2.c. */

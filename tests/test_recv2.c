@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_recv2.c - record format version 2: the owner's pid namespace
  * (issue 9 item 5).  A pid and a start time name a process only inside the
  * pid namespace they were read in, so version 2 records that namespace as

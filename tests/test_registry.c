@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_registry.c - atomic replacement and the owner's record. */
 #include "helpers.h"
 #include "internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_review.c - an adversarial review of the issue 9 code (liveness.c,
  * unlink.c, reap.c, owner.c, segment.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_safety.c - never delete what isn't garbage (issue 9), end to end:
  * a namespace answers to the one registry that claimed it, a stray some
  * process holds is no stray, a segment reaped while still mapped frees

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_scan.c - shmk_registry_scan(): the public, read-only view of a
  * registry that shmls prints.  It judges owners as the reaper does, reads
  * records with the reaper's strict parser, names who holds each object,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_segment.c - creating, attaching, destroying segments. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_shmdir.c - the shared memory directory is not trusted (no symlink
  * on its path, root's and sticky or ours and private), a namespace's usage
  * counts only our own objects by the memory they take, and a namespace

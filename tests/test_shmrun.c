@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_shmrun.c - shmrun runs a program that knows nothing of shmkeeper,
  * keeps what it creates, waits for its whole tree, forwards signals, exits
  * with its status, and leaves nothing behind however the tree ended. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_soak.c - leak-soak, run as the built program.
  *
  * Every run goes through fork/exec of SHMK_BUILDDIR/tools/leak-soak with

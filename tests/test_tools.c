@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_tools.c - shmclean and shmls, run as the built programs.
  *
  * Every run goes through fork/exec of SHMK_BUILDDIR/tools/<tool> with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_tools2.c - the tools under load and abuse: a reader that goes away
  * (SIGPIPE), tens of thousands of owners, namespaces that are not ours to
  * use, and a registry fallback another user has squatted.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # valgrind-fds.awk - the descriptor verdict of make valgrind (valgrind.mk).
 #
 # Reads the logs of a run (--track-fds=yes) and prints every descriptor that

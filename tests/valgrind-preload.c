@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* valgrind-preload.c - LD_PRELOADed by make valgrind (tests/valgrind.mk)
  * into every process of the run: the test runner, each test, the tools,
  * and all they fork.

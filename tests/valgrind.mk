@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/valgrind.mk - the whole Criterion suite under valgrind memcheck;
 # included at the end of the Makefile.  Not part of make check.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* common.c - messages, exit codes and helpers shared by the tools; see
  * common.h. */
 #include "common.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * common.h - what the shmkeeper tools share: the program name, the
  * "prog: fatal: unable to VERB OBJECT: reason" style of messages, exit codes

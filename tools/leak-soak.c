@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* leak-soak - init/teardown cycles of a real pool with real segments, with
  * leak verdicts from the ResourceMonitor.  See docs/leak-soak.1.
  *

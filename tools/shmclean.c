@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* shmclean - reap the shared memory segments of dead owners.
  *
  * Run at boot or before a service starts.  All the deciding is done by the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* shmls - what is registered, who owns it, is the owner alive.
  *
  * A printer over shmk_registry_scan(), which is strictly read-only: it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* shmrun - run any program with its POSIX shared memory kept: nothing it
  * creates outlives it, whatever kills it.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """shmkeeper: POSIX shared memory that cannot leak, from Python.
 
 A pure-Python binding (ctypes) of libshmkeeper:

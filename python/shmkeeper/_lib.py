@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Loading libshmkeeper and declaring what ctypes needs of it.
 
 The structs below are copies of the ones in shmkeeper.h.  They are never

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Errors of libshmkeeper as OSError subclasses.
 
 Every failure of the library comes back as an instance of Error, with

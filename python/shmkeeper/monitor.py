@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The ResourceMonitor (shmk_monitor_*): samples, baseline, leak verdicts,
 limits."""
 import ctypes

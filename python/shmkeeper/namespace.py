@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Namespaces: shmk_open()/shmk_close() as an object and a context manager,
 and the process's shared namespaces that SharedMemory uses by default."""
 import atexit

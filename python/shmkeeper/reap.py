@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """reap(): shmk_reap() with its report as Python objects."""
 import ctypes
 import dataclasses

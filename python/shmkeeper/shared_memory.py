@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """SharedMemory: multiprocessing.shared_memory.SharedMemory's interface over
 shmkeeper segments."""
 import ctypes

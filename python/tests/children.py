@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Targets of the multiprocessing children of the tests (importable by a
 spawned interpreter)."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Every test gets its own registry directory and namespace (in the
 environment, so child processes use them too), and fails if it left
 anything in /dev/shm.  The package under test is the source tree's unless

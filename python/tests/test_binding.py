@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The ctypes declarations are checked against the loaded library: a copy
 that drifted from shmkeeper.h is refused, not read wrongly."""
 import ctypes

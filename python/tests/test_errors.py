@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Errors: OSError subclasses with errno and the library's sentence."""
 import errno
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The package installs offline with Debian's python3, pip and setuptools,
 both ways the README gives, and the installed copy works."""
 import os

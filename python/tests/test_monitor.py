@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The ResourceMonitor from Python: samples, baseline, verdicts, limits."""
 import errno
 import json

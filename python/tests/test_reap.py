@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """reap(): owners SIGKILLed holding segments are reaped, the report comes
 back as Python objects."""
 import errno

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """SharedMemory: the stdlib's interface, names, pickling across processes,
 buffers that never outlive their mapping, namespaces as context managers."""
 import ctypes

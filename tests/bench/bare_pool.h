@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bare_pool.h - the floor of the pool benchmarks: a worker pool written
  * by hand with nothing of the library's architecture in it.
  *

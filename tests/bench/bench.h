@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench.h - what the benchmarks share: a monotonic clock, medians, the
  * result line (text and --json), a stop flag for SIGINT/SIGTERM, and
  * cleanup helpers (unique namespace, temp registry dir, purge of a

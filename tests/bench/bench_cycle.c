@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_cycle.c - the whole leak-soak cycle through the library against
  * the same work in bare C, alternated cycle by cycle in one process, with
  * the registry on tmpfs and on disk.

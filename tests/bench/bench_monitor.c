@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_monitor.c - one ResourceMonitor sample against the bare reads of
  * the same /proc and /dev/shm entries, measured in the same run.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_pool.c - the worker pool against a pool written by hand with
  * nothing of the library's architecture (tests/bench/bare_pool.h: the
  * caller forks its workers itself; no supervisor, no registry, no watch

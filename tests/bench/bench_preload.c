@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_preload.c - shm_open + shm_unlink under libshmkeeper-preload.so,
  * against the same calls without it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_reap.c - reaping 10,000 orphans of 100 dead owners with shmk_reap(),
  * against bare shm_unlink() of the same 10,000 names.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_reap_scale.c - reaping many dead owners in a fixed number of
  * descriptors, in linear time.
  *

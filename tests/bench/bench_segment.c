@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_segment.c - segment create + destroy (4 KiB) through the library,
  * against the bare syscalls, at 10 and at 10,000 live segments.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # A Python multiprocessing program that knows nothing of shmkeeper: the
 # shmrun and preload trials run it, kill it at random moments, and check
 # that nothing it created is left.  argv[1]: a prefix for its names.

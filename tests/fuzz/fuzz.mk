@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/fuzz/fuzz.mk - fuzz targets; included at the end of the Makefile.
 #
 #   make fuzz           build the libFuzzer targets with clang and run each

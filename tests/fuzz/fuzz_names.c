@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_names.c - libFuzzer target for what a namespace, a segment name, an
  * owner id and a role may be (lib/names.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_record.c - libFuzzer target for the record parser (lib/record.c,
  * with its fast path lib/record_fast.c; fuzz_record_fast.c drives the
  * latter harder).

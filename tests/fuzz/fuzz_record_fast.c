@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_record_fast.c - libFuzzer target: the record parser's fast path
  * (lib/record_fast.c) against its slow path (cJSON, lib/record.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* replay.c - runs a libFuzzer target over saved inputs, without libFuzzer.
  *
  *   replay-<target> [-f] DIR|FILE...
