@@ -94,7 +94,7 @@ $(B)/include/shmkeeper.h: lib/shmkeeper.h
 $(B)/tools/%: tools/%.c $(TOOL_COMMON) $(wildcard tools/*.h) $(AR_LIB) $(B)/include/shmkeeper.h | $(B)/tools
 	$(CC) $(ALL_CFLAGS) -I$(B)/include -Itools -DSHMK_TOOL_VERSION='"$(VERSION)"' \
 	  -DSHMK_PRELOAD_PATH='"$(PRELOADDIR)/libshmkeeper-preload.so"' \
-	  -o $@ $< $(TOOL_COMMON) $(AR_LIB) $(LIB_LIBS) -lm
+	  $(LDFLAGS) -o $@ $< $(TOOL_COMMON) $(AR_LIB) $(LIB_LIBS) -lm
 
 $(B)/lib/%.o: lib/%.c $(LIB_HDR) | $(B)/lib
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<
@@ -104,7 +104,7 @@ $(B)/asan/%.o: lib/%.c $(LIB_HDR) | $(B)/asan
 	$(CC) $(LIB_CFLAGS) $(ASAN_FLAGS) -DFIU_ENABLE -c -o $@ $<
 
 $(SO): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LIB_LIBS)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
 	ln -sf libshmkeeper.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libshmkeeper.so
 $(AR_LIB): $(LIB_OBJ)
@@ -114,7 +114,7 @@ $(AR_LIB): $(LIB_OBJ)
 $(B)/lib/preload.o: lib/preload.c $(LIB_HDR) | $(B)/lib
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<
 $(PRELOAD): $(B)/lib/preload.o $(LIB_OBJ) lib/preload.map
-	$(CC) -shared -Wl,--version-script=lib/preload.map -Wl,-z,nodelete -o $@ \
+	$(CC) -shared -Wl,--version-script=lib/preload.map -Wl,-z,nodelete $(LDFLAGS) -o $@ \
 	  $(B)/lib/preload.o $(LIB_OBJ) $(LIB_LIBS) -ldl
 $(FIU_LIB): $(FIU_OBJ)
 	rm -f $@ && ar rcs $@ $^
