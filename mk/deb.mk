@@ -6,7 +6,7 @@
 # where tests/deb-installcheck.sh runs tests/installcheck.c, the tools and
 # the Python package against them.  Everything is in $(B)/deb: the .debs,
 # the .changes, build.log, root/.  Costs about 50 s of CPU (the build 35,
-# lintian 15): well under a minute on two idle cores.
+# lintian 15).
 
 DEB_DEPS    += build-essential debhelper dh-python dpkg-dev fakeroot lintian python3-all
 CHECK_STEPS += deb
