@@ -109,7 +109,7 @@ $(B)/include/shmkeeper.h: lib/shmkeeper.h
 $(B)/tools/%: tools/%.c $(TOOL_COMMON) $(wildcard tools/*.h) $(AR_LIB) $(B)/include/shmkeeper.h | $(B)/tools
 	$(CC) $(ALL_CFLAGS) -I$(B)/include -Itools -DSHMK_TOOL_VERSION='"$(VERSION)"' \
 	  -DSHMK_PRELOAD_PATH='"$(PRELOADDIR)/libshmkeeper-preload.so"' \
-	  -o $@ $< $(TOOL_COMMON) $(AR_LIB) $(LIB_LIBS) -lm
+	  $(LDFLAGS) -o $@ $< $(TOOL_COMMON) $(AR_LIB) $(LIB_LIBS) -lm
 
 $(B)/lib/%.o: lib/%.c $(LIB_HDR) | $(B)/lib
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<
@@ -121,7 +121,7 @@ $(B)/asan/%.o: lib/%.c $(LIB_HDR) | $(B)/asan
 # Exports and their versions: lib/shmkeeper.map (docs/VERSIONING.md).
 $(SO): $(LIB_OBJ) lib/shmkeeper.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/shmkeeper.map \
-	  -o $@ $(LIB_OBJ) $(LIB_LIBS)
+	  $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIB_LIBS)
 	ln -sf libshmkeeper.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libshmkeeper.so
 $(AR_LIB): $(LIB_OBJ)
@@ -131,7 +131,7 @@ $(AR_LIB): $(LIB_OBJ)
 $(B)/lib/preload.o: lib/preload.c $(LIB_HDR) | $(B)/lib
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<
 $(PRELOAD): $(B)/lib/preload.o $(LIB_OBJ) lib/preload.map
-	$(CC) -shared -Wl,--version-script=lib/preload.map -Wl,-z,nodelete -o $@ \
+	$(CC) -shared -Wl,--version-script=lib/preload.map -Wl,-z,nodelete $(LDFLAGS) -o $@ \
 	  $(B)/lib/preload.o $(LIB_OBJ) $(LIB_LIBS) -ldl
 $(FIU_LIB): $(FIU_OBJ)
 	rm -f $@ && ar rcs $@ $^
