@@ -45,3 +45,13 @@ unitcheck: lib tools
 	    { echo "unitcheck: $$tf does not make /run/shmkeeper 0700 root"; exit 1; }; \
 	done
 	@echo "unitcheck: units and tmpfiles.d entry OK for PREFIX=/usr and /usr/local"
+
+# ---- metricscheck ------------------------------------------------------------
+# shmls and shmclean --openmetrics on a registry with every figure, read by
+# promtool check metrics (Debian prometheus: the server is installed but
+# not started - apt's policy-rc.d forbids it in containers, and nothing here
+# asks for it) and by a strict OpenMetrics parser (python3-prometheus-client).
+CHECK_STEPS += metricscheck
+DEB_DEPS += prometheus python3-prometheus-client
+metricscheck: lib tools
+	sh tests/metricscheck.sh $(CURDIR)/$(B) $(CURDIR) $(PYTHON)
