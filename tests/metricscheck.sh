@@ -6,7 +6,9 @@
 # owner, a dead one, a stray, a segment reaped while another process maps
 # it), has shmls --openmetrics and shmclean --openmetrics describe it, and
 # has promtool (what Prometheus and node_exporter's textfile collector
-# accept) and a strict OpenMetrics parser read each output.  Leaves nothing
+# accept) and a strict OpenMetrics parser read each output; checks the
+# alert rules of docs/prometheus-alerts.yml and that they name metrics the
+# tools give.  Leaves nothing
 # in /dev/shm or /tmp.
 set -eu
 B=$1 SRC=$2 PY=$3
@@ -90,4 +92,10 @@ want ls2 "shmkeeper_unlinked_mapped_bytes{$l} 8192"
 mkdir -m 700 "$T/foreign" && : > "$T/foreign/file"
 check refused_ls sh -c '"$0" --openmetrics --dir "$1" 2>/dev/null; [ $? = 78 ] && exit 75' "$B/tools/shmls" "$T/foreign"
 check refused_clean sh -c '"$0" --openmetrics --dir "$1" 2>/dev/null; [ $? = 78 ] && exit 75' "$B/tools/shmclean" "$T/foreign"
+# The alert rules we document are valid and name metrics the tools give.
+promtool check rules "$SRC/docs/prometheus-alerts.yml" >/dev/null
+for m in $(grep -o 'shmkeeper_[a-z_]*' "$SRC/docs/prometheus-alerts.yml" | sort -u); do
+	grep -q "^# TYPE $m gauge" "$T/ls1.prom" "$T/clean.prom" ||
+		{ echo "metricscheck: docs/prometheus-alerts.yml: no metric $m" >&2; exit 1; }
+done
 echo "metricscheck: shmls and shmclean --openmetrics pass promtool check metrics and the OpenMetrics parser"
