@@ -31,6 +31,9 @@ PCDIR     ?= $(LIBDIR)/pkgconfig
 # dynamic linker: mk/ldconfig.sh.
 LDCONFIG  ?= ldconfig
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+UNITS     := $(notdir $(basename $(wildcard tools/*.service.in)))
+UNIT_SED   = sed 's|@BINDIR@|$(BINDIR)|g'
 # The Python package (python/shmkeeper, pure Python): where Debian's
 # python3 looks for it, /usr/lib/python3/dist-packages for PREFIX=/usr,
 # else $(PREFIX)/lib/python3.X/dist-packages (on sys.path for /usr/local).
@@ -98,7 +101,7 @@ all: lib tools
 
 lib: $(SO) $(AR_LIB) $(PRELOAD) $(B)/shmkeeper.pc
 
-tools: $(TOOL_BIN)
+tools: $(TOOL_BIN) $(UNITS:%=$(B)/%)
 
 # Tools link the static library: they run before any install.  They see
 # only the public header, as any other program would: what they need the
@@ -152,6 +155,11 @@ PC_TEXT = printf '%s\n' '\# SPDX-License-Identifier: MIT' \
 	  'Cflags: -I$${includedir}'
 $(B)/shmkeeper.pc: Makefile | $(B)
 	$(PC_TEXT) > $@
+
+# systemd units name the tools' install path, so they too are written at
+# install time from tools/*.service.in (and into build/ for inspection).
+$(B)/%.service: tools/%.service.in Makefile | $(B)
+	$(UNIT_SED) $< > $@
 
 $(B) $(B)/lib $(B)/fiu $(B)/asan $(B)/bench $(B)/tools $(B)/tests:
 	mkdir -p $@
@@ -282,7 +290,9 @@ install: lib tools
 	install -m 0755 $(TOOL_BIN) $(DESTDIR)$(BINDIR)/
 	install -d $(DESTDIR)$(MANDIR)/man1
 	$(if $(MAN1),install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
-	$(if $(wildcard tools/*.service),install -d $(DESTDIR)$(UNITDIR) && install -m 0644 tools/*.service $(DESTDIR)$(UNITDIR)/)
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR)
+	$(foreach u,$(UNITS),$(UNIT_SED) tools/$(u).in > $(DESTDIR)$(UNITDIR)/$(u) && chmod 0644 $(DESTDIR)$(UNITDIR)/$(u) &&) true
+	install -m 0644 tools/shmkeeper.tmpfiles $(DESTDIR)$(TMPFILESDIR)/shmkeeper.conf
 	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/
 	install -d $(DESTDIR)$(PRELOADDIR)
 	install -m 0644 $(PRELOAD) $(DESTDIR)$(PRELOADDIR)/
@@ -307,7 +317,7 @@ uninstall:
 	  $(patsubst docs/%,$(DESTDIR)$(MANDIR)/man5/%,$(wildcard docs/*.5)) \
 	  $(DESTDIR)$(PRELOADDIR)/libshmkeeper-preload.so $(MAN7:docs/%=$(DESTDIR)$(MANDIR)/man7/%) \
 	  $(TOOLS:%=$(DESTDIR)$(BINDIR)/%) $(MAN1:docs/%=$(DESTDIR)$(MANDIR)/man1/%) \
-	  $(patsubst tools/%,$(DESTDIR)$(UNITDIR)/%,$(wildcard tools/*.service)) \
+	  $(UNITS:%=$(DESTDIR)$(UNITDIR)/%) $(DESTDIR)$(TMPFILESDIR)/shmkeeper.conf \
 	  $(PY_SRC:python/%=$(DESTDIR)$(PYDIR)/%)
 	rm -rf $(DESTDIR)$(PYDIR)/shmkeeper/__pycache__
 	rmdir $(DESTDIR)$(PYDIR)/shmkeeper 2>/dev/null || true

@@ -16,6 +16,14 @@
  * directory, then the maps file) is open at any time, whatever the number
  * of processes or fds.
  *
+ * A mapping whose path maps prints with " (deleted)" is of an object that
+ * has no name any more (unlinked, by a reaper or anyone): its memory stays
+ * in use until the last mapping goes.  Such mappings are remembered apart,
+ * per inode, with the name the object had and the highest byte mapped, so
+ * that a scan can say how much unlinked memory is still pinned and by
+ * whom.  (Only mappings: maps names the file; an unlinked object held by a
+ * descriptor alone is counted among the holders of its inode, unnamed.)
+ *
  * What is not seen (as with fuser): descriptors in flight in a unix socket
  * (SCM_RIGHTS), a thread that unshared its fd table (CLONE_FILES), and
  * processes of other pid namespaces than the one /proc was mounted for.
@@ -57,11 +65,22 @@ struct unreadable {
 	int err; /* positive errno */
 };
 
+/* A mapped object with no name any more: the last component of the path
+ * maps printed for it (minus " (deleted)"), and the highest byte any
+ * mapping of it reaches (offset + length). */
+struct gone {
+	ino_t ino;
+	uint64_t extent;
+	char name[NAME_MAX + 1];
+};
+
 struct shmk_holders {
 	struct held *e; /* sorted by (ino, pid), one entry per pair, owned */
 	size_t n, cap;
 	struct unreadable *u; /* in /proc order, owned */
 	size_t nu, capu;
+	struct gone *g; /* sorted by ino, one entry per inode, owned */
+	size_t ng, capg;
 };
 
 /* The scan's working state: the result plus what one pass needs. */
@@ -167,12 +186,77 @@ static int note_unreadable(struct scan *s, const char *name, pid_t pid,
 	return 0;
 }
 
+/* A hexadecimal number at *p, before end; *p moves past it. */
+static uint64_t hex(const char **p, const char *end)
+{
+	uint64_t v = 0;
+
+	for (; *p < end; (*p)++) {
+		char c = **p;
+		unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+			     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+						    : 16;
+		if (d == 16)
+			break;
+		v = v << 4 | d;
+	}
+	return v;
+}
+
+/* The mapping on line [line, nl) of an object with no name any more
+ * ("... inode   /dev/shm/x (deleted)"; p is past the inode): remembered
+ * with its name and extent, one entry per inode in a row (the rest is
+ * folded by sort_and_fold).  0 or -ENOMEM. */
+static int add_gone(struct shmk_holders *h, ino_t ino, const char *line,
+		    const char *p, const char *nl)
+{
+	static const char del[] = " (deleted)";
+	const size_t dl = sizeof del - 1;
+	const char *q = line, *base;
+	uint64_t lo, hi, off;
+	size_t len;
+
+	while (p < nl && *p == ' ')
+		p++;
+	if ((size_t)(nl - p) <= dl || memcmp(nl - dl, del, dl))
+		return 0;
+	for (base = nl - dl; base > p && base[-1] != '/'; base--)
+		;
+	if (!(len = (size_t)(nl - dl - base)) || len > NAME_MAX)
+		return 0;
+	lo = hex(&q, nl);
+	if (q >= nl || *q++ != '-')
+		return 0;
+	hi = hex(&q, nl);
+	if (q >= nl || *q++ != ' ' || !(q = memchr(q, ' ', (size_t)(nl - q))))
+		return 0;
+	q++;
+	off = hex(&q, nl); /* "start-end perms offset ..." */
+	if (hi < lo)
+		return 0;
+	if (h->ng && h->g[h->ng - 1].ino == ino) {
+		struct gone *g = &h->g[h->ng - 1];
+		if (off + (hi - lo) > g->extent)
+			g->extent = off + (hi - lo);
+		return 0;
+	}
+	if (grow((void **)&h->g, &h->capg, h->ng, sizeof *h->g) < 0)
+		return -ENOMEM;
+	h->g[h->ng].ino = ino;
+	h->g[h->ng].extent = off + (hi - lo);
+	memcpy(h->g[h->ng].name, base, len);
+	h->g[h->ng].name[len] = '\0';
+	h->ng++;
+	return 0;
+}
+
 /* One maps line [p, nl): "start-end perms offset MM:mm inode   path". */
 static int maps_line(struct scan *s, size_t start, pid_t pid, const char *p,
 		     const char *nl)
 {
+	const char *line = p;
 	ino_t ino = 0;
-	int k;
+	int k, rc;
 
 	for (k = 0; k < 3; k++) {
 		if (!(p = memchr(p, ' ', (size_t)(nl - p))))
@@ -183,7 +267,11 @@ static int maps_line(struct scan *s, size_t start, pid_t pid, const char *p,
 		return 0;
 	for (p += s->devlen; p < nl && *p >= '0' && *p <= '9'; p++)
 		ino = ino * 10 + (ino_t)(*p - '0');
-	return ino ? add_held(s->h, start, ino, pid, SHMK_HELD_MAP) : 0;
+	if (!ino)
+		return 0;
+	if ((rc = add_held(s->h, start, ino, pid, SHMK_HELD_MAP)) < 0)
+		return rc;
+	return add_gone(s->h, ino, line, p, nl);
 }
 
 /* The mappings of one process: one read() loop into s->buf, lines parsed
@@ -289,7 +377,7 @@ static int scan_fds(struct scan *s, const char *name, pid_t pid, size_t start)
 
 static int scan_pid(struct scan *s, const char *name, pid_t pid)
 {
-	size_t start = s->h->n;
+	size_t start = s->h->n, gstart = s->h->ng;
 	int rc;
 
 	/* fds first, closed, then maps: never two per-process descriptors. */
@@ -299,8 +387,10 @@ static int scan_pid(struct scan *s, const char *name, pid_t pid)
 		return rc; /* done, or -ENOMEM */
 	if (rc == EMFILE || rc == ENFILE || rc == ENOMEM)
 		return -rc; /* our trouble, not the process's */
-	if (rc == ENOENT || rc == ESRCH)
+	if (rc == ENOENT || rc == ESRCH) {
 		s->h->n = start; /* it exited: it holds nothing now */
+		s->h->ng = gstart;
+	}
 	/* What was read before the failure is true and stays. */
 	return note_unreadable(s, name, pid, rc);
 }
@@ -314,11 +404,30 @@ static int cmp_held(const void *a, const void *b)
 	return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
-/* Sorts by (ino, pid) and folds the entries of one pair into one. */
+static int cmp_gone(const void *a, const void *b)
+{
+	const struct gone *x = a, *y = b;
+
+	return (x->ino > y->ino) - (x->ino < y->ino);
+}
+
+/* Sorts by (ino, pid) and folds the entries of one pair into one; the
+ * unnamed objects by inode, keeping the largest extent. */
 static void sort_and_fold(struct shmk_holders *h)
 {
 	size_t i, k = 0;
 
+	if (h->ng) {
+		qsort(h->g, h->ng, sizeof *h->g, cmp_gone);
+		for (i = 1; i < h->ng; i++) {
+			if (h->g[i].ino != h->g[k].ino)
+				h->g[++k] = h->g[i];
+			else if (h->g[i].extent > h->g[k].extent)
+				h->g[k].extent = h->g[i].extent;
+		}
+		h->ng = k + 1;
+		k = 0;
+	}
 	if (!h->n)
 		return;
 	qsort(h->e, h->n, sizeof *h->e, cmp_held);
@@ -440,7 +549,7 @@ out:
 
 struct wire {
 	int rc;
-	size_t n, nu;
+	size_t n, nu, ng;
 	char err[512]; /* the child's sentence when rc < 0 */
 };
 
@@ -481,10 +590,12 @@ static _Noreturn void child(dev_t dev, pid_t caller, int wfd)
 	else {
 		w.n = h->n;
 		w.nu = h->nu;
+		w.ng = h->ng;
 	}
 	if (!put(wfd, &w, sizeof w) ||
 	    (h && (!put(wfd, h->e, h->n * sizeof *h->e) ||
-		   !put(wfd, h->u, h->nu * sizeof *h->u))))
+		   !put(wfd, h->u, h->nu * sizeof *h->u) ||
+		   !put(wfd, h->g, h->ng * sizeof *h->g))))
 		_exit(1);
 	/* Leave only when the caller has read it all and let go (its end of
 	 * the socket closed): until then this pid cannot be reaped and
@@ -535,6 +646,12 @@ static int merge(struct shmk_holders *a, const struct shmk_holders *b)
 						  "out of memory");
 		a->u[a->nu++] = b->u[i];
 	}
+	for (size_t i = 0; i < b->ng; i++) {
+		if (grow((void **)&a->g, &a->capg, a->ng, sizeof *a->g) < 0)
+			return shmk__err(-ENOMEM, "/proc: scanning for holders: "
+						  "out of memory");
+		a->g[a->ng++] = b->g[i];
+	}
 	return 0;
 }
 
@@ -574,15 +691,20 @@ int shmk__holders_scan(dev_t dev, struct shmk_holders **out)
 		    (w.n && !(h->e = SHMK_SYSP("malloc", NULL,
 					       calloc(w.n, sizeof *h->e)))) ||
 		    (w.nu && !(h->u = SHMK_SYSP("malloc", NULL,
-						calloc(w.nu, sizeof *h->u)))))
+						calloc(w.nu, sizeof *h->u)))) ||
+		    (w.ng && !(h->g = SHMK_SYSP("malloc", NULL,
+						calloc(w.ng, sizeof *h->g)))))
 			rc = shmk__err(-ENOMEM, "/proc: scanning for holders: "
 						"out of memory");
 		else {
 			h->n = h->cap = w.n;
 			h->nu = h->capu = w.nu;
+			h->ng = h->capg = w.ng;
 			rc = get(p[0], h->e, w.n * sizeof *h->e, deadline);
 			if (rc == 0)
 				rc = get(p[0], h->u, w.nu * sizeof *h->u, deadline);
+			if (rc == 0)
+				rc = get(p[0], h->g, w.ng * sizeof *h->g, deadline);
 		}
 		if (rc == -ETIMEDOUT || rc == -EPIPE)
 			rc = shmk__err(rc, "/proc: the scan for holders ended "
@@ -623,6 +745,7 @@ void shmk__holders_free(struct shmk_holders *h)
 		return;
 	free(h->e);
 	free(h->u);
+	free(h->g);
 	free(h);
 }
 
@@ -665,4 +788,21 @@ int shmk__holders_unreadable_at(const struct shmk_holders *h, size_t i,
 	if (uid)
 		*uid = h->u[i].uid;
 	return -h->u[i].err;
+}
+
+size_t shmk__holders_gone(const struct shmk_holders *h)
+{
+	return h ? h->ng : 0;
+}
+
+const char *shmk__holders_gone_at(const struct shmk_holders *h, size_t i,
+				  ino_t *ino, uint64_t *extent)
+{
+	if (!h || i >= h->ng)
+		return NULL;
+	if (ino)
+		*ino = h->g[i].ino;
+	if (extent)
+		*extent = h->g[i].extent;
+	return h->g[i].name;
 }

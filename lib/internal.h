@@ -528,5 +528,14 @@ size_t shmk__holders_of(const struct shmk_holders *h, ino_t ino, pid_t *pids,
 size_t shmk__holders_unreadable(const struct shmk_holders *h);
 int shmk__holders_unreadable_at(const struct shmk_holders *h, size_t i,
 				pid_t *pid, uid_t *uid);
+/* Objects of the filesystem that some process maps but that have no name
+ * any more (maps prints their path with " (deleted)"): how many distinct
+ * inodes, sorted by inode; the i-th one's inode, highest byte mapped by
+ * any process (offset + length: what the mappings pin, at least) and the
+ * name it had (the path's last component, owned by h), or NULL if i is
+ * out of range.  Its holders are those of its inode (shmk__holders_of). */
+size_t shmk__holders_gone(const struct shmk_holders *h);
+const char *shmk__holders_gone_at(const struct shmk_holders *h, size_t i,
+				  ino_t *ino, uint64_t *extent);
 
 #endif

@@ -602,19 +602,105 @@ static int holders_of(struct scan *s, const struct shmk_holders *h,
 	return 0;
 }
 
-/* One pass over /proc for the whole scan tells who holds each object. */
+static int cmp_ns_name(const void *key, const void *elt)
+{
+	return strcmp(key, ((const struct shmk_scan_ns *)elt)->ns);
+}
+
+/* Is ino the inode of an object the namespace still has by name? */
+static bool has_name(const struct shmk_scan_ns *v, uint64_t ino)
+{
+	for (size_t j = 0; j < v->n_owners; j++)
+		for (size_t k = 0; k < v->owners[j].n_segments; k++)
+			if (v->owners[j].segments[k].present &&
+			    v->owners[j].segments[k].ino == ino)
+				return true;
+	for (size_t j = 0; j < v->n_strays; j++)
+		if (v->strays[j].ino == ino)
+			return true;
+	return false;
+}
+
+/* The objects the pass over /proc saw mapped with no name any more, each
+ * given to the namespace its name was in ("<ns>.*", a namespace of this
+ * scan) unless that namespace still has an object of that inode by name.
+ * They come sorted by inode, and so are the namespaces' lists. */
+static int find_unlinked(struct scan *s, const struct shmk_holders *h)
+{
+	struct shmk_scan *out = s->out;
+	size_t n = shmk__holders_gone(h);
+	struct shmk_scan_unlinked *u;
+	size_t *count;
+	int rc = 0;
+
+	if (!n || !out->n_ns)
+		return 0;
+	if (!(count = SHMK_SYSP("malloc", NULL,
+				calloc(out->n_ns, sizeof *count))) ||
+	    !(u = shmk__arena_alloc(&s->arena, n * sizeof *u,
+				    _Alignof(struct shmk_scan_unlinked)))) {
+		free(count);
+		return -ENOMEM;
+	}
+	/* Two passes: count per namespace, then lay each one's entries out
+	 * side by side in u. */
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		size_t at = 0;
+		for (size_t i = 0; i < out->n_ns && pass == 1; i++) {
+			struct shmk_scan_ns *v = (struct shmk_scan_ns *)&out->ns[i];
+			v->unlinked = count[i] ? u + at : NULL;
+			at += count[i];
+			count[i] = 0;
+		}
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			char ns[SHMK_NS_MAX + 1], full[NAME_MAX + 2];
+			uint64_t extent;
+			ino_t ino;
+			const char *name = shmk__holders_gone_at(h, i, &ino,
+								 &extent);
+			const char *dot = strchr(name, '.');
+			const struct shmk_scan_ns *v;
+			struct shmk_scan_unlinked *e;
+			size_t k;
+
+			if (!dot || (size_t)(dot - name) > SHMK_NS_MAX)
+				continue;
+			memcpy(ns, name, (size_t)(dot - name));
+			ns[dot - name] = '\0';
+			if (!(v = bsearch(ns, out->ns, out->n_ns, sizeof *out->ns,
+					  cmp_ns_name)) ||
+			    has_name(v, ino))
+				continue;
+			k = (size_t)(v - out->ns);
+			if (pass == 0) {
+				count[k]++;
+				continue;
+			}
+			e = (struct shmk_scan_unlinked *)&v->unlinked[count[k]];
+			memset(e, 0, sizeof *e);
+			snprintf(full, sizeof full, "/%s", name);
+			e->ino = ino;
+			e->size = extent;
+			if ((rc = set_str(s, &e->name, full)) == 0)
+				rc = holders_of(s, h, ino, &e->n_holders,
+						&e->holders, &e->held);
+			((struct shmk_scan_ns *)v)->n_unlinked = ++count[k];
+		}
+	}
+	free(count);
+	return rc;
+}
+
+/* One pass over /proc for the whole scan tells who holds each object, and
+ * which objects of its namespaces are mapped with no name any more. */
 static int find_holders(struct scan *s)
 {
 	struct shmk_scan *out = s->out;
 	struct shmk_holders *h = NULL;
-	bool any = false;
 	struct stat sd;
 	int rc = 0;
 
-	for (size_t i = 0; i < out->n_ns && !any; i++)
-		any = out->ns[i].n_strays > 0 ||
-		      (out->ns[i].n_owners > 0);
-	if (!any)
+	if (!out->n_ns)
 		return 0;
 	if (fstat(s->shmfd, &sd) < 0 || shmk__holders_scan(sd.st_dev, &h) < 0)
 		return set_str(s, &out->holders_error, shmk_last_error());
@@ -636,6 +722,8 @@ static int find_holders(struct scan *s)
 					&t->holders, &t->held);
 		}
 	}
+	if (rc == 0)
+		rc = find_unlinked(s, h);
 	shmk__holders_free(h);
 	return rc;
 }

@@ -455,6 +455,23 @@ struct shmk_scan_stray {
 	unsigned held;
 };
 
+/* An object of the namespace (by name: "/<ns>.*") that has no name in the
+ * shm directory any more but that some process still maps: unlinked (by a
+ * reaper, its owner or anyone) while in use, its memory is freed only when
+ * the last mapping goes.  Seen in the holders pass (maps prints its path
+ * with " (deleted)"), so only with that pass, and only through mappings
+ * (not an object held by a descriptor alone). */
+struct shmk_scan_unlinked {
+	const char *name;     /* "/<ns>.<rest>": the name it had           */
+	uint64_t ino;
+	uint64_t size;        /* highest byte mapped (offset + length, the
+				 largest of all mappings): what they pin,
+				 at least                                  */
+	size_t n_holders;     /* processes holding it                      */
+	const pid_t *holders;
+	unsigned held;        /* SHMK_HELD_MAPPED, | SHMK_HELD_OPEN         */
+};
+
 struct shmk_scan_ns {
 	const char *ns;
 	const char *path;     /* the namespace directory                   */
@@ -467,6 +484,8 @@ struct shmk_scan_ns {
 	size_t n_strays;      /* sorted by name                            */
 	const struct shmk_scan_stray *strays;
 	size_t quarantined;   /* files in <ns>/quarantine/                 */
+	size_t n_unlinked;    /* sorted by inode; 0 without the holders pass */
+	const struct shmk_scan_unlinked *unlinked;
 };
 
 struct shmk_scan {

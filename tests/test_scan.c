@@ -312,6 +312,96 @@ static int on_kth(const char *name, int *failnum, void **failinfo,
 	return ++calls == kth;
 }
 
+/* Makes "<T.ns>.<name>" of size bytes, maps len bytes of it from offset
+ * and unlinks it: memory that only the mapping keeps. */
+static void *map_unlinked(const char *name, size_t size, off_t offset,
+			  size_t len)
+{
+	char p[PATH_MAX];
+	int fd;
+	void *m;
+
+	snprintf(p, sizeof p, "%s/%s.%s", T.shm_dir, T.ns, name);
+	fd = open(p, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
+	cr_assert_neq(m, MAP_FAILED);
+	close(fd);
+	cr_assert_eq(unlink(p), 0);
+	return m;
+}
+
+/* What the reaper unlinked (or anyone did) while a process maps it is still
+ * memory in use: listed in the namespace its name was in, with the highest
+ * byte mapped and who maps it; what still has its name is not. */
+Test(scan, objects_unlinked_but_still_mapped_are_listed_with_their_holders)
+{
+	shmk_ctx *ctx = topen();
+	shmk_segment *seg, *kept;
+	char p[PATH_MAX];
+
+	/* A recorded segment whose name someone removed under its owner. */
+	cr_assert_eq(shmk_segment_create(ctx, "seg", 3 * 4096, &seg), 0);
+	cr_assert_eq(shmk_segment_create(ctx, "kept", 4096, &kept), 0);
+	snprintf(p, sizeof p, "%s/%s.seg", T.shm_dir, T.ns);
+	cr_assert_eq(unlink(p), 0);
+	/* An object no record names, mapped in part: the middle page of
+	 * three, and its first page apart (the largest extent counts). */
+	snprintf(p, sizeof p, "%s/%s.raw", T.shm_dir, T.ns);
+	int fd = open(p, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 3 * 4096), 0);
+	void *m1 = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 4096);
+	void *m0 = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert(m1 != MAP_FAILED && m0 != MAP_FAILED);
+	close(fd);
+	cr_assert_eq(unlink(p), 0);
+
+	struct shmk_scan_options so = sopts(0);
+	struct shmk_scan *sc;
+	cr_assert_eq(shmk_registry_scan(&so, &sc), 0, "%s", shmk_last_error());
+	cr_assert_null(sc->holders_error, "%s", sc->holders_error);
+	const struct shmk_scan_ns *v = the_ns(sc);
+	cr_assert_eq(v->n_unlinked, 2, "%zu", v->n_unlinked);
+	for (size_t i = 0; i < v->n_unlinked; i++) {
+		const struct shmk_scan_unlinked *u = &v->unlinked[i];
+		bool me = false;
+
+		if (i)
+			cr_assert_lt(v->unlinked[i - 1].ino, u->ino, "not sorted");
+		if (!strcmp(u->name, tfull("seg")))
+			cr_assert_eq(u->size, 3 * 4096);
+		else if (!strcmp(u->name, tfull("raw")))
+			cr_assert_eq(u->size, 2 * 4096, "offset + length");
+		else
+			cr_assert_fail("unexpected %s", u->name);
+		cr_assert(u->held & SHMK_HELD_MAPPED);
+		for (size_t k = 0; k < u->n_holders; k++)
+			me |= u->holders[k] == getpid();
+		cr_assert(me, "%s: we map it", u->name);
+	}
+	shmk_scan_free(sc);
+
+	/* Without the pass over /proc nothing is known of them. */
+	so = sopts(SHMK_SCAN_NO_HOLDERS);
+	cr_assert_eq(shmk_registry_scan(&so, &sc), 0, "%s", shmk_last_error());
+	cr_assert_eq(the_ns(sc)->n_unlinked, 0);
+	shmk_scan_free(sc);
+
+	munmap(m1, 4096);
+	munmap(m0, 4096);
+	shmk_segment_destroy(seg); /* its name is gone already */
+	cr_assert_eq(shmk_segment_destroy(kept), 0);
+	cr_assert_eq(shmk_close(ctx), 0);
+
+	/* Once unmapped, nothing is left to list. */
+	so = sopts(0);
+	cr_assert_eq(shmk_registry_scan(&so, &sc), 0, "%s", shmk_last_error());
+	cr_assert_eq(the_ns(sc)->n_unlinked, 0);
+	shmk_scan_free(sc);
+}
+
 /* Every allocation of a scan fails in turn: each is -ENOMEM with a
  * sentence, or a whole result; nothing leaks (make asan, make valgrind). */
 Test(scan, every_allocation_failure_is_reported_and_leaks_nothing)
@@ -325,6 +415,7 @@ Test(scan, every_allocation_failure_is_reported_and_leaks_nothing)
 	int fd = open(p, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
 	cr_assert_geq(fd, 0);
 	close(fd);
+	void *gone = map_unlinked("gone", 4096, 0, 4096);
 	for (kth = 1; kth < 400 && !whole; kth++) {
 		struct shmk_scan_options so = sopts(SHMK_SCAN_STRAYS);
 		struct shmk_scan *sc = NULL;
@@ -347,8 +438,11 @@ Test(scan, every_allocation_failure_is_reported_and_leaks_nothing)
 			cr_assert(sc->holders_error, "failure %u hidden", kth);
 		}
 		cr_assert_eq(the_ns(sc)->n_owners, 1);
+		if (!sc->holders_error)
+			cr_assert_eq(the_ns(sc)->n_unlinked, 1);
 		shmk_scan_free(sc);
 	}
+	munmap(gone, 4096);
 	cr_assert(whole, "the scan never completed");
 	cr_assert_gt(kth, 3, "the scan allocates through the failpoint");
 	unlink(p);

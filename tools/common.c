@@ -289,3 +289,99 @@ void tool_opt_other(int c, char **argv, void (*usage)(FILE *))
 		tool_usage_error("unknown option %s", argv[optind - 1]);
 	}
 }
+
+/* ---- OpenMetrics ------------------------------------------------------------ */
+
+void tom_family(const char *name, const char *unit, const char *help)
+{
+	printf("# TYPE %s gauge\n", name);
+	if (unit)
+		printf("# UNIT %s %s\n", name, unit);
+	printf("# HELP %s %s\n", name, help);
+}
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 if it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF included). */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+	size_t n;
+	unsigned cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+static void label_value(const char *v)
+{
+	for (const unsigned char *p = (const unsigned char *)v; *p;) {
+		size_t n = utf8_len(p);
+
+		if (*p == '\\' || *p == '"')
+			printf("\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", stdout);
+		else if (n)
+			fwrite(p, 1, n, stdout);
+		else
+			fputs("\xef\xbf\xbd", stdout); /* U+FFFD */
+		p += n ? n : 1;
+	}
+}
+
+static void sample_start(const char *name, va_list ap)
+{
+	const char *k, *sep = "{";
+
+	fputs(name, stdout);
+	while ((k = va_arg(ap, const char *))) {
+		printf("%s%s=\"", sep, k);
+		label_value(va_arg(ap, const char *));
+		putchar('"');
+		sep = ",";
+	}
+	if (sep[0] == ',')
+		putchar('}');
+}
+
+void tom_u64(const char *name, uint64_t v, ...)
+{
+	va_list ap;
+
+	va_start(ap, v);
+	sample_start(name, ap);
+	va_end(ap);
+	printf(" %llu\n", (unsigned long long)v);
+}
+
+void tom_f(const char *name, double v, ...)
+{
+	va_list ap;
+
+	va_start(ap, v);
+	sample_start(name, ap);
+	va_end(ap);
+	printf(" %.3f\n", v);
+}
+
+void tom_eof(void)
+{
+	puts("# EOF");
+}

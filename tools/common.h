@@ -104,4 +104,23 @@ void tj_null(cJSON *o, const char *key);
  * it. */
 void tj_print(cJSON *doc);
 
+/* OpenMetrics text exposition on stdout, for Prometheus (node_exporter's
+ * textfile collector reads such files).  Every family is a gauge: each run
+ * writes the state of that run (the file is replaced, not appended), and
+ * an OpenMetrics counter, whose samples end in "_total" unlike its family,
+ * is not read back as one by the Prometheus text parser node_exporter and
+ * promtool use.  A family is declared once (TYPE, UNIT if not NULL, HELP)
+ * and its samples follow it; the output ends with tom_eof().  Names must
+ * be [a-z_]+ and a family with a unit ends in "_<unit>" (OpenMetrics). */
+void tom_family(const char *name, const char *unit, const char *help);
+/* One sample: name{k1="v1",k2="v2"} value.  The label pairs end with NULL;
+ * values are escaped (backslash, double quote, newline) and invalid UTF-8
+ * becomes U+FFFD.  tom_u64 prints the integer exactly; tom_f with up to
+ * millisecond precision (timestamps, durations). */
+void tom_u64(const char *name, uint64_t v, ...)
+	__attribute__((sentinel));
+void tom_f(const char *name, double v, ...) __attribute__((sentinel));
+/* "# EOF": the exposition is complete (a reader can tell a cut file). */
+void tom_eof(void);
+
 #endif

@@ -19,6 +19,12 @@
  *   EX_IOERR    the report could not be (wholly) written; the job was
  *               done all the same (a reader that goes away, as in
  *               "shmclean | head -1", does not stop it)
+ *
+ * --openmetrics prints the run's outcome per namespace in the OpenMetrics
+ * text format instead of the report (errors and warnings still go to
+ * stderr), for Prometheus' node_exporter textfile collector; also when the
+ * reap cannot run at all (shmkeeper_reap_ok 0), so that the file a timer
+ * writes never goes stale in silence.
  */
 #include "common.h"
 #include "shmkeeper.h"
@@ -31,11 +37,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct opts {
 	const char *dir, *ns, *shm_dir;
-	bool all, dry_run, strays, json, adopt;
+	bool all, dry_run, strays, json, adopt, openmetrics;
 	int verbose; /* -1 quiet, 0 normal, 1 verbose */
 	unsigned long long min_age;
 	bool min_age_set;
@@ -64,7 +71,8 @@ struct totals {
 static void usage(FILE *f)
 {
 	fputs("Usage: shmclean [--dir DIR] [--namespace NS | --all] [--dry-run] [--strays]\n"
-	      "                [--min-age SECONDS] [--shm-dir DIR] [--json] [-q | -v]\n"
+	      "                [--min-age SECONDS] [--shm-dir DIR] [--json | --openmetrics]\n"
+	      "                [-q | -v]\n"
 	      "       shmclean --adopt [--dir DIR]\n"
 	      "       shmclean -h | --help | -V | --version\n"
 	      "\n"
@@ -83,6 +91,8 @@ static void usage(FILE *f)
 	      "  --min-age SECONDS  a stray younger than this is kept (default: 60)\n"
 	      "  --shm-dir DIR      shared memory directory (default: /dev/shm)\n"
 	      "  --json             one JSON document on standard output\n"
+	      "  --openmetrics      the outcome per namespace as OpenMetrics text\n"
+	      "                     (for node_exporter's textfile collector)\n"
 	      "  --adopt            mark DIR as a registry (one made by 0.1.0, which\n"
 	      "                     wrote no marker) if all it holds is namespaces of\n"
 	      "                     owner files; reap nothing\n"
@@ -107,7 +117,7 @@ static void usage(FILE *f)
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_DIR = 256, O_NS, O_ALL, O_DRY, O_STRAYS, O_MINAGE, O_JSON,
-	       O_SHM, O_ADOPT };
+	       O_SHM, O_ADOPT, O_OM };
 	static const struct option lo[] = {
 		{"dir", required_argument, NULL, O_DIR},
 		{"namespace", required_argument, NULL, O_NS},
@@ -118,6 +128,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{"shm-dir", required_argument, NULL, O_SHM},
 		{"json", no_argument, NULL, O_JSON},
 		{"adopt", no_argument, NULL, O_ADOPT},
+		{"openmetrics", no_argument, NULL, O_OM},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -151,6 +162,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case O_JSON: o->json = true; break;
 		case O_ADOPT: o->adopt = true; break;
+		case O_OM: o->openmetrics = true; break;
 		case 'q': q = true; break;
 		case 'v': v = true; break;
 		default: tool_opt_other(c, argv, usage);
@@ -162,10 +174,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		tool_usage_error("--all and --namespace exclude each other");
 	if (q && v)
 		tool_usage_error("-q and -v exclude each other");
+	if (o->json && o->openmetrics)
+		tool_usage_error("--json and --openmetrics exclude each other");
+	if (o->openmetrics && v)
+		tool_usage_error("-v and --openmetrics exclude each other");
 	if (o->adopt && (o->all || o->ns || o->dry_run || o->strays ||
-			 o->min_age_set || o->shm_dir || o->json))
+			 o->min_age_set || o->shm_dir || o->json ||
+			 o->openmetrics))
 		tool_usage_error("--adopt takes --dir only");
-	o->verbose = q ? -1 : v ? 1 : 0;
+	/* The metrics are the report: only errors and warnings besides. */
+	o->verbose = q || o->openmetrics ? -1 : v ? 1 : 0;
 }
 
 static unsigned reap_flags(const struct opts *o, unsigned *min_age)
@@ -202,7 +220,11 @@ static unsigned reap_flags(const struct opts *o, unsigned *min_age)
  * Why not shmk_reap() with ns = NULL: it stops telling "could not run at
  * all" from "one namespace failed" (both are a plain errno), and here the
  * first is fatal while the second only makes the exit status 75. */
-static size_t list_namespaces(const char *dir, char ***out)
+static void om_failed(const struct opts *o, const char *dir, double start,
+		      int code);
+
+static size_t list_namespaces(const struct opts *o, const char *dir,
+			      double start, char ***out)
 {
 	struct shmk_scan_options so = {.dir = dir,
 				       .flags = SHMK_SCAN_NAMES_ONLY};
@@ -214,6 +236,7 @@ static size_t list_namespaces(const char *dir, char ***out)
 	if ((rc = shmk_registry_scan(&so, &sc)) < 0) {
 		char pfx[PATH_MAX + 32];
 		snprintf(pfx, sizeof pfx, "registry directory %s", dir);
+		om_failed(o, dir, start, tool_exit_code_for(rc));
 		tool_fatal(tool_exit_code_for(rc),
 			   "unable to open registry directory %s: %s", dir,
 			   tool_reason(pfx));
@@ -533,6 +556,130 @@ static void json_report(const struct opts *o, const char *dir,
 	tj_print(doc);
 }
 
+/* ---- OpenMetrics -------------------------------------------------------------- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* What every exposition has: did the reap run, when, how long, with which
+ * exit status, for real or not. */
+static void om_head(const struct opts *o, const char *dir, bool ok,
+		    double start, int status)
+{
+	tom_family("shmkeeper_reap_ok", NULL,
+		   "1 if shmclean could reap the registry, 0 if it could not "
+		   "run at all (refused registry, system error: see its "
+		   "standard error).");
+	tom_u64("shmkeeper_reap_ok", ok, "registry", dir, NULL);
+	tom_family("shmkeeper_reap_timestamp_seconds", "seconds",
+		   "When the last reap started, in seconds since the epoch.");
+	tom_f("shmkeeper_reap_timestamp_seconds", start, "registry", dir,
+	      NULL);
+	tom_family("shmkeeper_reap_duration_seconds", "seconds",
+		   "How long the last reap took.");
+	tom_f("shmkeeper_reap_duration_seconds", now_s() - start, "registry",
+	      dir, NULL);
+	tom_family("shmkeeper_reap_exit_status", NULL,
+		   "shmclean's exit status: 0 clean, 65 a record was "
+		   "quarantined, 75 something was left or some owner's "
+		   "liveness is unknown, 78 refused configuration, 71 system "
+		   "error (shmclean(1)).");
+	tom_u64("shmkeeper_reap_exit_status", (uint64_t)status, "registry",
+		dir, NULL);
+	tom_family("shmkeeper_reap_dry_run", NULL,
+		   "1 if the last reap was a dry run (nothing was changed: "
+		   "what it counts would have been done).");
+	tom_u64("shmkeeper_reap_dry_run", o->dry_run, "registry", dir, NULL);
+}
+
+/* The reap could not run at all: say so, then the caller exits with
+ * code. */
+static void om_failed(const struct opts *o, const char *dir, double start,
+		      int code)
+{
+	if (!o->openmetrics)
+		return;
+	om_head(o, dir, false, start, code);
+	tom_eof();
+}
+
+/* Objects of one namespace by what the reap did with them.  "removed":
+ * segments of dead owners and strays unlinked; "gone": a dead owner's
+ * segment already gone; "live": of a live owner, untouched; "kept": left
+ * because liveness or the stray's safety could not be proven; "error":
+ * could not be handled (a namespace that could not be reaped at all
+ * counts one). */
+static void om_objects(const char *dir, const struct ns_run *r)
+{
+	static const struct shmk_reap_report none;
+	const struct shmk_reap_report *p = r->rep ? r->rep : &none;
+	const struct {
+		const char *outcome;
+		uint64_t n;
+	} v[] = {
+		{"removed", p->segments_reaped + p->strays_removed},
+		{"gone", p->segments_gone},
+		{"live", p->segments_live},
+		{"kept", p->segments_kept + p->strays_kept},
+		{"quarantined", p->quarantined},
+		{"error", p->errors + (r->failure[0] ? 1 : 0)},
+	};
+
+	for (size_t k = 0; k < sizeof v / sizeof *v; k++)
+		tom_u64("shmkeeper_reap_objects", v[k].n, "registry", dir,
+			"namespace", r->ns, "outcome", v[k].outcome, NULL);
+}
+
+static void om_report(const struct opts *o, const char *dir,
+		      const struct ns_run *runs, size_t n, double start,
+		      int status)
+{
+	static const struct shmk_reap_report none;
+
+	om_head(o, dir, true, start, status);
+	tom_family("shmkeeper_reap_owners", NULL,
+		   "Owners the last reap found, by liveness: dead (reaped), "
+		   "alive (left alone), unknown (left alone: nothing proves "
+		   "either).");
+	for (size_t i = 0; i < n; i++) {
+		const struct shmk_reap_report *p = runs[i].rep ? runs[i].rep
+							       : &none;
+		tom_u64("shmkeeper_reap_owners", p->owners_dead, "registry",
+			dir, "namespace", runs[i].ns, "state", "dead", NULL);
+		tom_u64("shmkeeper_reap_owners", p->owners_alive, "registry",
+			dir, "namespace", runs[i].ns, "state", "alive", NULL);
+		tom_u64("shmkeeper_reap_owners", p->owners_unknown, "registry",
+			dir, "namespace", runs[i].ns, "state", "unknown",
+			NULL);
+	}
+	tom_family("shmkeeper_reap_objects", NULL,
+		   "Segments, strays and records the last reap handled, by "
+		   "outcome: removed, gone (already), live, kept, "
+		   "quarantined, error.");
+	for (size_t i = 0; i < n; i++)
+		om_objects(dir, &runs[i]);
+	tom_family("shmkeeper_reap_freed_bytes", "bytes",
+		   "Bytes the last reap freed: unlinked segments and strays "
+		   "that no process holds.");
+	for (size_t i = 0; i < n; i++)
+		tom_u64("shmkeeper_reap_freed_bytes",
+			runs[i].rep ? runs[i].rep->bytes_reaped : 0,
+			"registry", dir, "namespace", runs[i].ns, NULL);
+	tom_family("shmkeeper_reap_held_bytes", "bytes",
+		   "Bytes the last reap unlinked that some process still "
+		   "holds: freed only when it lets go.");
+	for (size_t i = 0; i < n; i++)
+		tom_u64("shmkeeper_reap_held_bytes",
+			runs[i].rep ? runs[i].rep->bytes_held : 0,
+			"registry", dir, "namespace", runs[i].ns, NULL);
+	tom_eof();
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -545,14 +692,18 @@ int main(int argc, char **argv)
 	unsigned min_age, flags;
 	bool progress;
 	int rc, status;
+	double start;
 
 	tool_init("shmclean");
 	parse_args(argc, argv, &o);
+	start = now_s();
 	flags = reap_flags(&o, &min_age);
-	if ((rc = shmk_registry_path(o.dir, dir, sizeof dir)) < 0)
+	if ((rc = shmk_registry_path(o.dir, dir, sizeof dir)) < 0) {
+		om_failed(&o, "", start, tool_exit_code_for(rc));
 		tool_fatal(tool_exit_code_for(rc),
 			   "unable to resolve the registry directory: %s",
 			   shmk_last_error());
+	}
 
 	if (o.adopt) {
 		/* Explicit adoption of a registry without a marker (0.1.0):
@@ -580,7 +731,7 @@ int main(int argc, char **argv)
 		    !(names[0] = strdup(o.ns)))
 			tool_fatal(EX_OSERR, "out of memory");
 	} else {
-		n = list_namespaces(dir, &names);
+		n = list_namespaces(&o, dir, start, &names);
 	}
 	if (!(runs = calloc(n ? n : 1, sizeof *runs)))
 		tool_fatal(EX_OSERR, "out of memory");
@@ -603,10 +754,13 @@ int main(int argc, char **argv)
 		if (r->rc < 0 && r->rc != -EIO) {
 			/* The namespace as a whole could not be reaped.  Asked
 			 * for by name, that is the end of it. */
-			if (o.ns)
+			if (o.ns) {
+				om_failed(&o, dir, start,
+					  tool_exit_code_for(r->rc));
 				tool_fatal(tool_exit_code_for(r->rc),
 					   "unable to reap namespace %s: %s",
 					   o.ns, shmk_last_error());
+			}
 			if (!r->rep || r->rep->errors == 0) {
 				/* Not in the report: count it ourselves. */
 				snprintf(r->failure, sizeof r->failure, "%s",
@@ -632,6 +786,8 @@ int main(int argc, char **argv)
 						  : 0;
 	if (o.json)
 		json_report(&o, dir, runs, n, &t, status);
+	else if (o.openmetrics)
+		om_report(&o, dir, runs, n, start, status);
 	else
 		print_totals(&o, &t, n);
 	status = tool_status(status); /* EX_IOERR if output was lost */

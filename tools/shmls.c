@@ -8,6 +8,12 @@
  * reads records with its strict parser, so what shmls calls dead or bad
  * is exactly what shmclean would reap or quarantine.
  *
+ * --openmetrics prints the totals per namespace in the OpenMetrics text
+ * format, for Prometheus' node_exporter textfile collector (docs/systemd.md
+ * has the recipe): always with strays, and ending in "# EOF" even when the
+ * registry is refused (then shmkeeper_scan_ok is 0), so that a file
+ * written by a timer says what went wrong instead of going stale.
+ *
  * Exit status (docs/shmls.1): 0 listed; EX_DATAERR some record could not
  * be read; EX_TEMPFAIL some owner's liveness is unknown; EX_CONFIG the
  * registry (or, with --all, some namespace directory) or the shm
@@ -21,10 +27,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct opts {
 	const char *dir, *ns, *shm_dir;
-	bool json, strays;
+	bool json, strays, openmetrics;
 };
 
 struct ns_totals {
@@ -34,11 +41,14 @@ struct ns_totals {
 	size_t strays;
 	uint64_t stray_bytes;
 	size_t bad_records, quarantined;
+	size_t unlinked;        /* unlinked but still mapped */
+	uint64_t unlinked_bytes;
 };
 
 static void usage(FILE *f)
 {
-	fputs("Usage: shmls [--dir DIR] [--namespace NS] [--strays] [--shm-dir DIR] [--json]\n"
+	fputs("Usage: shmls [--dir DIR] [--namespace NS] [--strays] [--shm-dir DIR]\n"
+	      "             [--json | --openmetrics]\n"
 	      "       shmls -h | --help | -V | --version\n"
 	      "\n"
 	      "Lists shmkeeper namespaces, their owners (alive, dead or unknown) and\n"
@@ -52,6 +62,8 @@ static void usage(FILE *f)
 	      "  --strays        also list \"/<ns>.*\" objects no record names\n"
 	      "  --shm-dir DIR   shared memory directory (default: /dev/shm)\n"
 	      "  --json          one JSON document on standard output\n"
+	      "  --openmetrics   totals per namespace as OpenMetrics text (for\n"
+	      "                  node_exporter's textfile collector)\n"
 	      "  -h, --help      show this help and exit\n"
 	      "  -V, --version   show the version and exit\n"
 	      "\n"
@@ -69,13 +81,14 @@ static void usage(FILE *f)
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { O_DIR = 256, O_NS, O_JSON, O_STRAYS, O_SHM };
+	enum { O_DIR = 256, O_NS, O_JSON, O_STRAYS, O_SHM, O_OM };
 	static const struct option lo[] = {
 		{"dir", required_argument, NULL, O_DIR},
 		{"namespace", required_argument, NULL, O_NS},
 		{"json", no_argument, NULL, O_JSON},
 		{"strays", no_argument, NULL, O_STRAYS},
 		{"shm-dir", required_argument, NULL, O_SHM},
+		{"openmetrics", no_argument, NULL, O_OM},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -93,6 +106,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case O_JSON: o->json = true; break;
 		case O_STRAYS: o->strays = true; break;
+		case O_OM: o->openmetrics = true; break;
 		case O_SHM:
 			o->shm_dir = tool_opt_dir("--shm-dir", optarg);
 			break;
@@ -101,6 +115,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (optind < argc)
 		tool_usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (o->json && o->openmetrics)
+		tool_usage_error("--json and --openmetrics exclude each other");
+	if (o->openmetrics)
+		o->strays = true; /* strays are what a fleet alerts on */
 }
 
 
@@ -128,6 +146,10 @@ static void tally(const struct shmk_scan_ns *v, struct ns_totals *t)
 		t->stray_bytes += v->strays[i].size;
 	}
 	t->quarantined = v->quarantined;
+	for (size_t i = 0; i < v->n_unlinked; i++) {
+		t->unlinked++;
+		t->unlinked_bytes += v->unlinked[i].size;
+	}
 }
 
 static void add(struct ns_totals *a, const struct ns_totals *b)
@@ -144,6 +166,8 @@ static void add(struct ns_totals *a, const struct ns_totals *b)
 	a->stray_bytes += b->stray_bytes;
 	a->bad_records += b->bad_records;
 	a->quarantined += b->quarantined;
+	a->unlinked += b->unlinked;
+	a->unlinked_bytes += b->unlinked_bytes;
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -168,6 +192,9 @@ static void print_totals(const char *label, const struct ns_totals *t,
 	if (t->quarantined)
 		printf(", %zu quarantined file%s", t->quarantined,
 		       tool_s(t->quarantined));
+	if (t->unlinked)
+		printf(", %zu unlinked but mapped (%s)", t->unlinked,
+		       tool_hsize(t->unlinked_bytes, h1));
 	putchar('\n');
 }
 
@@ -238,6 +265,12 @@ static void print_ns(const struct shmk_scan *sc, const struct shmk_scan_ns *v,
 		       s->regular ? "" : "  (not a regular file)");
 		print_holders(s->n_holders, s->holders, s->held);
 	}
+	for (size_t i = 0; i < v->n_unlinked; i++) {
+		const struct shmk_scan_unlinked *u = &v->unlinked[i];
+		printf("  unlinked %-29s %5s  still mapped: freed when "
+		       "the holders let go\n", u->name, tool_hsize(u->size, h));
+		print_holders(u->n_holders, u->holders, u->held);
+	}
 	print_totals("  total: ", t, v->strays_scanned);
 }
 
@@ -264,6 +297,8 @@ static void json_totals(cJSON *parent, const struct ns_totals *t, bool strays)
 	}
 	tj_num(j, "bad_records", (double)t->bad_records);
 	tj_num(j, "quarantined_files", (double)t->quarantined);
+	tj_num(j, "unlinked", (double)t->unlinked);
+	tj_num(j, "bytes_unlinked", (double)t->unlinked_bytes);
 }
 
 static void json_holders(cJSON *o, size_t n, const pid_t *pids)
@@ -357,7 +392,129 @@ static void json_ns(cJSON *arr, int64_t now, const struct shmk_scan_ns *v,
 			json_holders(sj, s->n_holders, s->holders);
 		}
 	}
+	cJSON *ua = tj_arr(j, "unlinked");
+	for (size_t i = 0; i < v->n_unlinked; i++) {
+		const struct shmk_scan_unlinked *u = &v->unlinked[i];
+		cJSON *uj = tj_arr_obj(ua);
+
+		tj_str(uj, "name", u->name);
+		tj_num(uj, "size", (double)u->size);
+		json_holders(uj, u->n_holders, u->holders);
+	}
 	json_totals(j, t, v->strays_scanned);
+}
+
+/* ---- OpenMetrics ----------------------------------------------------------- */
+
+/* What shmls can say without a scan: the time, and whether the registry
+ * could be read at all (ok 0: refused, the error is on stderr). */
+static void om_head(const char *registry, int64_t now, bool ok)
+{
+	tom_family("shmkeeper_scan_ok", NULL,
+		   "1 if shmls could read the registry, 0 if it was refused "
+		   "(shmls says why on its standard error).");
+	tom_u64("shmkeeper_scan_ok", ok, "registry", registry, NULL);
+	tom_family("shmkeeper_scan_timestamp_seconds", "seconds",
+		   "When shmls read the registry, in seconds since the epoch.");
+	tom_f("shmkeeper_scan_timestamp_seconds", (double)now, "registry",
+	      registry, NULL);
+}
+
+/* Which figure of a namespace's totals a family shows. */
+enum om_what { OM_SEGMENTS, OM_BYTES, OM_STRAYS, OM_STRAY_BYTES, OM_BAD,
+	       OM_QUARANTINED, OM_UNLINKED, OM_UNLINKED_BYTES };
+
+static const struct {
+	const char *name, *unit, *help;
+	enum om_what what;
+} om_families[] = {
+	{"shmkeeper_segments", NULL, "Segments the namespace's records name.",
+	 OM_SEGMENTS},
+	{"shmkeeper_segment_bytes", "bytes",
+	 "Size of the segments the namespace's records name.", OM_BYTES},
+	{"shmkeeper_strays", NULL,
+	 "Objects named like the namespace's that no record names.",
+	 OM_STRAYS},
+	{"shmkeeper_stray_bytes", "bytes", "Size of the strays.",
+	 OM_STRAY_BYTES},
+	{"shmkeeper_bad_records", NULL,
+	 "Records that cannot be read (shmclean quarantines them once their "
+	 "owner is dead).", OM_BAD},
+	{"shmkeeper_quarantined_files", NULL,
+	 "Files in the namespace's quarantine directory.", OM_QUARANTINED},
+	{"shmkeeper_unlinked_mapped_segments", NULL,
+	 "Objects of the namespace unlinked while some process still maps "
+	 "them: their memory is freed only when it lets go.", OM_UNLINKED},
+	{"shmkeeper_unlinked_mapped_bytes", "bytes",
+	 "Bytes mapped of the objects unlinked but still mapped.",
+	 OM_UNLINKED_BYTES},
+};
+
+static uint64_t om_value(const struct ns_totals *t, enum om_what w)
+{
+	switch (w) {
+	case OM_SEGMENTS: return t->segments;
+	case OM_BYTES: return t->bytes;
+	case OM_STRAYS: return t->strays;
+	case OM_STRAY_BYTES: return t->stray_bytes;
+	case OM_BAD: return t->bad_records;
+	case OM_QUARANTINED: return t->quarantined;
+	case OM_UNLINKED: return t->unlinked;
+	case OM_UNLINKED_BYTES: return t->unlinked_bytes;
+	}
+	return 0;
+}
+
+/* Per namespace, one family at a time (OpenMetrics keeps a family's
+ * samples together).  A namespace that could not be read has readable 0
+ * and no other sample: unknown is not 0.  Strays are known only where the
+ * records could be read, unlinked objects only with the pass over /proc
+ * (holders_known). */
+static void om_print(const struct shmk_scan *sc, const struct ns_totals *t)
+{
+	static const char *const states[] = {"alive", "dead", "unknown"};
+	const char *reg = sc->registry;
+
+	om_head(reg, sc->now, true);
+	tom_family("shmkeeper_holders_known", NULL,
+		   "1 if the pass over /proc ran, so that holders and unlinked "
+		   "objects are known, else 0.");
+	tom_u64("shmkeeper_holders_known", !sc->holders_error, "registry", reg,
+		NULL);
+	tom_family("shmkeeper_namespace_readable", NULL,
+		   "1 if the namespace could be read, else 0 (and no other "
+		   "figure of it is given).");
+	for (size_t i = 0; i < sc->n_ns; i++)
+		tom_u64("shmkeeper_namespace_readable", !sc->ns[i].error,
+			"registry", reg, "namespace", sc->ns[i].ns, NULL);
+	tom_family("shmkeeper_owners", NULL,
+		   "Owners of the namespace by liveness: alive, dead (to be "
+		   "reaped), unknown (nothing proves either: see shmls).");
+	for (size_t i = 0; i < sc->n_ns; i++) {
+		const size_t n[3] = {t[i].alive, t[i].dead, t[i].unknown};
+		for (size_t k = 0; k < 3 && !sc->ns[i].error; k++)
+			tom_u64("shmkeeper_owners", n[k], "registry", reg,
+				"namespace", sc->ns[i].ns, "state", states[k],
+				NULL);
+	}
+	for (size_t f = 0; f < sizeof om_families / sizeof *om_families; f++) {
+		enum om_what w = om_families[f].what;
+
+		tom_family(om_families[f].name, om_families[f].unit,
+			   om_families[f].help);
+		for (size_t i = 0; i < sc->n_ns; i++) {
+			const struct shmk_scan_ns *v = &sc->ns[i];
+			if (v->error ||
+			    ((w == OM_STRAYS || w == OM_STRAY_BYTES) &&
+			     !v->strays_scanned) ||
+			    ((w == OM_UNLINKED || w == OM_UNLINKED_BYTES) &&
+			     sc->holders_error))
+				continue;
+			tom_u64(om_families[f].name, om_value(&t[i], w),
+				"registry", reg, "namespace", v->ns, NULL);
+		}
+	}
+	tom_eof();
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -368,10 +525,19 @@ static _Noreturn void scan_failed(int rc, const struct opts *o)
 {
 	char dir[PATH_MAX], pfx[PATH_MAX + 32];
 
-	if (shmk_registry_path(o->dir, dir, sizeof dir) < 0)
+	if (shmk_registry_path(o->dir, dir, sizeof dir) < 0) {
+		if (o->openmetrics) {
+			om_head("", time(NULL), false);
+			tom_eof();
+		}
 		tool_fatal(tool_exit_code_for(rc),
 			   "unable to resolve the registry directory: %s",
 			   shmk_last_error());
+	}
+	if (o->openmetrics) {
+		om_head(dir, time(NULL), false);
+		tom_eof();
+	}
 	snprintf(pfx, sizeof pfx, "registry directory %s", dir);
 	tool_fatal(tool_exit_code_for(rc), "unable to scan registry %s: %s",
 		   dir, tool_reason(pfx));
@@ -401,7 +567,7 @@ int main(int argc, char **argv)
 		const struct shmk_scan_ns *v = &sc->ns[i];
 
 		if (v->error) {
-			if (o.ns)
+			if (o.ns && !o.openmetrics) /* there: readable 0 */
 				tool_fatal(tool_exit_code_for(v->error_code),
 					   "unable to read namespace %s: %s",
 					   v->ns, v->error);
@@ -416,7 +582,9 @@ int main(int argc, char **argv)
 	if (sc->holders_error)
 		tool_warn("unable to tell which processes hold the segments: %s",
 			  sc->holders_error);
-	if (o.json) {
+	if (o.openmetrics) {
+		om_print(sc, t);
+	} else if (o.json) {
 		cJSON *doc = tj_object(), *arr;
 		tj_str(doc, "registry", sc->registry);
 		tj_bool(doc, "exists", sc->exists);
