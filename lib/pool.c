@@ -675,8 +675,16 @@ static int lease(shmk_pool *p, enum shmk_lease_policy policy,
 		uint32_t seq = atomic_load(&c->free_seq), spv;
 		unsigned start = atomic_fetch_add(&c->lease_rr, 1), quarantined = 0;
 
-		if (atomic_load(&c->shutdown) || spawner_dead(p))
+		if (atomic_load(&c->shutdown))
 			return shmk__err(-ESHUTDOWN, "pool: shutting down");
+		if (spawner_dead(p))
+			return atomic_load(&c->start_err) > 0
+				       ? shmk__err(-ESHUTDOWN, "pool: stopped, no "
+						   "worker can be replaced: %s",
+						   c->start_msg)
+				       : shmk__err(-ESHUTDOWN, "pool: stopped, no "
+						   "worker can be replaced: the "
+						   "spawner is gone");
 		for (unsigned k = 0; k < n; k++) {
 			unsigned i = (start + k) % n;
 			struct pslot *s = &c->slot[i];

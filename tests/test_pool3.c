@@ -839,6 +839,8 @@ static void expect_no_spawner(const char *fp, external_cb_t *cb)
 	cr_assert_eq(shmk_pool_supervisor_pid(p), 0);
 	cr_assert_eq(shmk_pool_run(p, s, NULL), -ESHUTDOWN);
 	cr_assert_eq(shmk_pool_lease(p, SHMK_LEASE_WAIT, 0), -ESHUTDOWN);
+	cr_assert(strstr(shmk_last_error(), "no worker can be replaced"),
+		  "the pool's stop does not say why: %s", shmk_last_error());
 	shmk_pool_release(p, s);
 	cr_assert_eq(shmk_pool_destroy(p), 0, "%s", shmk_last_error());
 	cr_assert_eq(shmk_close(c), 0);
