@@ -165,7 +165,7 @@ SHMK_API int shmk_close(shmk_ctx *ctx);
  * empty; shmk_registry_scan() and shmls write nothing, and take an empty
  * directory for an empty registry.  A directory that is not empty and has no marker is refused
  * by all of them (-ENOTEMPTY): nothing in it is ever read, removed or
- * quarantined.  Registries made by version 0.1.0 have no marker and are
+ * quarantined.  Registries made by pre-release builds (before the marker existed) have no marker and are
  * adopted explicitly, with this function or "shmclean --adopt".
  *
  * Marks dir (NULL: resolved as for shmk_open(); never created) as a
