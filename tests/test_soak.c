@@ -200,6 +200,25 @@ static size_t lines_of(const char *text)
 	return count_of(text, "\n");
 }
 
+/* Sizes in the text report are all in the tools' one style ("64 KiB",
+ * "+4.0 KiB", "0 B"): never a count of "bytes", never "K"/"M" alone. */
+static void assert_one_size_style(const char *text)
+{
+	for (const char *p = text; *p; p++) {
+		if (p > text && p[-1] >= '0' && p[-1] <= '9' &&
+		    (!strncmp(p, " bytes", 6) || !strncmp(p, "bytes", 5)))
+			cr_assert_fail("a size in bytes at \"%.30s\" in:\n%s",
+				       p > text + 10 ? p - 10 : text, text);
+		if (p > text && p[-1] >= '0' && p[-1] <= '9' &&
+		    (*p == 'K' || *p == 'M' || *p == 'G') && p[1] != 'i')
+			cr_assert_fail("a size without its unit at \"%.30s\" in:"
+				       "\n%s", p > text + 10 ? p - 10 : text,
+				       text);
+	}
+	cr_assert(strstr(text, " KiB") || strstr(text, " MiB") ||
+		  strstr(text, " B"), "no size at all in:\n%s", text);
+}
+
 /* Nothing of T.ns left: no object in /dev/shm, no record, no lock. */
 static void assert_nothing_left(void)
 {
@@ -225,7 +244,7 @@ Test(soak, clean_run_passes)
 				       sizeof line),
 			 "leak-soak: PASS: no leak");
 	snprintf(want, sizeof want,
-		 "leak-soak: 12 cycles, 3 workers, 3 segments of 65536 bytes, "
+		 "leak-soak: 12 cycles, 3 workers, 3 segments of 64 KiB, "
 		 "namespace %s, registry %s",
 		 T.ns, T.dir);
 	cr_assert_str_eq(line_starting(r.out, "leak-soak: 12", line,
@@ -239,12 +258,13 @@ Test(soak, clean_run_passes)
 	cr_assert(strstr(line, "threads +0, children +0, zombies 0"), "%s",
 		  line);
 	snprintf(want, sizeof want,
-		 "  left in namespace %s: 0 segments, 0 bytes, 0 records", T.ns);
+		 "  left in namespace %s: 0 segments (0 B), 0 records", T.ns);
 	cr_assert_str_eq(line_starting(r.out, "  left in namespace ", line,
 				       sizeof line), want);
 	cr_assert_null(strstr(r.out, "killed cycles"),
 		       "crash-mode line without --kill-every:\n%s", r.out);
 	cr_assert_eq(lines_of(r.out), 6, "stdout:\n%s", r.out);
+	assert_one_size_style(r.out);
 	out_free(&r);
 	assert_nothing_left();
 }
@@ -350,7 +370,7 @@ Test(soak, segment_leak_is_caught)
 	cr_assert_str_eq(line_starting(r.out, "leak-soak: LEAK", line,
 				       sizeof line), want);
 	snprintf(want, sizeof want,
-		 "  left in namespace %s: 12 segments, 0 bytes, 0 records", T.ns);
+		 "  left in namespace %s: 12 segments (0 B), 0 records", T.ns);
 	cr_assert_str_eq(line_starting(r.out, "  left in namespace ", line,
 				       sizeof line), want);
 	out_free(&r);
@@ -469,7 +489,7 @@ Test(soak, crash_mode_text)
 	line_starting(r.out, "  init      mean ", line, sizeof line);
 	cr_assert(strstr(line, "(9 cycles)"), "%s", line);
 	snprintf(want, sizeof want,
-		 "  killed cycles: 3; reaped after them: %d segments, ",
+		 "  killed cycles: 3; reaped after them: %d segments (",
 		 3 * LEFT_BY_KILL);
 	line_starting(r.out, want, line, sizeof line);
 	line_starting(r.out, "leak-soak: PASS: no leak", line, sizeof line);
@@ -535,14 +555,18 @@ Test(soak, crash_mode_child_failing_early_is_fatal)
 
 /* ---- reports ------------------------------------------------------------------- */
 
+/* The CSV's columns, in order. */
+static const char *const CSV_COLUMNS[] = {
+	"cycle", "killed", "init_ms", "teardown_ms", "fds", "rss", "threads",
+	"children", "zombies", "segments", "bytes", "records", "reaped",
+	"reaped_bytes"};
+
 Test(soak, json_report)
 {
 	struct out r = soak(SMALL, "--json", NULL);
 	const char *parts[] = {"mean", "p50", "p99", "max"};
 	const char *deltas[] = {"fds", "rss", "threads", "children", "zombies",
 				"segments_left", "bytes_left", "records_left"};
-	const char *per_cycle[] = {"cycle", "init_ms", "teardown_ms", "fds",
-				   "rss", "segments", "records", "reaped"};
 	cJSON *j;
 	const cJSON *cfg, *c;
 
@@ -550,6 +574,7 @@ Test(soak, json_report)
 	cr_assert_str_eq(r.err, "", "stderr: %s", r.err);
 	j = parse_json(&r);
 	cr_assert(cJSON_IsObject(j));
+	assert_json_format(j, "shmkeeper-leak-soak");
 
 	cfg = jget(j, "config");
 	cr_assert_eq(jnum(cfg, "cycles"), CYCLES);
@@ -586,8 +611,12 @@ Test(soak, json_report)
 	int n = 0;
 	cJSON_ArrayForEach(c, cy) {
 		n++;
-		for (size_t i = 0; i < sizeof per_cycle / sizeof *per_cycle; i++)
-			jnum(c, per_cycle[i]);
+		/* Every column of the CSV, by the same name. */
+		for (size_t i = 0; i < sizeof CSV_COLUMNS / sizeof *CSV_COLUMNS;
+		     i++)
+			cr_assert_not_null(jget(c, CSV_COLUMNS[i]),
+					   "cycle %d has no \"%s\"", n + 1,
+					   CSV_COLUMNS[i]);
 		cr_assert_eq(jnum(c, "cycle"), n);
 		cr_assert_not(boolean(c, "killed"));
 		cr_assert_gt(jnum(c, "fds"), 0);
@@ -614,14 +643,17 @@ Test(soak, csv_has_a_header_and_a_row_per_cycle)
 	csv = slurp(path, &len);
 	cr_assert_not_null(csv, "no %s", path);
 	cr_assert_eq(lines_of(csv), 1 + CYCLES, "%s", csv);
-	cr_assert(!strncmp(csv,
-			   "cycle,killed,init_ms,teardown_ms,fds,rss,threads,"
-			   "children,zombies,segments,bytes,records,reaped,"
-			   "reaped_bytes\n",
-			   strlen("cycle,killed,init_ms,teardown_ms,fds,rss,"
-				  "threads,children,zombies,segments,bytes,"
-				  "records,reaped,reaped_bytes\n")),
-		  "header:\n%s", csv);
+	{
+		char header[256] = "";
+		for (size_t i = 0; i < sizeof CSV_COLUMNS / sizeof *CSV_COLUMNS;
+		     i++)
+			snprintf(header + strlen(header),
+				 sizeof header - strlen(header), "%s%s",
+				 i ? "," : "", CSV_COLUMNS[i]);
+		strcat(header, "\n");
+		cr_assert(!strncmp(csv, header, strlen(header)), "header:\n%s",
+			  csv);
+	}
 	/* Each row: its cycle number first and 14 fields. */
 	const char *p = strchr(csv, '\n') + 1;
 	for (int i = 1; i <= CYCLES; i++) {

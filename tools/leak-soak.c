@@ -32,6 +32,22 @@
 
 #define EXIT_LEAK 1
 
+/* The leak thresholds, given to the monitor rather than left to its
+ * defaults, so that the verdict and the picture can show them.  RSS grows
+ * for innocent reasons (heap high-water marks): it is a leak only past
+ * both RSS_PCT of the baseline and RSS_BYTES.  Descriptors, segments and
+ * their bytes: any growth is a leak. */
+#define RSS_PCT 10.0
+#define RSS_BYTES (8ull << 20)
+
+/* The RSS growth over base beyond which the monitor calls it a leak. */
+static double rss_threshold(uint64_t base)
+{
+	double pct = (double)base * RSS_PCT / 100.0;
+
+	return pct > (double)RSS_BYTES ? pct : (double)RSS_BYTES;
+}
+
 struct cfg {
 	unsigned long long cycles, workers, segments, size, kill_every, warmup;
 	const char *ns, *dir, *csv, *plot;
@@ -371,6 +387,47 @@ static void violation(unsigned long long i, const char *fmt, ...)
 		tool_warn("cycle %llu: %s", i + 1, msg);
 }
 
+/* The verdict's reasons in the tools' words and units (the monitor's own
+ * sentence counts bytes): what grew past its threshold since the baseline
+ * (v), the problems of single cycles, and what the last cycle left.
+ * Returns true if there is any. */
+static bool verdict_reason(const struct shmk_verdict *v,
+			   const struct shmk_sample *base, const struct row *last,
+			   char *b, size_t sz)
+{
+	char h[TOOL_HSIZE], h2[TOOL_HSIZE];
+
+	b[0] = '\0';
+	if (v->fd_leak)
+		tool_part(b, sz, "; ", "fd: %+ld (threshold 0)", v->fd_delta);
+	if (v->rss_leak)
+		tool_part(b, sz, "; ", "rss: %s (threshold %s)",
+			  tool_hdelta(v->rss_delta, h),
+			  tool_hsize((uint64_t)rss_threshold(base->rss), h2));
+	if (v->thread_leak)
+		tool_part(b, sz, "; ", "threads: %+ld", v->thread_delta);
+	if (v->child_leak)
+		tool_part(b, sz, "; ", "children: %+ld (%ld zombie%s)",
+			  v->child_delta, v->zombies,
+			  tool_s((size_t)v->zombies));
+	if (v->segment_leak)
+		tool_part(b, sz, "; ", "segments of %s: %+" PRId64, C.ns,
+			  v->segment_delta);
+	if (v->bytes_leak)
+		tool_part(b, sz, "; ", "bytes of %s: %s", C.ns,
+			  tool_hdelta(v->bytes_delta, h));
+	if (n_violations)
+		tool_part(b, sz, "; ", "%zu cycle problem(s), first: %s",
+			  n_violations, first_violation);
+	if (last->s.ns_segments || last->records)
+		tool_part(b, sz, "; ", "%" PRIu64 " segment(s), %ld record(s) "
+				       "of %s left",
+			  last->s.ns_segments, last->records, C.ns);
+	if (last->s.zombies)
+		tool_part(b, sz, "; ", "zombies left");
+	return b[0] != '\0';
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -418,18 +475,50 @@ static FILE *create_output(const char *path)
 	return f;
 }
 
+/* The fields of one cycle, in the CSV's column order; the JSON's
+ * "cycles" objects have the same members, so the two cannot drift apart. */
+enum field_kind { F_COUNT, F_MS, F_BOOL };
+static const struct field {
+	const char *name;
+	enum field_kind kind;
+} FIELDS[] = {
+	{"cycle", F_COUNT},    {"killed", F_BOOL},    {"init_ms", F_MS},
+	{"teardown_ms", F_MS}, {"fds", F_COUNT},      {"rss", F_COUNT},
+	{"threads", F_COUNT},  {"children", F_COUNT}, {"zombies", F_COUNT},
+	{"segments", F_COUNT}, {"bytes", F_COUNT},    {"records", F_COUNT},
+	{"reaped", F_COUNT},   {"reaped_bytes", F_COUNT},
+};
+#define N_FIELDS (sizeof FIELDS / sizeof FIELDS[0])
+
+/* Row i's values in FIELDS order (counts are exact: all below 2^53). */
+static void row_values(const struct row *r, size_t i, double v[N_FIELDS])
+{
+	const double all[] = {
+		(double)(i + 1),     r->killed,           r->init_ms,
+		r->teardown_ms,      (double)r->s.fds,    (double)r->s.rss,
+		(double)r->s.threads, (double)r->s.children,
+		(double)r->s.zombies, (double)r->s.ns_segments,
+		(double)r->s.ns_bytes, (double)r->records, (double)r->reaped,
+		(double)r->reaped_bytes,
+	};
+	_Static_assert(sizeof all / sizeof all[0] == N_FIELDS,
+		       "one value per field");
+	memcpy(v, all, sizeof all);
+}
+
 static void write_csv(FILE *f, const struct row *rows, size_t n)
 {
-	fprintf(f, "cycle,killed,init_ms,teardown_ms,fds,rss,threads,children,"
-		   "zombies,segments,bytes,records,reaped,reaped_bytes\n");
+	double v[N_FIELDS];
+
+	for (size_t k = 0; k < N_FIELDS; k++)
+		fprintf(f, "%s%s", k ? "," : "", FIELDS[k].name);
+	fputc('\n', f);
 	for (size_t i = 0; i < n; i++) {
-		const struct row *r = &rows[i];
-		fprintf(f, "%zu,%d,%.3f,%.3f,%ld,%" PRIu64 ",%ld,%ld,%ld,%" PRIu64
-			   ",%" PRIu64 ",%ld,%zu,%" PRIu64 "\n",
-			i + 1, r->killed, r->init_ms, r->teardown_ms, r->s.fds,
-			r->s.rss, r->s.threads, r->s.children, r->s.zombies,
-			r->s.ns_segments, r->s.ns_bytes, r->records, r->reaped,
-			r->reaped_bytes);
+		row_values(&rows[i], i, v);
+		for (size_t k = 0; k < N_FIELDS; k++)
+			fprintf(f, FIELDS[k].kind == F_MS ? "%s%.3f" : "%s%.0f",
+				k ? "," : "", v[k]);
+		fputc('\n', f);
 	}
 	if (fclose(f) != 0)
 		tool_fatal(EX_IOERR, "unable to write %s: %s", C.csv,
@@ -539,7 +628,8 @@ int main(int argc, char **argv)
 	struct row *rows;
 	struct shmk_verdict v = {0};
 	struct shmk_sample base = {0};
-	char dir[4096] = "", verdict[700];
+	char dir[4096] = "", verdict[700], reason[600];
+	char hs[TOOL_HSIZE], hs2[TOOL_HSIZE];
 	bool tty, leak;
 	size_t reaped_total = 0, killed_total = 0;
 	uint64_t reaped_bytes = 0;
@@ -557,6 +647,8 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		tool_warn("cannot become a child subreaper: %s", strerror(errno));
 	mo.ns = C.ns;
+	mo.rss_threshold_pct = RSS_PCT;
+	mo.rss_threshold_bytes = RSS_BYTES;
 	if ((rc = shmk_monitor_create(&mo, &mon)) < 0)
 		tool_fatal(tool_exit_code_for(rc), "unable to start the monitor: %s",
 			   shmk_last_error());
@@ -575,8 +667,9 @@ int main(int argc, char **argv)
 	unsigned long long warm = C.warmup < C.cycles ? C.warmup : C.cycles - 1;
 	if (!C.quiet && !C.json)
 		printf("leak-soak: %llu cycles, %llu workers, %llu segments of "
-		       "%llu bytes, namespace %s, registry %s\n",
-		       C.cycles, C.workers, C.segments, C.size, C.ns, dir);
+		       "%s, namespace %s, registry %s\n",
+		       C.cycles, C.workers, C.segments, tool_hsize(C.size, hs),
+		       C.ns, dir);
 	if (!C.quiet && !C.json && C.kill_every)
 		printf("  (a cycle's process is SIGKILLed every %llu cycles)\n",
 		       C.kill_every);
@@ -648,36 +741,9 @@ int main(int argc, char **argv)
 		if (shmk_monitor_sample(mon, &last->s) == 0)
 			shmk_monitor_check(mon, &last->s, &v);
 	}
-	leak = v.leak;
-	if (n_violations) {
-		char more[400];
-		snprintf(more, sizeof more, "%s%zu cycle problem(s), first: %s",
-			 v.leak ? "; " : "", n_violations, first_violation);
-		if (!v.leak)
-			v.reason[0] = '\0';
-		leak = true;
-		strncat(v.reason, more, sizeof v.reason - strlen(v.reason) - 1);
-	}
-	if (last->s.ns_segments || last->records) {
-		leak = true;
-		char more[160];
-		snprintf(more, sizeof more, "%s%" PRIu64 " segment(s), %ld record(s) "
-					    "of %s left",
-			 v.leak ? "; " : "", last->s.ns_segments, last->records,
-			 C.ns);
-		if (!v.leak)
-			v.reason[0] = '\0';
-		strncat(v.reason, more, sizeof v.reason - strlen(v.reason) - 1);
-	}
-	if (last->s.zombies) {
-		if (!leak)
-			v.reason[0] = '\0'; /* not "no leak; zombies left" */
-		leak = true;
-		strncat(v.reason, v.reason[0] ? "; zombies left" : "zombies left",
-			sizeof v.reason - strlen(v.reason) - 1);
-	}
+	leak = verdict_reason(&v, &base, last, reason, sizeof reason);
 	snprintf(verdict, sizeof verdict, "%s: %s", leak ? "LEAK" : "PASS",
-		 leak ? v.reason : "no leak");
+		 leak ? reason : "no leak");
 
 	struct stats si = stats_of(rows, C.cycles, true);
 	struct stats st = stats_of(rows, C.cycles, false);
@@ -687,7 +753,7 @@ int main(int argc, char **argv)
 		write_plot(plot_f, rows, C.cycles, verdict);
 
 	if (C.json) {
-		cJSON *doc = tj_object(), *cfg = tj_obj(doc, "config"),
+		cJSON *doc = tj_document("shmkeeper-leak-soak"), *cfg = tj_obj(doc, "config"),
 		      *t = tj_obj(doc, "times_ms"), *d = tj_obj(doc, "deltas"),
 		      *cy = tj_arr(doc, "cycles");
 		tj_num(cfg, "cycles", (double)C.cycles);
@@ -703,6 +769,20 @@ int main(int argc, char **argv)
 		tj_num(ti, "p99", si.p99);   tj_num(ti, "max", si.max);
 		tj_num(tt, "mean", st.mean); tj_num(tt, "p50", st.p50);
 		tj_num(tt, "p99", st.p99);   tj_num(tt, "max", st.max);
+		cJSON *th = tj_obj(doc, "thresholds"), *bj = tj_obj(doc, "baseline");
+		tj_num(th, "fds", 0);
+		tj_num(th, "rss", rss_threshold(base.rss));
+		tj_num(th, "rss_pct", RSS_PCT);
+		tj_num(th, "rss_bytes", (double)RSS_BYTES);
+		tj_num(th, "segments", 0);
+		tj_num(th, "bytes", 0);
+		tj_num(bj, "cycle", (double)(warm ? warm : 1));
+		tj_num(bj, "fds", (double)base.fds);
+		tj_num(bj, "rss", (double)base.rss);
+		tj_num(bj, "threads", (double)base.threads);
+		tj_num(bj, "children", (double)base.children);
+		tj_num(bj, "segments", (double)base.ns_segments);
+		tj_num(bj, "bytes", (double)base.ns_bytes);
 		tj_num(d, "fds", (double)v.fd_delta);
 		tj_num(d, "rss", (double)v.rss_delta);
 		tj_num(d, "threads", (double)v.thread_delta);
@@ -718,15 +798,13 @@ int main(int argc, char **argv)
 		tj_str(doc, "verdict", verdict);
 		for (size_t i = 0; i < C.cycles; i++) {
 			cJSON *o = tj_arr_obj(cy);
-			tj_num(o, "cycle", (double)(i + 1));
-			tj_bool(o, "killed", rows[i].killed);
-			tj_num(o, "init_ms", rows[i].init_ms);
-			tj_num(o, "teardown_ms", rows[i].teardown_ms);
-			tj_num(o, "fds", (double)rows[i].s.fds);
-			tj_num(o, "rss", (double)rows[i].s.rss);
-			tj_num(o, "segments", (double)rows[i].s.ns_segments);
-			tj_num(o, "records", (double)rows[i].records);
-			tj_num(o, "reaped", (double)rows[i].reaped);
+			double val[N_FIELDS];
+			row_values(&rows[i], i, val);
+			for (size_t k = 0; k < N_FIELDS; k++)
+				if (FIELDS[k].kind == F_BOOL)
+					tj_bool(o, FIELDS[k].name, val[k] != 0);
+				else
+					tj_num(o, FIELDS[k].name, val[k]);
 		}
 		tj_print(doc); /* prints and frees it */
 	} else if (!C.quiet) {
@@ -735,17 +813,19 @@ int main(int argc, char **argv)
 		       si.mean, si.p50, si.p99, si.max, si.n);
 		printf("  teardown  mean %.2f ms  p50 %.2f  p99 %.2f  max %.2f\n",
 		       st.mean, st.p50, st.p99, st.max);
-		printf("  after %llu warm-up cycles: fds %+ld, rss %+.1f KiB, threads "
-		       "%+ld, children %+ld, zombies %ld\n",
-		       warm, v.fd_delta, v.rss_delta / 1024.0, v.thread_delta,
-		       v.child_delta, last->s.zombies);
-		printf("  left in namespace %s: %" PRIu64 " segments, %" PRIu64
-		       " bytes, %ld records\n",
-		       C.ns, last->s.ns_segments, last->s.ns_bytes, last->records);
+		printf("  after %llu warm-up cycles: fds %+ld, rss %s (leak "
+		       "threshold %s), threads %+ld, children %+ld, zombies %ld\n",
+		       warm, v.fd_delta, tool_hdelta(v.rss_delta, hs),
+		       tool_hsize((uint64_t)rss_threshold(base.rss), hs2),
+		       v.thread_delta, v.child_delta, last->s.zombies);
+		printf("  left in namespace %s: %" PRIu64 " segments (%s), %ld "
+		       "records\n",
+		       C.ns, last->s.ns_segments, tool_hsize(last->s.ns_bytes, hs),
+		       last->records);
 		if (C.kill_every)
-			printf("  killed cycles: %zu; reaped after them: %zu segments, "
-			       "%" PRIu64 " bytes\n",
-			       killed_total, reaped_total, reaped_bytes);
+			printf("  killed cycles: %zu; reaped after them: %zu segments "
+			       "(%s)\n",
+			       killed_total, reaped_total, tool_hsize(reaped_bytes, hs));
 	}
 	if (!C.json)
 		printf("leak-soak: %s\n", verdict);
