@@ -672,11 +672,74 @@ Test(soak, csv_has_a_header_and_a_row_per_cycle)
 	assert_nothing_left();
 }
 
-Test(soak, plot_is_an_svg_with_a_line_per_panel)
+/* The text of panel id of an SVG (from its <g> to its </g>), malloc'd. */
+static char *svg_panel(const char *svg, const char *id)
 {
+	char tag[64];
+	const char *p, *e;
+
+	snprintf(tag, sizeof tag, "<g class=\"panel\" id=\"panel-%s\"", id);
+	p = strstr(svg, tag);
+	cr_assert_not_null(p, "no panel %s", id);
+	e = strstr(p, "</g>");
+	cr_assert_not_null(e);
+	return strndup(p, (size_t)(e - p));
+}
+
+/* The number attribute attr="..." of the first element of class cls. */
+static double svg_attr(const char *panel, const char *cls, const char *attr)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof key, "class=\"%s\"", cls);
+	p = strstr(panel, key);
+	cr_assert_not_null(p, "no %s in:\n%s", key, panel);
+	snprintf(key, sizeof key, " %s=\"", attr);
+	p = strstr(p, key);
+	cr_assert_not_null(p, "no %s", attr);
+	return atof(p + strlen(key));
+}
+
+/* Calls fn(y) for every point of every series of the panel. */
+static void each_point_y(const char *panel, void (*fn)(double y, double arg),
+			 double arg)
+{
+	size_t n = 0;
+
+	for (const char *p = panel; (p = strstr(p, "class=\"series\""));) {
+		const char *q = strstr(p, "points=\"") + 8, *end = strchr(q, '"');
+		while (q < end) {
+			char *c = strchr(q, ',');
+			double y = strtod(c + 1, (char **)&q);
+			fn(y, arg);
+			n++;
+			while (*q == ' ')
+				q++;
+		}
+		p = end;
+	}
+	cr_assert_gt(n, 0, "no points in:\n%s", panel);
+}
+
+static void y_is(double y, double want)
+{
+	cr_assert_float_eq(y, want, 0.01, "a point at y %.1f, not %.1f", y, want);
+}
+
+static void y_below(double y, double line)
+{
+	/* SVG y grows downwards: below the line is a larger y. */
+	cr_assert_gt(y, line, "a point at y %.1f, at or above the threshold "
+			      "line at %.1f", y, line);
+}
+
+Test(soak, plot_is_an_svg_with_marks_thresholds_and_honest_scales)
+{
+	static const char *const judged[] = {"fds", "rss", "segments"};
 	char path[PATH_MAX];
 	size_t len;
-	char *svg;
+	char *svg, *p;
 	struct out r;
 
 	snprintf(path, sizeof path, "%s/soak.svg", T.dir);
@@ -688,22 +751,90 @@ Test(soak, plot_is_an_svg_with_a_line_per_panel)
 	cr_assert(!strncmp(svg, "<?xml", 5), "starts: %.40s", svg);
 	cr_assert_not_null(strstr(svg, "<svg"));
 	cr_assert_not_null(strstr(svg, "</svg>"));
-	/* fds, RSS, segments, init and teardown: one line each. */
-	cr_assert_geq(count_of(svg, "<polyline"), 5, "%zu polylines",
-		      count_of(svg, "<polyline"));
-	cr_assert_eq(count_of(svg, "<g "), 4, "%zu panels", count_of(svg, "<g "));
+	cr_assert_eq(count_of(svg, "<g class=\"panel\""), 4, "%zu panels",
+		     count_of(svg, "<g class=\"panel\""));
 	cr_assert_not_null(strstr(svg, "PASS: no leak"));
+
+	/* Every judged panel: its leak threshold, the baseline cycle and the
+	 * shaded warm-up; the times panel has no threshold. */
+	for (size_t k = 0; k < 3; k++) {
+		p = svg_panel(svg, judged[k]);
+		cr_assert_eq(count_of(p, "class=\"threshold\""), 1, "%s", judged[k]);
+		cr_assert_eq(count_of(p, "class=\"baseline\""), 1, "%s", judged[k]);
+		cr_assert_eq(count_of(p, "class=\"warmup\""), 1, "%s", judged[k]);
+		cr_assert_eq(count_of(p, "class=\"series\""), 1, "%s", judged[k]);
+		free(p);
+	}
+	p = svg_panel(svg, "times");
+	cr_assert_eq(count_of(p, "class=\"threshold\""), 0);
+	cr_assert_eq(count_of(p, "class=\"baseline\""), 1);
+	cr_assert_eq(count_of(p, "class=\"series\""), 2, "init and teardown");
+	free(p);
+
+	/* The baseline is drawn at the last warm-up cycle: x of cycle 3 of
+	 * 12 over the 860 wide plot area starting at 90. */
+	p = svg_panel(svg, "fds");
+	cr_assert_float_eq(svg_attr(p, "baseline", "x1"), 90 + 2 * 860 / 11.0,
+			   0.1);
+	free(p);
+
+	/* No segment is ever left after a clean cycle: a constant 0, a flat
+	 * line at the very bottom of its panel, not centred. */
+	p = svg_panel(svg, "segments");
+	each_point_y(p, y_is, svg_attr(p, "panel", "data-bottom"));
+	free(p);
+
+	/* RSS moves by some KiB from cycle to cycle: the scale shows the
+	 * threshold (at least 8 MiB above the baseline), so every point stays
+	 * well below its line. */
+	p = svg_panel(svg, "rss");
+	each_point_y(p, y_below, svg_attr(p, "threshold", "y1"));
+	free(p);
 	free(svg);
 
-	/* Crash mode: killed cycles are gaps, marked in grey. */
+	/* Crash mode: each killed cycle (3, 6, 9) is marked the same way in
+	 * every panel, and the times have a gap there. */
 	r = soak(SMALL, "--kill-every", "3", "--plot", path, "-q", NULL);
 	cr_assert_eq(r.code, 0, "exit %d\nstderr:\n%s", r.code, r.err);
 	out_free(&r);
 	svg = slurp(path, &len);
 	cr_assert_not_null(svg);
-	cr_assert_geq(count_of(svg, "<polyline"), 5);
-	cr_assert_eq(count_of(svg, "stroke=\"#ccc\""), 2 * 3,
-		     "a grey mark per killed cycle in both time lines");
+	static const char *const all[] = {"fds", "rss", "segments", "times"};
+	for (size_t k = 0; k < 4; k++) {
+		p = svg_panel(svg, all[k]);
+		cr_assert_eq(count_of(p, "class=\"killed\""), 3, "%s: %zu marks",
+			     all[k], count_of(p, "class=\"killed\""));
+		free(p);
+	}
+	p = svg_panel(svg, "times");
+	/* Cycles 1-2, 4-5, 7-8, 10-12: four pieces of each line. */
+	cr_assert_eq(count_of(p, "class=\"series\""), 2 * 4);
+	free(p);
+	free(svg);
+	assert_nothing_left();
+}
+
+/* A leak is drawn crossing into the leak zone: the fd line ends above the
+ * threshold line. */
+Test(soak, plot_shows_a_leak_above_its_threshold)
+{
+	char path[PATH_MAX];
+	size_t len;
+	char *svg, *p;
+	struct out r;
+
+	snprintf(path, sizeof path, "%s/soak.svg", T.dir);
+	r = soak_fault("fd", SMALL, "--plot", path, "-q", NULL);
+	cr_assert_eq(r.code, 1, "exit %d\nstderr:\n%s", r.code, r.err);
+	out_free(&r);
+	svg = slurp(path, &len);
+	cr_assert_not_null(svg);
+	p = svg_panel(svg, "fds");
+	const char *pts = strstr(p, "points=\"");
+	const char *last = strrchr(pts, ',');
+	cr_assert_lt(atof(last + 1), svg_attr(p, "threshold", "y1"),
+		     "the last cycle's fds are not drawn above the threshold");
+	free(p);
 	free(svg);
 	assert_nothing_left();
 }

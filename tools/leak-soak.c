@@ -525,97 +525,238 @@ static void write_csv(FILE *f, const struct row *rows, size_t n)
 			   strerror(errno));
 }
 
-/* One panel of the picture: a polyline of v over the cycles. */
-static void panel(FILE *f, int y0, const char *title, const char *unit,
-		  const double *v, const double *v2, size_t n, const char *c1,
-		  const char *c2)
-{
-	const int W = 860, H = 150, X0 = 70;
-	double lo = INFINITY, hi = -INFINITY;
+/* ---- the picture (--plot) ----------------------------------------------------- */
+/*
+ * Four panels over the cycles, left to right: descriptors, RSS, segments
+ * left after each cycle, and init/teardown times.  Each panel shows the
+ * same marks: the warm-up cycles shaded and the baseline cycle as a
+ * dashed vertical line, a grey vertical line at every killed cycle, and
+ * (in the three judged panels) the leak threshold, baseline + what the
+ * monitor allows, as a red line with the leak zone above it tinted.  The
+ * vertical scale is chosen so that the threshold is always in view: a
+ * wobble of a few KiB of RSS stays a flat line near the baseline, far
+ * below an 8 MiB threshold, instead of filling the panel.  Counts and
+ * times start at 0, so a constant 0 is a flat line at the bottom.
+ * The SVG elements carry classes (panel, series, baseline, warmup,
+ * threshold, leak-zone, killed) for tests and for restyling.
+ */
+enum unit { U_COUNT, U_BYTES, U_MS };
 
-	for (size_t i = 0; i < n; i++) { /* NaN: no value (a killed cycle) */
-		if (v[i] < lo) lo = v[i];
-		if (v[i] > hi) hi = v[i];
-		if (v2 && v2[i] < lo) lo = v2[i];
-		if (v2 && v2[i] > hi) hi = v2[i];
+struct series {
+	const double *v;  /* one value per cycle; NaN: none (a gap) */
+	const char *color;
+};
+
+struct panel_spec {
+	const char *id, *title;
+	enum unit unit;
+	struct series s[2];
+	size_t n_series;
+	bool judged;      /* has a leak threshold */
+	double base;      /* the baseline value (judged panels) */
+	double threshold; /* the largest value that is not a leak */
+};
+
+#define PLOT_W 860 /* plot area width */
+#define PLOT_H 140 /* plot area height */
+#define PLOT_X0 90 /* left edge of the plot area */
+#define PLOT_TOP 22 /* top of the plot area inside a panel */
+#define PANEL_STEP 190
+
+static void axis_label(char *buf, size_t sz, enum unit u, double v)
+{
+	char h[TOOL_HSIZE];
+
+	switch (u) {
+	case U_BYTES: snprintf(buf, sz, "%s", tool_hsize(v > 0 ? (uint64_t)v : 0, h)); break;
+	case U_MS: snprintf(buf, sz, "%.3g ms", v); break;
+	default: snprintf(buf, sz, "%.0f", v); break;
 	}
+}
+
+static double plot_x(size_t i, size_t n)
+{
+	return PLOT_X0 + (n > 1 ? (double)i * PLOT_W / (double)(n - 1)
+				: PLOT_W / 2.0);
+}
+
+static void panel(FILE *f, int y0, const struct panel_spec *p,
+		  const struct row *rows, size_t n, size_t base_i)
+{
+	const double bottom = PLOT_TOP + PLOT_H;
+	double lo = INFINITY, hi = -INFINITY;
+	char l1[32], l2[32];
+
+	for (size_t k = 0; k < p->n_series; k++)
+		for (size_t i = 0; i < n; i++) { /* NaN compares false */
+			if (p->s[k].v[i] < lo) lo = p->s[k].v[i];
+			if (p->s[k].v[i] > hi) hi = p->s[k].v[i];
+		}
 	if (lo > hi)
 		lo = hi = 0;
-	if (!(hi > lo)) { /* flat: center it */
-		hi += 1;
-		lo -= 1;
+	if (p->unit != U_BYTES || !p->judged) {
+		if (lo > 0)
+			lo = 0; /* counts and times from 0 */
+	} else if (p->base < lo) {
+		lo = p->base;
 	}
-	fprintf(f, "<g transform=\"translate(0,%d)\">\n", y0);
+	if (p->judged) {
+		/* The threshold in view, with room above it for the zone. */
+		double room = p->unit == U_BYTES ? (p->threshold - p->base) / 4 : 1;
+		if (p->threshold + room > hi)
+			hi = p->threshold + room;
+	}
+	if (!(hi > lo))
+		hi = lo + 1; /* a constant: a flat line at the bottom */
+#define Y(v) (bottom - ((v) - lo) * PLOT_H / (hi - lo))
+
+	fprintf(f, "<g class=\"panel\" id=\"panel-%s\" "
+		   "transform=\"translate(0,%d)\" data-bottom=\"%.1f\">\n",
+		p->id, y0, bottom);
 	fprintf(f, "<text x=\"%d\" y=\"14\" font-size=\"13\" "
-		   "font-weight=\"bold\">%s</text>\n", X0, title);
-	fprintf(f, "<rect x=\"%d\" y=\"20\" width=\"%d\" height=\"%d\" "
-		   "fill=\"#fafafa\" stroke=\"#999\"/>\n", X0, W, H);
-	fprintf(f, "<text x=\"%d\" y=\"28\" font-size=\"10\" "
-		   "text-anchor=\"end\">%.4g %s</text>\n", X0 - 4, hi, unit);
-	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" "
-		   "text-anchor=\"end\">%.4g %s</text>\n", X0 - 4, 20 + H, lo, unit);
-	for (int pass = 0; pass < (v2 ? 2 : 1); pass++) {
-		const double *d = pass ? v2 : v;
+		   "font-weight=\"bold\">%s</text>\n", PLOT_X0, p->title);
+	fprintf(f, "<rect class=\"frame\" x=\"%d\" y=\"%d\" width=\"%d\" "
+		   "height=\"%d\" fill=\"#fafafa\" stroke=\"#999\"/>\n",
+		PLOT_X0, PLOT_TOP, PLOT_W, PLOT_H);
+	/* Warm-up: the cycles before and at the baseline. */
+	fprintf(f, "<rect class=\"warmup\" x=\"%d\" y=\"%d\" width=\"%.1f\" "
+		   "height=\"%d\" fill=\"#e8e8f4\"/>\n",
+		PLOT_X0, PLOT_TOP, plot_x(base_i, n) - PLOT_X0, PLOT_H);
+	if (p->judged) {
+		double yt = Y(p->threshold);
+		fprintf(f, "<rect class=\"leak-zone\" x=\"%d\" y=\"%d\" "
+			   "width=\"%d\" height=\"%.1f\" fill=\"#fbe3e3\"/>\n",
+			PLOT_X0, PLOT_TOP, PLOT_W, yt - PLOT_TOP);
+		fprintf(f, "<line class=\"threshold\" x1=\"%d\" y1=\"%.1f\" "
+			   "x2=\"%d\" y2=\"%.1f\" stroke=\"#d62728\" "
+			   "stroke-dasharray=\"6,3\"/>\n",
+			PLOT_X0, yt, PLOT_X0 + PLOT_W, yt);
+		axis_label(l1, sizeof l1, p->unit, p->threshold);
+		axis_label(l2, sizeof l2, p->unit, p->threshold - p->base);
+		fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" "
+			   "fill=\"#d62728\" text-anchor=\"end\">leak: above %s "
+			   "(baseline + %s)</text>\n",
+			PLOT_X0 + PLOT_W - 4, yt - 3, l1, l2);
+		fprintf(f, "<line class=\"base-level\" x1=\"%d\" y1=\"%.1f\" "
+			   "x2=\"%d\" y2=\"%.1f\" stroke=\"#777\" "
+			   "stroke-dasharray=\"2,3\"/>\n",
+			PLOT_X0, Y(p->base), PLOT_X0 + PLOT_W, Y(p->base));
+	}
+	/* Killed cycles: the same grey line in every panel. */
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].killed)
+			fprintf(f, "<line class=\"killed\" x1=\"%.1f\" y1=\"%d\" "
+				   "x2=\"%.1f\" y2=\"%.1f\" stroke=\"#aaa\" "
+				   "stroke-width=\"2\"/>\n",
+				plot_x(i, n), PLOT_TOP, plot_x(i, n), bottom);
+	fprintf(f, "<line class=\"baseline\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" "
+		   "y2=\"%.1f\" stroke=\"#4b4b9b\" stroke-dasharray=\"4,3\"/>\n",
+		plot_x(base_i, n), PLOT_TOP, plot_x(base_i, n), bottom);
+	for (size_t k = 0; k < p->n_series; k++) {
+		const double *d = p->s[k].v;
 		bool open = false;
 		for (size_t i = 0; i < n; i++) {
-			double x = X0 + (n > 1 ? (double)i * W / (double)(n - 1) : W / 2.0);
-			if (isnan(d[i])) { /* a gap, and a grey mark */
+			if (isnan(d[i])) { /* a gap */
 				if (open)
 					fprintf(f, "\"/>\n");
 				open = false;
-				fprintf(f, "<line x1=\"%.1f\" y1=\"20\" x2=\"%.1f\" "
-					   "y2=\"%d\" stroke=\"#ccc\"/>\n", x, x, 20 + H);
 				continue;
 			}
 			if (!open)
-				fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" "
-					   "stroke-width=\"1.5\" points=\"",
-					pass ? c2 : c1);
+				fprintf(f, "<polyline class=\"series\" fill=\"none\" "
+					   "stroke=\"%s\" stroke-width=\"1.5\" "
+					   "points=\"", p->s[k].color);
 			open = true;
-			double y = 20 + H - (d[i] - lo) * H / (hi - lo);
-			fprintf(f, "%.1f,%.1f ", x, y);
+			fprintf(f, "%.1f,%.1f ", plot_x(i, n), Y(d[i]));
 		}
 		if (open)
 			fprintf(f, "\"/>\n");
 	}
+	axis_label(l1, sizeof l1, p->unit, hi);
+	axis_label(l2, sizeof l2, p->unit, lo);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" "
+		   "text-anchor=\"end\">%s</text>\n", PLOT_X0 - 4, PLOT_TOP + 8, l1);
+	fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" "
+		   "text-anchor=\"end\">%s</text>\n", PLOT_X0 - 4, bottom, l2);
+	if (p->judged) {
+		axis_label(l1, sizeof l1, p->unit, p->base);
+		fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" "
+			   "fill=\"#4b4b9b\">baseline %s</text>\n",
+			PLOT_X0 + 4, Y(p->base) - 3, l1);
+	}
+#undef Y
 	fprintf(f, "</g>\n");
 }
 
 static void write_plot(FILE *f, const struct row *rows, size_t n,
-		       const char *verdict)
+		       const char *verdict, unsigned long long warm,
+		       const struct shmk_sample *base)
 {
-	double *a = calloc(n ? n : 1, sizeof *a), *b = calloc(n ? n : 1, sizeof *b);
+	double *a = calloc(n ? n : 1, sizeof *a), *b = calloc(n ? n : 1, sizeof *b),
+	       *c = calloc(n ? n : 1, sizeof *c), *d = calloc(n ? n : 1, sizeof *d);
+	size_t base_i = warm ? warm - 1 : 0; /* the baseline's row */
+	char title[160], h[TOOL_HSIZE];
 
-	if (!a || !b)
+	if (!a || !b || !c || !d)
 		tool_fatal(EX_OSERR, "out of memory");
-	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"960\" "
-		   "height=\"780\" font-family=\"sans-serif\">\n"
-		   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-		   "<text x=\"70\" y=\"24\" font-size=\"16\">leak-soak: %zu cycles, "
-		   "namespace %s — %s</text>\n",
-		n, C.ns, verdict);
-	for (size_t i = 0; i < n; i++)
-		a[i] = (double)rows[i].s.fds;
-	panel(f, 40, "open file descriptors", "", a, NULL, n, "#1f77b4", NULL);
-	for (size_t i = 0; i < n; i++)
-		a[i] = (double)rows[i].s.rss / 1048576.0;
-	panel(f, 220, "resident memory (RSS)", "MiB", a, NULL, n, "#2ca02c", NULL);
-	for (size_t i = 0; i < n; i++)
-		a[i] = (double)rows[i].s.ns_segments;
-	panel(f, 400, "segments of the namespace left after the cycle", "", a,
-	      NULL, n, "#d62728", NULL);
 	for (size_t i = 0; i < n; i++) {
-		a[i] = rows[i].killed ? NAN : rows[i].init_ms;
-		b[i] = rows[i].killed ? NAN : rows[i].teardown_ms;
+		a[i] = (double)rows[i].s.fds;
+		b[i] = (double)rows[i].s.rss;
+		c[i] = (double)rows[i].s.ns_segments;
+		d[i] = rows[i].killed ? NAN : rows[i].init_ms;
 	}
-	panel(f, 580, "init (blue) and teardown (orange) time per cycle; grey: "
-		      "a killed cycle", "ms",
-	      a, b, n, "#1f77b4", "#ff7f0e");
-	fprintf(f, "<text x=\"70\" y=\"770\" font-size=\"11\" fill=\"#555\">"
-		   "cycle 1 … %zu, left to right</text>\n</svg>\n", n);
+	double *e = calloc(n ? n : 1, sizeof *e);
+	if (!e)
+		tool_fatal(EX_OSERR, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		e[i] = rows[i].killed ? NAN : rows[i].teardown_ms;
+
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"980\" "
+		   "height=\"%d\" font-family=\"sans-serif\">\n"
+		   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+		   "<text x=\"%d\" y=\"24\" font-size=\"16\">leak-soak: %zu cycles, "
+		   "namespace %s — %s</text>\n",
+		50 + 4 * PANEL_STEP + 20, PLOT_X0, n, C.ns, verdict);
+	fprintf(f, "<text x=\"%d\" y=\"42\" font-size=\"11\" fill=\"#555\">"
+		   "shaded: warm-up; dashed blue: baseline (after cycle %zu); "
+		   "red dashed: leak threshold, leak zone tinted; grey: a "
+		   "killed cycle</text>\n", PLOT_X0, base_i + 1);
+
+	const struct panel_spec fds = {
+		.id = "fds", .title = "open file descriptors", .unit = U_COUNT,
+		.s = {{a, "#1f77b4"}}, .n_series = 1, .judged = true,
+		.base = (double)base->fds, .threshold = (double)base->fds};
+	snprintf(title, sizeof title, "resident memory (RSS); leak: more than "
+		 "%.0f%% and %s above the baseline", RSS_PCT,
+		 tool_hsize(RSS_BYTES, h));
+	const struct panel_spec rss = {
+		.id = "rss", .title = title, .unit = U_BYTES,
+		.s = {{b, "#2ca02c"}}, .n_series = 1, .judged = true,
+		.base = (double)base->rss,
+		.threshold = (double)base->rss + rss_threshold(base->rss)};
+	const struct panel_spec segs = {
+		.id = "segments", .title = "segments of the namespace left after "
+		"the cycle", .unit = U_COUNT, .s = {{c, "#d62728"}},
+		.n_series = 1, .judged = true,
+		.base = (double)base->ns_segments,
+		.threshold = (double)base->ns_segments};
+	const struct panel_spec times = {
+		.id = "times", .title = "init (blue) and teardown (orange) time "
+		"per cycle (not judged: no threshold)", .unit = U_MS,
+		.s = {{d, "#1f77b4"}, {e, "#ff7f0e"}}, .n_series = 2};
+	panel(f, 50, &fds, rows, n, base_i);
+	panel(f, 50 + PANEL_STEP, &rss, rows, n, base_i);
+	panel(f, 50 + 2 * PANEL_STEP, &segs, rows, n, base_i);
+	panel(f, 50 + 3 * PANEL_STEP, &times, rows, n, base_i);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"#555\">"
+		   "cycle 1 … %zu, left to right</text>\n</svg>\n",
+		PLOT_X0, 50 + 4 * PANEL_STEP + 10, n);
 	free(a);
 	free(b);
+	free(c);
+	free(d);
+	free(e);
 	if (fclose(f) != 0)
 		tool_fatal(EX_IOERR, "unable to write %s: %s", C.plot,
 			   strerror(errno));
@@ -750,7 +891,7 @@ int main(int argc, char **argv)
 	if (csv_f)
 		write_csv(csv_f, rows, C.cycles);
 	if (plot_f)
-		write_plot(plot_f, rows, C.cycles, verdict);
+		write_plot(plot_f, rows, C.cycles, verdict, warm, &base);
 
 	if (C.json) {
 		cJSON *doc = tj_document("shmkeeper-leak-soak"), *cfg = tj_obj(doc, "config"),
