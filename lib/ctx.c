@@ -6,7 +6,54 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/*
+ * Opens the namespace directory into c->ns_fd, making it if needed, and
+ * takes a shared flock on it, held as long as ns_fd is open (the whole
+ * life of the context, and of fork children that inherit it).  A reaper
+ * removes an empty namespace directory only under an exclusive flock
+ * (shmk__ns_rmdir()), so never one that a context has open, even before
+ * its first file is in it.  Between our open and our lock a reaper may
+ * have removed it: then it has no links left, and we make it again.
+ * Bounded: a reaper holds its lock for one rmdir; one stopped while
+ * holding it makes this fail with -EAGAIN after about a second.
+ */
+static int ns_dir_open(shmk_ctx *c)
+{
+	const struct timespec ms = {0, 1000 * 1000};
+	struct stat st;
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		if ((rc = shmk__dir_open_secure(c->root_fd, c->ns, true,
+						c->ns_path, &c->ns_fd)) < 0)
+			return rc;
+		(void)fiu_fail("shmk/test/ns/before_lock");
+		bool locked =
+			SHMK_SYS("flock", flock(c->ns_fd, LOCK_SH | LOCK_NB)) == 0;
+		if (!locked && errno != EWOULDBLOCK) {
+			rc = -errno;
+			shmk__close(&c->ns_fd);
+			return shmk__err(rc, "namespace directory %s: cannot lock: "
+					     "%s",
+					 c->ns_path, strerror(-rc));
+		}
+		if (locked && fstat(c->ns_fd, &st) == 0 && st.st_nlink > 0)
+			return 0;
+		/* Locked by a reaper, or removed by one: again. */
+		shmk__close(&c->ns_fd);
+		if (tries == 1000)
+			return shmk__err(-EAGAIN,
+					 "namespace directory %s: a reaper has "
+					 "held it for a second; try again",
+					 c->ns_path);
+		nanosleep(&ms, NULL);
+	}
+}
 
 int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
 {
@@ -41,8 +88,7 @@ int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
 	    (rc = shmk__registry_open(c->dir, SHMK_REG_CREATE, &c->root_fd)) < 0)
 		goto fail;
 	snprintf(c->ns_path, sizeof c->ns_path, "%s/%s", c->dir, c->ns);
-	if ((rc = shmk__dir_open_secure(c->root_fd, c->ns, true, c->ns_path,
-					&c->ns_fd)) < 0)
+	if ((rc = ns_dir_open(c)) < 0)
 		goto fail;
 	snprintf(c->shm_path, sizeof c->shm_path, "%s",
 		 opt->shm_dir ? opt->shm_dir : SHMK_DEFAULT_SHM_DIR);

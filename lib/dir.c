@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -152,20 +153,29 @@ int shmk__dir_open_secure(int atfd, const char *name, bool create,
 			  const char *path, int *out)
 {
 	struct stat st;
-	int fd;
+	int fd, tries = 0;
 
 	*out = -1;
 	fiu_return_on("shmk/dir/open", shmk__err(-EACCES,
 		      "registry directory %s: cannot open: injected fault",
 		      path));
+again:
 	if (create && SHMK_SYS("mkdir", mkdirat(atfd, name, 0700)) < 0 &&
 	    errno != EEXIST)
 		return shmk__err(-errno,
 				 "registry directory %s: cannot create: %s",
 				 path, strerror(errno));
-	if (fstatat(atfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	(void)fiu_fail("shmk/test/dir/after_mkdir");
+	/* A reaper removes an empty namespace directory that no context
+	 * holds (shmk__ns_rmdir()): between our mkdir and here it may have
+	 * gone.  Make it again (a few times: each needs a whole reap in
+	 * between). */
+	if (fstatat(atfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT && create && tries++ < 8)
+			goto again;
 		return shmk__err(-errno, "registry directory %s: %s", path,
 				 strerror(errno));
+	}
 	if (S_ISLNK(st.st_mode))
 		return shmk__err(-ELOOP,
 				 "registry directory %s: refused: it is a "
@@ -178,6 +188,8 @@ int shmk__dir_open_secure(int atfd, const char *name, bool create,
 				 path);
 	fd = SHMK_SYS("openat", openat(atfd, name, O_RDONLY | O_DIRECTORY |
 						       O_NOFOLLOW | O_CLOEXEC));
+	if (fd < 0 && errno == ENOENT && create && tries++ < 8)
+		goto again;
 	if (fd < 0)
 		return shmk__err(-errno,
 				 "registry directory %s: cannot open: %s", path,
@@ -618,6 +630,29 @@ int shmk_registry_adopt(const char *dir)
 	if ((rc = shmk__dir_resolve(dir, path, sizeof path)) < 0)
 		return rc;
 	return shmk__registry_adopt(path);
+}
+
+int shmk__ns_rmdir(int rootfd, const char *ns)
+{
+	struct stat a, b;
+	int fd, rc = 0;
+
+	/* Only a directory no context has open: each holds a shared flock
+	 * on it (ctx.c, ns_dir_open()).  And rmdir() removes a directory
+	 * only if it is empty, atomically with respect to entries made in
+	 * it: a record, a lock file, a temp file or a quarantine directory
+	 * keeps it (ENOTEMPTY); it never follows a symlink (ENOTDIR). */
+	fd = openat(rootfd, ns, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &a) == 0 &&
+	    fstatat(rootfd, ns, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+		(void)fiu_fail("shmk/test/ns/before_rmdir");
+		rc = unlinkat(rootfd, ns, AT_REMOVEDIR) == 0;
+	}
+	close(fd); /* drops the lock */
+	return rc;
 }
 
 int shmk__registry_list(int rootfd, const char *path,

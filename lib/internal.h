@@ -232,6 +232,12 @@ int shmk__dir_open_secure(int atfd, const char *name, bool create,
  * registry's namespaces (reap, scan). */
 int shmk__registry_list(int rootfd, const char *path,
 			int (*fn)(void *arg, const char *ns), void *arg);
+/* Removes the namespace directory ns of the registry rootfd if it is empty
+ * and no context has it open (under an exclusive flock; a context holds a
+ * shared one): a reaper's cleanup, so that an empty namespace is not
+ * listed for ever.  1 if it removed it, 0 if not (not empty, open, gone,
+ * refused: all fine). */
+int shmk__ns_rmdir(int rootfd, const char *ns);
 enum shmk_reg_mode {
 	SHMK_REG_CREATE, /* shmk_open: make it if missing, mark it if empty */
 	SHMK_REG_OPEN,   /* shmk_reap: never made, marked if empty           */

@@ -1014,6 +1014,36 @@ out:
 	return rc;
 }
 
+/* What of a namespace may stay behind a reap: counts of the report
+ * before and after one namespace's reap. */
+struct ns_marks {
+	size_t strays_kept, errors, owners_unknown, segments_kept;
+};
+
+static struct ns_marks ns_marks_of(const struct shmk_reap_report *rep)
+{
+	return (struct ns_marks){rep->strays_kept, rep->errors,
+				 rep->owners_unknown, rep->segments_kept};
+}
+
+/* After the reap of namespace ns: its directory goes if it is empty now
+ * (shmk__ns_rmdir(): and no context has it open), but only if the reap
+ * looked for strays and saw nothing of the namespace left (no stray kept,
+ * no error, no owner of unknown liveness): an empty namespace is not
+ * listed for ever, and one with objects left in the shm directory stays
+ * listed, so that shmls and shmclean keep showing them. */
+static void ns_tidy(int rootfd, const char *ns, int rc, unsigned flags,
+		    const struct shmk_reap_report *rep, struct ns_marks before)
+{
+	struct ns_marks now = ns_marks_of(rep);
+
+	if (rootfd < 0 || rc < 0 ||
+	    (flags & (SHMK_REAP_DRY_RUN | SHMK_REAP_NO_STRAYS)) ||
+	    memcmp(&now, &before, sizeof now) != 0)
+		return;
+	(void)shmk__ns_rmdir(rootfd, ns);
+}
+
 /* shmk_reap() of every namespace: one shmk__reap_ns() per namespace the
  * registry lists. */
 struct reap_all {
@@ -1030,8 +1060,11 @@ static int reap_listed(void *arg, const char *ns)
 	struct reap_all *a = arg;
 	struct shmk_reap_report *rep = a->rep;
 	size_t before = rep->errors;
+	struct ns_marks marks = ns_marks_of(rep);
 	int rc = shmk__reap_ns(a->rootfd, a->dir, ns, a->shmfd, a->flags,
 			       a->min_age, a->held, rep);
+
+	ns_tidy(a->rootfd, ns, rc, a->flags, rep, marks);
 
 	/* A namespace that cannot be reaped (a symlink in its place among
 	 * them) is an error item of the report (-EIO at the end), not the
@@ -1085,8 +1118,10 @@ int shmk_reap(const struct shmk_reap_options *opt,
 	if (rc < 0)
 		goto out;
 	if (opt->ns) {
+		struct ns_marks marks = ns_marks_of(rep);
 		rc = shmk__reap_ns(rootfd, dir, opt->ns, shmfd, opt->flags,
 				   min_age, &held, rep);
+		ns_tidy(rootfd, opt->ns, rc, opt->flags, rep, marks);
 	} else {
 		struct reap_all all = {rootfd, dir, shmfd, opt->flags, min_age,
 				       &held, rep};

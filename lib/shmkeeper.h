@@ -138,10 +138,13 @@ struct shmk_options {
  * --dir/SHMKEEPER_DIR=...").  A claim whose registry is gone is replaced; a
  * claim of another user, or one that cannot be read, is ignored (the
  * namespace is used unclaimed).  The claim is never removed.
+ * The context holds the namespace directory (a shared flock) as long as it
+ * is open, so that a reaper never removes it as empty (see shmk_reap()).
  * Errors besides the usual: -ENOTEMPTY the directory is not a registry
  * (not empty, no marker), -EPROTONOSUPPORT a marker of a newer version,
  * -EBUSY the namespace is bound to another registry, -ELOOP/-EPERM a
- * refused registry or shm directory.
+ * refused registry or shm directory, -EAGAIN a reaper has held the
+ * namespace directory for a second (stopped while removing it).
  */
 SHMK_API int shmk_open(const struct shmk_options *opt, shmk_ctx **out);
 
@@ -352,7 +355,13 @@ struct shmk_reap_report {
  * marker) is refused with -ENOTEMPTY and nothing in it is read.
  * A namespace whose claim names another registry that still exists is not
  * reaped at all: an ERROR item (error -EBUSY) whose reason names the right
- * registry.  Unless SHMK_REAP_NO_HOLDERS, one pass over /proc names the
+ * registry.  A namespace directory left empty is removed (not with
+ * SHMK_REAP_DRY_RUN), so that it is not listed for ever: only if no
+ * context has the namespace open, the reap looked for strays
+ * (not SHMK_REAP_NO_STRAYS) and nothing of the namespace was left (no
+ * stray kept, no error, no owner of unknown liveness); a quarantine
+ * directory or any other file keeps it.
+ * Unless SHMK_REAP_NO_HOLDERS, one pass over /proc names the
  * processes that still hold each reaped, live, kept segment and stray.
  * Returns 0 when everything found was handled, -EIO when some record was
  * quarantined, some object could not be handled or some owner's liveness

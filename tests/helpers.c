@@ -448,6 +448,17 @@ struct out run_tool_opts(const char *path, char *const argv[],
 	return r;
 }
 
+void assert_json_format(const cJSON *doc, const char *format)
+{
+	const cJSON *first = doc ? doc->child : NULL;
+
+	cr_assert(first && first->string && !strcmp(first->string, "format"),
+		  "the document does not start with \"format\"");
+	cr_assert_str_eq(jstr(doc, "format"), format);
+	cr_assert_str_eq(first->next->string, "version");
+	cr_assert_eq(jnum(doc, "version"), 1);
+}
+
 const cJSON *jget(const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);

@@ -98,6 +98,9 @@ struct cJSON;
 const struct cJSON *jget(const struct cJSON *o, const char *key);
 double jnum(const struct cJSON *o, const char *key);
 const char *jstr(const struct cJSON *o, const char *key);
+/* A tool's JSON document starts with "format": format and "version": 1,
+ * as every tool's does (tools/common.h, tj_document()). */
+void assert_json_format(const struct cJSON *doc, const char *format);
 
 /* A child opens T.ns (role "victim"), creates names[i] (NULL-terminated)
  * of sizes[i] bytes (sizes NULL: size each), and is SIGKILLed holding

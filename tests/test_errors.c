@@ -37,6 +37,7 @@ static const struct call {
 	/* An interrupted waitpid is retried; one that failed for good would
 	 * leave a zombie by definition, so only "once" applies. */
 	{"waitpid", EINTR, false, true},   {"malloc", ENOMEM, true, false},
+	{"flock", ENOLCK, true, false},
 };
 
 static int kth, hits;

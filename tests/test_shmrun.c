@@ -135,6 +135,7 @@ Test(shmrun, reports_as_json)
 	cr_assert_eq(r.code, 128 + SIGKILL, "%s", r.err);
 	cJSON *doc = cJSON_Parse(r.err);
 	cr_assert_not_null(doc, "not JSON: %s", r.err);
+	assert_json_format(doc, "shmkeeper-shmrun");
 	cr_assert_str_eq(jstr(doc, "namespace"), T.ns);
 	cr_assert_eq(jnum(doc, "reaped"), 1);
 	cr_assert_eq(jnum(doc, "rc"), 0);

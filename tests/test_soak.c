@@ -201,6 +201,25 @@ static size_t lines_of(const char *text)
 	return count_of(text, "\n");
 }
 
+/* Sizes in the text report are all in the tools' one style ("64 KiB",
+ * "+4.0 KiB", "0 B"): never a count of "bytes", never "K"/"M" alone. */
+static void assert_one_size_style(const char *text)
+{
+	for (const char *p = text; *p; p++) {
+		if (p > text && p[-1] >= '0' && p[-1] <= '9' &&
+		    (!strncmp(p, " bytes", 6) || !strncmp(p, "bytes", 5)))
+			cr_assert_fail("a size in bytes at \"%.30s\" in:\n%s",
+				       p > text + 10 ? p - 10 : text, text);
+		if (p > text && p[-1] >= '0' && p[-1] <= '9' &&
+		    (*p == 'K' || *p == 'M' || *p == 'G') && p[1] != 'i')
+			cr_assert_fail("a size without its unit at \"%.30s\" in:"
+				       "\n%s", p > text + 10 ? p - 10 : text,
+				       text);
+	}
+	cr_assert(strstr(text, " KiB") || strstr(text, " MiB") ||
+		  strstr(text, " B"), "no size at all in:\n%s", text);
+}
+
 /* Nothing of T.ns left: no object in /dev/shm, no record, no lock. */
 static void assert_nothing_left(void)
 {
@@ -226,7 +245,7 @@ Test(soak, clean_run_passes)
 				       sizeof line),
 			 "leak-soak: PASS: no leak");
 	snprintf(want, sizeof want,
-		 "leak-soak: 12 cycles, 3 workers, 3 segments of 65536 bytes, "
+		 "leak-soak: 12 cycles, 3 workers, 3 segments of 64 KiB, "
 		 "namespace %s, registry %s",
 		 T.ns, T.dir);
 	cr_assert_str_eq(line_starting(r.out, "leak-soak: 12", line,
@@ -240,12 +259,13 @@ Test(soak, clean_run_passes)
 	cr_assert(strstr(line, "threads +0, children +0, zombies 0"), "%s",
 		  line);
 	snprintf(want, sizeof want,
-		 "  left in namespace %s: 0 segments, 0 bytes, 0 records", T.ns);
+		 "  left in namespace %s: 0 segments (0 B), 0 records", T.ns);
 	cr_assert_str_eq(line_starting(r.out, "  left in namespace ", line,
 				       sizeof line), want);
 	cr_assert_null(strstr(r.out, "killed cycles"),
 		       "crash-mode line without --kill-every:\n%s", r.out);
 	cr_assert_eq(lines_of(r.out), 6, "stdout:\n%s", r.out);
+	assert_one_size_style(r.out);
 	out_free(&r);
 	assert_nothing_left();
 }
@@ -351,7 +371,7 @@ Test(soak, segment_leak_is_caught)
 	cr_assert_str_eq(line_starting(r.out, "leak-soak: LEAK", line,
 				       sizeof line), want);
 	snprintf(want, sizeof want,
-		 "  left in namespace %s: 12 segments, 0 bytes, 0 records", T.ns);
+		 "  left in namespace %s: 12 segments (0 B), 0 records", T.ns);
 	cr_assert_str_eq(line_starting(r.out, "  left in namespace ", line,
 				       sizeof line), want);
 	out_free(&r);
@@ -470,7 +490,7 @@ Test(soak, crash_mode_text)
 	line_starting(r.out, "  init      mean ", line, sizeof line);
 	cr_assert(strstr(line, "(9 cycles)"), "%s", line);
 	snprintf(want, sizeof want,
-		 "  killed cycles: 3; reaped after them: %d segments, ",
+		 "  killed cycles: 3; reaped after them: %d segments (",
 		 3 * LEFT_BY_KILL);
 	line_starting(r.out, want, line, sizeof line);
 	line_starting(r.out, "leak-soak: PASS: no leak", line, sizeof line);
@@ -536,14 +556,18 @@ Test(soak, crash_mode_child_failing_early_is_fatal)
 
 /* ---- reports ------------------------------------------------------------------- */
 
+/* The CSV's columns, in order. */
+static const char *const CSV_COLUMNS[] = {
+	"cycle", "killed", "init_ms", "teardown_ms", "fds", "rss", "threads",
+	"children", "zombies", "segments", "bytes", "records", "reaped",
+	"reaped_bytes"};
+
 Test(soak, json_report)
 {
 	struct out r = soak(SMALL, "--json", NULL);
 	const char *parts[] = {"mean", "p50", "p99", "max"};
 	const char *deltas[] = {"fds", "rss", "threads", "children", "zombies",
 				"segments_left", "bytes_left", "records_left"};
-	const char *per_cycle[] = {"cycle", "init_ms", "teardown_ms", "fds",
-				   "rss", "segments", "records", "reaped"};
 	cJSON *j;
 	const cJSON *cfg, *c;
 
@@ -551,6 +575,7 @@ Test(soak, json_report)
 	cr_assert_str_eq(r.err, "", "stderr: %s", r.err);
 	j = parse_json(&r);
 	cr_assert(cJSON_IsObject(j));
+	assert_json_format(j, "shmkeeper-leak-soak");
 
 	cfg = jget(j, "config");
 	cr_assert_eq(jnum(cfg, "cycles"), CYCLES);
@@ -587,8 +612,12 @@ Test(soak, json_report)
 	int n = 0;
 	cJSON_ArrayForEach(c, cy) {
 		n++;
-		for (size_t i = 0; i < sizeof per_cycle / sizeof *per_cycle; i++)
-			jnum(c, per_cycle[i]);
+		/* Every column of the CSV, by the same name. */
+		for (size_t i = 0; i < sizeof CSV_COLUMNS / sizeof *CSV_COLUMNS;
+		     i++)
+			cr_assert_not_null(jget(c, CSV_COLUMNS[i]),
+					   "cycle %d has no \"%s\"", n + 1,
+					   CSV_COLUMNS[i]);
 		cr_assert_eq(jnum(c, "cycle"), n);
 		cr_assert_not(boolean(c, "killed"));
 		cr_assert_gt(jnum(c, "fds"), 0);
@@ -615,14 +644,17 @@ Test(soak, csv_has_a_header_and_a_row_per_cycle)
 	csv = slurp(path, &len);
 	cr_assert_not_null(csv, "no %s", path);
 	cr_assert_eq(lines_of(csv), 1 + CYCLES, "%s", csv);
-	cr_assert(!strncmp(csv,
-			   "cycle,killed,init_ms,teardown_ms,fds,rss,threads,"
-			   "children,zombies,segments,bytes,records,reaped,"
-			   "reaped_bytes\n",
-			   strlen("cycle,killed,init_ms,teardown_ms,fds,rss,"
-				  "threads,children,zombies,segments,bytes,"
-				  "records,reaped,reaped_bytes\n")),
-		  "header:\n%s", csv);
+	{
+		char header[256] = "";
+		for (size_t i = 0; i < sizeof CSV_COLUMNS / sizeof *CSV_COLUMNS;
+		     i++)
+			snprintf(header + strlen(header),
+				 sizeof header - strlen(header), "%s%s",
+				 i ? "," : "", CSV_COLUMNS[i]);
+		strcat(header, "\n");
+		cr_assert(!strncmp(csv, header, strlen(header)), "header:\n%s",
+			  csv);
+	}
 	/* Each row: its cycle number first and 14 fields. */
 	const char *p = strchr(csv, '\n') + 1;
 	for (int i = 1; i <= CYCLES; i++) {
@@ -641,11 +673,74 @@ Test(soak, csv_has_a_header_and_a_row_per_cycle)
 	assert_nothing_left();
 }
 
-Test(soak, plot_is_an_svg_with_a_line_per_panel)
+/* The text of panel id of an SVG (from its <g> to its </g>), malloc'd. */
+static char *svg_panel(const char *svg, const char *id)
 {
+	char tag[64];
+	const char *p, *e;
+
+	snprintf(tag, sizeof tag, "<g class=\"panel\" id=\"panel-%s\"", id);
+	p = strstr(svg, tag);
+	cr_assert_not_null(p, "no panel %s", id);
+	e = strstr(p, "</g>");
+	cr_assert_not_null(e);
+	return strndup(p, (size_t)(e - p));
+}
+
+/* The number attribute attr="..." of the first element of class cls. */
+static double svg_attr(const char *panel, const char *cls, const char *attr)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof key, "class=\"%s\"", cls);
+	p = strstr(panel, key);
+	cr_assert_not_null(p, "no %s in:\n%s", key, panel);
+	snprintf(key, sizeof key, " %s=\"", attr);
+	p = strstr(p, key);
+	cr_assert_not_null(p, "no %s", attr);
+	return atof(p + strlen(key));
+}
+
+/* Calls fn(y) for every point of every series of the panel. */
+static void each_point_y(const char *panel, void (*fn)(double y, double arg),
+			 double arg)
+{
+	size_t n = 0;
+
+	for (const char *p = panel; (p = strstr(p, "class=\"series\""));) {
+		const char *q = strstr(p, "points=\"") + 8, *end = strchr(q, '"');
+		while (q < end) {
+			char *c = strchr(q, ',');
+			double y = strtod(c + 1, (char **)&q);
+			fn(y, arg);
+			n++;
+			while (*q == ' ')
+				q++;
+		}
+		p = end;
+	}
+	cr_assert_gt(n, 0, "no points in:\n%s", panel);
+}
+
+static void y_is(double y, double want)
+{
+	cr_assert_float_eq(y, want, 0.01, "a point at y %.1f, not %.1f", y, want);
+}
+
+static void y_below(double y, double line)
+{
+	/* SVG y grows downwards: below the line is a larger y. */
+	cr_assert_gt(y, line, "a point at y %.1f, at or above the threshold "
+			      "line at %.1f", y, line);
+}
+
+Test(soak, plot_is_an_svg_with_marks_thresholds_and_honest_scales)
+{
+	static const char *const judged[] = {"fds", "rss", "segments"};
 	char path[PATH_MAX];
 	size_t len;
-	char *svg;
+	char *svg, *p;
 	struct out r;
 
 	snprintf(path, sizeof path, "%s/soak.svg", T.dir);
@@ -657,22 +752,90 @@ Test(soak, plot_is_an_svg_with_a_line_per_panel)
 	cr_assert(!strncmp(svg, "<?xml", 5), "starts: %.40s", svg);
 	cr_assert_not_null(strstr(svg, "<svg"));
 	cr_assert_not_null(strstr(svg, "</svg>"));
-	/* fds, RSS, segments, init and teardown: one line each. */
-	cr_assert_geq(count_of(svg, "<polyline"), 5, "%zu polylines",
-		      count_of(svg, "<polyline"));
-	cr_assert_eq(count_of(svg, "<g "), 4, "%zu panels", count_of(svg, "<g "));
+	cr_assert_eq(count_of(svg, "<g class=\"panel\""), 4, "%zu panels",
+		     count_of(svg, "<g class=\"panel\""));
 	cr_assert_not_null(strstr(svg, "PASS: no leak"));
+
+	/* Every judged panel: its leak threshold, the baseline cycle and the
+	 * shaded warm-up; the times panel has no threshold. */
+	for (size_t k = 0; k < 3; k++) {
+		p = svg_panel(svg, judged[k]);
+		cr_assert_eq(count_of(p, "class=\"threshold\""), 1, "%s", judged[k]);
+		cr_assert_eq(count_of(p, "class=\"baseline\""), 1, "%s", judged[k]);
+		cr_assert_eq(count_of(p, "class=\"warmup\""), 1, "%s", judged[k]);
+		cr_assert_eq(count_of(p, "class=\"series\""), 1, "%s", judged[k]);
+		free(p);
+	}
+	p = svg_panel(svg, "times");
+	cr_assert_eq(count_of(p, "class=\"threshold\""), 0);
+	cr_assert_eq(count_of(p, "class=\"baseline\""), 1);
+	cr_assert_eq(count_of(p, "class=\"series\""), 2, "init and teardown");
+	free(p);
+
+	/* The baseline is drawn at the last warm-up cycle: x of cycle 3 of
+	 * 12 over the 860 wide plot area starting at 90. */
+	p = svg_panel(svg, "fds");
+	cr_assert_float_eq(svg_attr(p, "baseline", "x1"), 90 + 2 * 860 / 11.0,
+			   0.1);
+	free(p);
+
+	/* No segment is ever left after a clean cycle: a constant 0, a flat
+	 * line at the very bottom of its panel, not centred. */
+	p = svg_panel(svg, "segments");
+	each_point_y(p, y_is, svg_attr(p, "panel", "data-bottom"));
+	free(p);
+
+	/* RSS moves by some KiB from cycle to cycle: the scale shows the
+	 * threshold (at least 8 MiB above the baseline), so every point stays
+	 * well below its line. */
+	p = svg_panel(svg, "rss");
+	each_point_y(p, y_below, svg_attr(p, "threshold", "y1"));
+	free(p);
 	free(svg);
 
-	/* Crash mode: killed cycles are gaps, marked in grey. */
+	/* Crash mode: each killed cycle (3, 6, 9) is marked the same way in
+	 * every panel, and the times have a gap there. */
 	r = soak(SMALL, "--kill-every", "3", "--plot", path, "-q", NULL);
 	cr_assert_eq(r.code, 0, "exit %d\nstderr:\n%s", r.code, r.err);
 	out_free(&r);
 	svg = slurp(path, &len);
 	cr_assert_not_null(svg);
-	cr_assert_geq(count_of(svg, "<polyline"), 5);
-	cr_assert_eq(count_of(svg, "stroke=\"#ccc\""), 2 * 3,
-		     "a grey mark per killed cycle in both time lines");
+	static const char *const all[] = {"fds", "rss", "segments", "times"};
+	for (size_t k = 0; k < 4; k++) {
+		p = svg_panel(svg, all[k]);
+		cr_assert_eq(count_of(p, "class=\"killed\""), 3, "%s: %zu marks",
+			     all[k], count_of(p, "class=\"killed\""));
+		free(p);
+	}
+	p = svg_panel(svg, "times");
+	/* Cycles 1-2, 4-5, 7-8, 10-12: four pieces of each line. */
+	cr_assert_eq(count_of(p, "class=\"series\""), 2 * 4);
+	free(p);
+	free(svg);
+	assert_nothing_left();
+}
+
+/* A leak is drawn crossing into the leak zone: the fd line ends above the
+ * threshold line. */
+Test(soak, plot_shows_a_leak_above_its_threshold)
+{
+	char path[PATH_MAX];
+	size_t len;
+	char *svg, *p;
+	struct out r;
+
+	snprintf(path, sizeof path, "%s/soak.svg", T.dir);
+	r = soak_fault("fd", SMALL, "--plot", path, "-q", NULL);
+	cr_assert_eq(r.code, 1, "exit %d\nstderr:\n%s", r.code, r.err);
+	out_free(&r);
+	svg = slurp(path, &len);
+	cr_assert_not_null(svg);
+	p = svg_panel(svg, "fds");
+	const char *pts = strstr(p, "points=\"");
+	const char *last = strrchr(pts, ',');
+	cr_assert_lt(atof(last + 1), svg_attr(p, "threshold", "y1"),
+		     "the last cycle's fds are not drawn above the threshold");
+	free(p);
 	free(svg);
 	assert_nothing_left();
 }

@@ -257,6 +257,7 @@ Test(tools, shmls_shows_a_killed_owner_dead_with_its_segments)
 
 	cr_assert_eq(r.code, 0, "shmls: %d\n%s", r.code, r.err);
 	cJSON *doc = parse_json(&r);
+	assert_json_format(doc, "shmkeeper-shmls");
 	const cJSON *ns = ls_ns(doc);
 	const cJSON *o = ls_owner(ns, pid);
 	cr_assert_str_eq(jstr(o, "state"), "dead");
@@ -269,7 +270,10 @@ Test(tools, shmls_shows_a_killed_owner_dead_with_its_segments)
 	const cJSON *s0 = cJSON_GetArrayItem(segs, 0), *s1 = cJSON_GetArrayItem(segs, 1);
 	cr_assert_str_eq(jstr(s0, "name"), tfull("alpha"));
 	cr_assert_eq(jnum(s0, "size"), 4096);
-	cr_assert_str_eq(jstr(s0, "state"), "live");
+	/* Its owner is dead: the segment is not "live" but "orphaned", which
+	 * shmclean reaps. */
+	cr_assert_str_eq(jstr(s0, "state"), "orphaned");
+	cr_assert_str_eq(jstr(s1, "state"), "orphaned");
 	cr_assert(cJSON_IsTrue(jget(s0, "present")));
 	cr_assert_str_eq(jstr(s1, "name"), tfull("beta"));
 	cr_assert_eq(jnum(s1, "size"), 8192);
@@ -289,7 +293,8 @@ Test(tools, shmls_shows_a_killed_owner_dead_with_its_segments)
 	snprintf(pidbuf, sizeof pidbuf, "pid %d", (int)pid);
 	cr_assert(strstr(r.out, pidbuf) && strstr(r.out, "dead") &&
 		  strstr(r.out, tfull("alpha")) && strstr(r.out, tfull("beta")) &&
-		  strstr(r.out, "8.0K"),
+		  strstr(r.out, "8.0 KiB") && strstr(r.out, "orphaned") &&
+		  !strstr(r.out, " live "),
 		  "listing:\n%s", r.out);
 	out_free(&r);
 
@@ -316,6 +321,8 @@ Test(tools, shmls_shows_a_live_owner_alive)
 	cr_assert(cJSON_IsTrue(jget(o, "alive")));
 	cr_assert_str_eq(jstr(o, "lock"), "held");
 	cr_assert_eq(jnum(o, "lock_holder"), getpid());
+	cr_assert_str_eq(jstr(cJSON_GetArrayItem(jget(o, "segments"), 0),
+			      "state"), "live");
 	cJSON_Delete(doc);
 	out_free(&r);
 
@@ -324,6 +331,7 @@ Test(tools, shmls_shows_a_live_owner_alive)
 	r = run(SHMCLEAN, "--json", NULL);
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	doc = parse_json(&r);
+	assert_json_format(doc, "shmkeeper-shmclean");
 	cr_assert_eq(total(doc, "owners_alive"), 1);
 	cr_assert_eq(total(doc, "segments_reaped"), 0);
 	cJSON_Delete(doc);
@@ -423,7 +431,7 @@ Test(tools, shmclean_reaps_a_killed_owner_and_a_second_run_is_idempotent)
 	cr_assert_eq(r.code, 0, "shmclean: %d\n%s\n%s", r.code, r.out, r.err);
 	snprintf(pidbuf, sizeof pidbuf, "pid %d", (int)pid);
 	cr_assert(strstr(r.out, "reaped") && strstr(r.out, tfull("three")) &&
-		  strstr(r.out, pidbuf) && strstr(r.out, "64K"),
+		  strstr(r.out, pidbuf) && strstr(r.out, "64 KiB"),
 		  "output:\n%s", r.out);
 	cr_assert_str_eq(r.err, "");
 	out_free(&r);

@@ -150,14 +150,31 @@ bool tool_parse_uint(const char *s, unsigned long long max,
 	return true;
 }
 
+/* The one size formatter: sign ("" or "+"/"-") and magnitude. */
+static const char *fmt_size(char buf[TOOL_HSIZE], const char *sign,
+			    uint64_t bytes)
+{
+	char n[8];
+
+	/* A width of 8 gives 7 characters at most, ls -h style: "4.0 KiB",
+	 * "999 KiB", "1.0 MiB". */
+	if (bytes > INT64_MAX ||
+	    humanize_number(n, sizeof n, (int64_t)bytes, "B", HN_AUTOSCALE,
+			    HN_DECIMAL | HN_IEC_PREFIXES) < 0)
+		snprintf(n, sizeof n, "huge");
+	snprintf(buf, TOOL_HSIZE, "%s%s", sign, n);
+	return buf;
+}
+
 const char *tool_hsize(uint64_t bytes, char buf[TOOL_HSIZE])
 {
-	/* Width 5 gives ls -h style: "4.0K", "977K", "1.0M". */
-	if (bytes > INT64_MAX ||
-	    humanize_number(buf, 5, (int64_t)bytes, "", HN_AUTOSCALE,
-			    HN_B | HN_NOSPACE | HN_DECIMAL) < 0)
-		snprintf(buf, TOOL_HSIZE, "huge");
-	return buf;
+	return fmt_size(buf, "", bytes);
+}
+
+const char *tool_hdelta(int64_t d, char buf[TOOL_HSIZE])
+{
+	return fmt_size(buf, d < 0 ? "-" : "+",
+			d < 0 ? (uint64_t)0 - (uint64_t)d : (uint64_t)d);
 }
 
 const char *tool_htime(int64_t t, char buf[TOOL_HTIME])
@@ -189,6 +206,21 @@ const char *tool_hage(int64_t s, char buf[TOOL_HAGE])
 	return buf;
 }
 
+void tool_part(char *buf, size_t sz, const char *sep, const char *fmt, ...)
+{
+	size_t n = strlen(buf), l = strlen(sep);
+	va_list ap;
+
+	if (n && n + l < sz) {
+		memcpy(buf + n, sep, l + 1);
+		n += l;
+	}
+	va_start(ap, fmt);
+	if (n < sz)
+		vsnprintf(buf + n, sz - n, fmt, ap);
+	va_end(ap);
+}
+
 /* ---- JSON ------------------------------------------------------------------ */
 
 static cJSON *must(cJSON *n)
@@ -198,7 +230,14 @@ static cJSON *must(cJSON *n)
 	return n;
 }
 
-cJSON *tj_object(void) { return must(cJSON_CreateObject()); }
+cJSON *tj_document(const char *format)
+{
+	cJSON *doc = must(cJSON_CreateObject());
+
+	tj_str(doc, "format", format);
+	tj_num(doc, "version", TOOL_JSON_VERSION);
+	return doc;
+}
 cJSON *tj_obj(cJSON *p, const char *k) { return must(cJSON_AddObjectToObject(p, k)); }
 cJSON *tj_arr(cJSON *p, const char *k) { return must(cJSON_AddArrayToObject(p, k)); }
 

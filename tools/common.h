@@ -75,9 +75,14 @@ const char *tool_reason(const char *prefix);
 bool tool_parse_uint(const char *s, unsigned long long max,
 		     unsigned long long *out);
 
-/* Human sizes ("4.0K", "512B") via libbsd humanize_number(). */
-#define TOOL_HSIZE 8
+/* Sizes in text output, one style for every tool: IEC units, with ls -h's
+ * precision (libbsd humanize_number()): "0 B", "512 B", "4.0 KiB",
+ * "12 KiB", "66 MiB" (at most 7 characters).  tool_hdelta() is the same
+ * for a change, always signed: "+12 KiB", "-4.0 KiB", "+0 B".  Exact byte
+ * counts are for JSON and CSV. */
+#define TOOL_HSIZE 12
 const char *tool_hsize(uint64_t bytes, char buf[TOOL_HSIZE]);
+const char *tool_hdelta(int64_t delta, char buf[TOOL_HSIZE]);
 /* Local time "2024-05-01 12:34:56", or "-" for 0. */
 #define TOOL_HTIME 32
 const char *tool_htime(int64_t t, char buf[TOOL_HTIME]);
@@ -85,12 +90,24 @@ const char *tool_htime(int64_t t, char buf[TOOL_HTIME]);
 #define TOOL_HAGE 24
 const char *tool_hage(int64_t secs, char buf[TOOL_HAGE]);
 
+/* Appends "<sep><fmt>" to the string in buf (just "<fmt>" if it is empty),
+ * truncating at sz: for sentences of parts ("3 reaped, 1 kept"). */
+void tool_part(char *buf, size_t sz, const char *sep, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Plural helper: "segment" / "segments". */
 static inline const char *tool_s(size_t n) { return n == 1 ? "" : "s"; }
 
 /* cJSON builders: each returns the new node, never NULL (fatal EX_OSERR on
  * out of memory).  The node is owned by its parent. */
-cJSON *tj_object(void); /* a root object: caller owns it */
+/* The root object of a tool's JSON document: caller owns it.  Every tool's
+ * JSON output starts with the same two members as the library's own files
+ * (registry marker, records, claims): "format" names the document,
+ * "shmkeeper-<what>" (e.g. "shmkeeper-shmls"), and "version" is its
+ * version, an integer (TOOL_JSON_VERSION) raised whenever a member changes
+ * meaning or goes away (adding members does not raise it). */
+#define TOOL_JSON_VERSION 1
+cJSON *tj_document(const char *format);
 cJSON *tj_obj(cJSON *parent, const char *key);
 cJSON *tj_arr(cJSON *parent, const char *key);
 cJSON *tj_arr_obj(cJSON *array); /* appends a new object to array */

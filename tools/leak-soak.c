@@ -33,6 +33,22 @@
 
 #define EXIT_LEAK 1
 
+/* The leak thresholds, given to the monitor rather than left to its
+ * defaults, so that the verdict and the picture can show them.  RSS grows
+ * for innocent reasons (heap high-water marks): it is a leak only past
+ * both RSS_PCT of the baseline and RSS_BYTES.  Descriptors, segments and
+ * their bytes: any growth is a leak. */
+#define RSS_PCT 10.0
+#define RSS_BYTES (8ull << 20)
+
+/* The RSS growth over base beyond which the monitor calls it a leak. */
+static double rss_threshold(uint64_t base)
+{
+	double pct = (double)base * RSS_PCT / 100.0;
+
+	return pct > (double)RSS_BYTES ? pct : (double)RSS_BYTES;
+}
+
 struct cfg {
 	unsigned long long cycles, workers, segments, size, kill_every, warmup;
 	const char *ns, *dir, *csv, *plot;
@@ -381,6 +397,47 @@ static void violation(unsigned long long i, const char *fmt, ...)
 		tool_warn("cycle %llu: %s", i + 1, msg);
 }
 
+/* The verdict's reasons in the tools' words and units (the monitor's own
+ * sentence counts bytes): what grew past its threshold since the baseline
+ * (v), the problems of single cycles, and what the last cycle left.
+ * Returns true if there is any. */
+static bool verdict_reason(const struct shmk_verdict *v,
+			   const struct shmk_sample *base,
+			   const struct row *last, char *b, size_t sz)
+{
+	char h[TOOL_HSIZE], h2[TOOL_HSIZE];
+
+	b[0] = '\0';
+	if (v->fd_leak)
+		tool_part(b, sz, "; ", "fd: %+ld (threshold 0)", v->fd_delta);
+	if (v->rss_leak)
+		tool_part(b, sz, "; ", "rss: %s (threshold %s)",
+			  tool_hdelta(v->rss_delta, h),
+			  tool_hsize((uint64_t)rss_threshold(base->rss), h2));
+	if (v->thread_leak)
+		tool_part(b, sz, "; ", "threads: %+ld", v->thread_delta);
+	if (v->child_leak)
+		tool_part(b, sz, "; ", "children: %+ld (%ld zombie%s)",
+			  v->child_delta, v->zombies,
+			  tool_s((size_t)v->zombies));
+	if (v->segment_leak)
+		tool_part(b, sz, "; ", "segments of %s: %+" PRId64, C.ns,
+			  v->segment_delta);
+	if (v->bytes_leak)
+		tool_part(b, sz, "; ", "bytes of %s: %s", C.ns,
+			  tool_hdelta(v->bytes_delta, h));
+	if (n_violations)
+		tool_part(b, sz, "; ", "%zu cycle problem(s), first: %s",
+			  n_violations, first_violation);
+	if (last->s.ns_segments || last->records)
+		tool_part(b, sz, "; ", "%" PRIu64 " segment(s), %ld record(s) "
+				       "of %s left",
+			  last->s.ns_segments, last->records, C.ns);
+	if (last->s.zombies)
+		tool_part(b, sz, "; ", "zombies left");
+	return b[0] != '\0';
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -428,115 +485,285 @@ static FILE *create_output(const char *path)
 	return f;
 }
 
+/* The fields of one cycle, in the CSV's column order; the JSON's
+ * "cycles" objects have the same members, so the two cannot drift apart. */
+enum field_kind { F_COUNT, F_MS, F_BOOL };
+static const struct field {
+	const char *name;
+	enum field_kind kind;
+} FIELDS[] = {
+	{"cycle", F_COUNT},    {"killed", F_BOOL},    {"init_ms", F_MS},
+	{"teardown_ms", F_MS}, {"fds", F_COUNT},      {"rss", F_COUNT},
+	{"threads", F_COUNT},  {"children", F_COUNT}, {"zombies", F_COUNT},
+	{"segments", F_COUNT}, {"bytes", F_COUNT},    {"records", F_COUNT},
+	{"reaped", F_COUNT},   {"reaped_bytes", F_COUNT},
+};
+#define N_FIELDS (sizeof FIELDS / sizeof FIELDS[0])
+
+/* Row i's values in FIELDS order (counts are exact: all below 2^53). */
+static void row_values(const struct row *r, size_t i, double v[N_FIELDS])
+{
+	const double all[] = {
+		(double)(i + 1),     r->killed,           r->init_ms,
+		r->teardown_ms,      (double)r->s.fds,    (double)r->s.rss,
+		(double)r->s.threads, (double)r->s.children,
+		(double)r->s.zombies, (double)r->s.ns_segments,
+		(double)r->s.ns_bytes, (double)r->records, (double)r->reaped,
+		(double)r->reaped_bytes,
+	};
+	_Static_assert(sizeof all / sizeof all[0] == N_FIELDS,
+		       "one value per field");
+	memcpy(v, all, sizeof all);
+}
+
 static void write_csv(FILE *f, const struct row *rows, size_t n)
 {
-	fprintf(f, "cycle,killed,init_ms,teardown_ms,fds,rss,threads,children,"
-		   "zombies,segments,bytes,records,reaped,reaped_bytes\n");
+	double v[N_FIELDS];
+
+	for (size_t k = 0; k < N_FIELDS; k++)
+		fprintf(f, "%s%s", k ? "," : "", FIELDS[k].name);
+	fputc('\n', f);
 	for (size_t i = 0; i < n; i++) {
-		const struct row *r = &rows[i];
-		fprintf(f, "%zu,%d,%.3f,%.3f,%ld,%" PRIu64 ",%ld,%ld,%ld,%" PRIu64
-			   ",%" PRIu64 ",%ld,%zu,%" PRIu64 "\n",
-			i + 1, r->killed, r->init_ms, r->teardown_ms, r->s.fds,
-			r->s.rss, r->s.threads, r->s.children, r->s.zombies,
-			r->s.ns_segments, r->s.ns_bytes, r->records, r->reaped,
-			r->reaped_bytes);
+		row_values(&rows[i], i, v);
+		for (size_t k = 0; k < N_FIELDS; k++)
+			fprintf(f, FIELDS[k].kind == F_MS ? "%s%.3f" : "%s%.0f",
+				k ? "," : "", v[k]);
+		fputc('\n', f);
 	}
 	if (fclose(f) != 0)
 		tool_fatal(EX_IOERR, "unable to write %s: %s", C.csv,
 			   strerror(errno));
 }
 
-/* One panel of the picture: a polyline of v over the cycles. */
-static void panel(FILE *f, int y0, const char *title, const char *unit,
-		  const double *v, const double *v2, size_t n, const char *c1,
-		  const char *c2)
-{
-	const int W = 860, H = 150, X0 = 70;
-	double lo = INFINITY, hi = -INFINITY;
+/* ---- the picture (--plot) ------------------------------------------------ */
+/*
+ * Four panels over the cycles, left to right: descriptors, RSS, segments
+ * left after each cycle, and init/teardown times.  Each panel shows the
+ * same marks: the warm-up cycles shaded and the baseline cycle as a
+ * dashed vertical line, a grey vertical line at every killed cycle, and
+ * (in the three judged panels) the leak threshold, baseline + what the
+ * monitor allows, as a red line with the leak zone above it tinted.  The
+ * vertical scale is chosen so that the threshold is always in view: a
+ * wobble of a few KiB of RSS stays a flat line near the baseline, far
+ * below an 8 MiB threshold, instead of filling the panel.  Counts and
+ * times start at 0, so a constant 0 is a flat line at the bottom.
+ * The SVG elements carry classes (panel, series, baseline, warmup,
+ * threshold, leak-zone, killed) for tests and for restyling.
+ */
+enum unit { U_COUNT, U_BYTES, U_MS };
 
-	for (size_t i = 0; i < n; i++) { /* NaN: no value (a killed cycle) */
-		if (v[i] < lo) lo = v[i];
-		if (v[i] > hi) hi = v[i];
-		if (v2 && v2[i] < lo) lo = v2[i];
-		if (v2 && v2[i] > hi) hi = v2[i];
+struct series {
+	const double *v;  /* one value per cycle; NaN: none (a gap) */
+	const char *color;
+};
+
+struct panel_spec {
+	const char *id, *title;
+	enum unit unit;
+	struct series s[2];
+	size_t n_series;
+	bool judged;      /* has a leak threshold */
+	double base;      /* the baseline value (judged panels) */
+	double threshold; /* the largest value that is not a leak */
+};
+
+#define PLOT_W 860 /* plot area width */
+#define PLOT_H 140 /* plot area height */
+#define PLOT_X0 90 /* left edge of the plot area */
+#define PLOT_TOP 22 /* top of the plot area inside a panel */
+#define PANEL_STEP 190
+
+static void axis_label(char *buf, size_t sz, enum unit u, double v)
+{
+	char h[TOOL_HSIZE];
+
+	switch (u) {
+	case U_BYTES:
+		snprintf(buf, sz, "%s", tool_hsize(v > 0 ? (uint64_t)v : 0, h));
+		break;
+	case U_MS: snprintf(buf, sz, "%.3g ms", v); break;
+	default: snprintf(buf, sz, "%.0f", v); break;
 	}
+}
+
+static double plot_x(size_t i, size_t n)
+{
+	return PLOT_X0 + (n > 1 ? (double)i * PLOT_W / (double)(n - 1)
+				: PLOT_W / 2.0);
+}
+
+static void panel(FILE *f, int y0, const struct panel_spec *p,
+		  const struct row *rows, size_t n, size_t base_i)
+{
+	const double bottom = PLOT_TOP + PLOT_H;
+	double lo = INFINITY, hi = -INFINITY;
+	char l1[32], l2[32];
+
+	for (size_t k = 0; k < p->n_series; k++)
+		for (size_t i = 0; i < n; i++) { /* NaN compares false */
+			if (p->s[k].v[i] < lo) lo = p->s[k].v[i];
+			if (p->s[k].v[i] > hi) hi = p->s[k].v[i];
+		}
 	if (lo > hi)
 		lo = hi = 0;
-	if (!(hi > lo)) { /* flat: center it */
-		hi += 1;
-		lo -= 1;
+	if (p->unit != U_BYTES || !p->judged) {
+		if (lo > 0)
+			lo = 0; /* counts and times from 0 */
+	} else if (p->base < lo) {
+		lo = p->base;
 	}
-	fprintf(f, "<g transform=\"translate(0,%d)\">\n", y0);
+	if (p->judged) {
+		/* The threshold in view, with room above it for the zone. */
+		double room = p->unit == U_BYTES ? (p->threshold - p->base) / 4
+						 : 1;
+		if (p->threshold + room > hi)
+			hi = p->threshold + room;
+	}
+	if (!(hi > lo))
+		hi = lo + 1; /* a constant: a flat line at the bottom */
+#define Y(v) (bottom - ((v) - lo) * PLOT_H / (hi - lo))
+
+	fprintf(f, "<g class=\"panel\" id=\"panel-%s\" "
+		   "transform=\"translate(0,%d)\" data-bottom=\"%.1f\">\n",
+		p->id, y0, bottom);
 	fprintf(f, "<text x=\"%d\" y=\"14\" font-size=\"13\" "
-		   "font-weight=\"bold\">%s</text>\n", X0, title);
-	fprintf(f, "<rect x=\"%d\" y=\"20\" width=\"%d\" height=\"%d\" "
-		   "fill=\"#fafafa\" stroke=\"#999\"/>\n", X0, W, H);
-	fprintf(f, "<text x=\"%d\" y=\"28\" font-size=\"10\" "
-		   "text-anchor=\"end\">%.4g %s</text>\n", X0 - 4, hi, unit);
-	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" "
-		   "text-anchor=\"end\">%.4g %s</text>\n", X0 - 4, 20 + H, lo, unit);
-	for (int pass = 0; pass < (v2 ? 2 : 1); pass++) {
-		const double *d = pass ? v2 : v;
+		   "font-weight=\"bold\">%s</text>\n", PLOT_X0, p->title);
+	fprintf(f, "<rect class=\"frame\" x=\"%d\" y=\"%d\" width=\"%d\" "
+		   "height=\"%d\" fill=\"#fafafa\" stroke=\"#999\"/>\n",
+		PLOT_X0, PLOT_TOP, PLOT_W, PLOT_H);
+	/* Warm-up: the cycles before and at the baseline. */
+	fprintf(f, "<rect class=\"warmup\" x=\"%d\" y=\"%d\" width=\"%.1f\" "
+		   "height=\"%d\" fill=\"#e8e8f4\"/>\n",
+		PLOT_X0, PLOT_TOP, plot_x(base_i, n) - PLOT_X0, PLOT_H);
+	if (p->judged) {
+		double yt = Y(p->threshold);
+		fprintf(f, "<rect class=\"leak-zone\" x=\"%d\" y=\"%d\" "
+			   "width=\"%d\" height=\"%.1f\" fill=\"#fbe3e3\"/>\n",
+			PLOT_X0, PLOT_TOP, PLOT_W, yt - PLOT_TOP);
+		fprintf(f, "<line class=\"threshold\" x1=\"%d\" y1=\"%.1f\" "
+			   "x2=\"%d\" y2=\"%.1f\" stroke=\"#d62728\" "
+			   "stroke-dasharray=\"6,3\"/>\n",
+			PLOT_X0, yt, PLOT_X0 + PLOT_W, yt);
+		axis_label(l1, sizeof l1, p->unit, p->threshold);
+		axis_label(l2, sizeof l2, p->unit, p->threshold - p->base);
+		fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" "
+			   "fill=\"#d62728\" text-anchor=\"end\">leak: above %s "
+			   "(baseline + %s)</text>\n",
+			PLOT_X0 + PLOT_W - 4, yt - 3, l1, l2);
+		fprintf(f, "<line class=\"base-level\" x1=\"%d\" y1=\"%.1f\" "
+			   "x2=\"%d\" y2=\"%.1f\" stroke=\"#777\" "
+			   "stroke-dasharray=\"2,3\"/>\n",
+			PLOT_X0, Y(p->base), PLOT_X0 + PLOT_W, Y(p->base));
+	}
+	/* Killed cycles: the same grey line in every panel. */
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].killed)
+			fprintf(f, "<line class=\"killed\" x1=\"%.1f\" y1=\"%d\" "
+				   "x2=\"%.1f\" y2=\"%.1f\" stroke=\"#aaa\" "
+				   "stroke-width=\"2\"/>\n",
+				plot_x(i, n), PLOT_TOP, plot_x(i, n), bottom);
+	fprintf(f, "<line class=\"baseline\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" "
+		   "y2=\"%.1f\" stroke=\"#4b4b9b\" stroke-dasharray=\"4,3\"/>\n",
+		plot_x(base_i, n), PLOT_TOP, plot_x(base_i, n), bottom);
+	for (size_t k = 0; k < p->n_series; k++) {
+		const double *d = p->s[k].v;
 		bool open = false;
 		for (size_t i = 0; i < n; i++) {
-			double x = X0 + (n > 1 ? (double)i * W / (double)(n - 1) : W / 2.0);
-			if (isnan(d[i])) { /* a gap, and a grey mark */
+			if (isnan(d[i])) { /* a gap */
 				if (open)
 					fprintf(f, "\"/>\n");
 				open = false;
-				fprintf(f, "<line x1=\"%.1f\" y1=\"20\" x2=\"%.1f\" "
-					   "y2=\"%d\" stroke=\"#ccc\"/>\n", x, x, 20 + H);
 				continue;
 			}
 			if (!open)
-				fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" "
-					   "stroke-width=\"1.5\" points=\"",
-					pass ? c2 : c1);
+				fprintf(f, "<polyline class=\"series\" fill=\"none\" "
+					   "stroke=\"%s\" stroke-width=\"1.5\" "
+					   "points=\"", p->s[k].color);
 			open = true;
-			double y = 20 + H - (d[i] - lo) * H / (hi - lo);
-			fprintf(f, "%.1f,%.1f ", x, y);
+			fprintf(f, "%.1f,%.1f ", plot_x(i, n), Y(d[i]));
 		}
 		if (open)
 			fprintf(f, "\"/>\n");
 	}
+	axis_label(l1, sizeof l1, p->unit, hi);
+	axis_label(l2, sizeof l2, p->unit, lo);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" "
+		   "text-anchor=\"end\">%s</text>\n",
+		PLOT_X0 - 4, PLOT_TOP + 8, l1);
+	fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" "
+		   "text-anchor=\"end\">%s</text>\n", PLOT_X0 - 4, bottom, l2);
+	if (p->judged) {
+		axis_label(l1, sizeof l1, p->unit, p->base);
+		fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" "
+			   "fill=\"#4b4b9b\">baseline %s</text>\n",
+			PLOT_X0 + 4, Y(p->base) - 3, l1);
+	}
+#undef Y
 	fprintf(f, "</g>\n");
 }
 
 static void write_plot(FILE *f, const struct row *rows, size_t n,
-		       const char *verdict)
+		       const char *verdict, unsigned long long warm,
+		       const struct shmk_sample *base)
 {
-	double *a = calloc(n ? n : 1, sizeof *a), *b = calloc(n ? n : 1, sizeof *b);
+	/* The five series, one after the other in one block. */
+	double *a = calloc(5 * (n ? n : 1), sizeof *a);
+	size_t base_i = warm ? warm - 1 : 0; /* the baseline's row */
+	char title[160], h[TOOL_HSIZE];
 
-	if (!a || !b)
+	if (!a)
 		tool_fatal(EX_OSERR, "out of memory");
-	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"960\" "
-		   "height=\"780\" font-family=\"sans-serif\">\n"
-		   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-		   "<text x=\"70\" y=\"24\" font-size=\"16\">leak-soak: %zu cycles, "
-		   "namespace %s — %s</text>\n",
-		n, C.ns, verdict);
-	for (size_t i = 0; i < n; i++)
-		a[i] = (double)rows[i].s.fds;
-	panel(f, 40, "open file descriptors", "", a, NULL, n, "#1f77b4", NULL);
-	for (size_t i = 0; i < n; i++)
-		a[i] = (double)rows[i].s.rss / 1048576.0;
-	panel(f, 220, "resident memory (RSS)", "MiB", a, NULL, n, "#2ca02c", NULL);
-	for (size_t i = 0; i < n; i++)
-		a[i] = (double)rows[i].s.ns_segments;
-	panel(f, 400, "segments of the namespace left after the cycle", "", a,
-	      NULL, n, "#d62728", NULL);
+	double *b = a + n, *c = b + n, *d = c + n, *e = d + n;
 	for (size_t i = 0; i < n; i++) {
-		a[i] = rows[i].killed ? NAN : rows[i].init_ms;
-		b[i] = rows[i].killed ? NAN : rows[i].teardown_ms;
+		a[i] = (double)rows[i].s.fds;
+		b[i] = (double)rows[i].s.rss;
+		c[i] = (double)rows[i].s.ns_segments;
+		d[i] = rows[i].killed ? NAN : rows[i].init_ms; /* gaps */
+		e[i] = rows[i].killed ? NAN : rows[i].teardown_ms;
 	}
-	panel(f, 580, "init (blue) and teardown (orange) time per cycle; grey: "
-		      "a killed cycle", "ms",
-	      a, b, n, "#1f77b4", "#ff7f0e");
-	fprintf(f, "<text x=\"70\" y=\"770\" font-size=\"11\" fill=\"#555\">"
-		   "cycle 1 … %zu, left to right</text>\n</svg>\n", n);
+
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"980\" "
+		   "height=\"%d\" font-family=\"sans-serif\">\n"
+		   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+		   "<text x=\"%d\" y=\"24\" font-size=\"16\">leak-soak: %zu cycles, "
+		   "namespace %s — %s</text>\n",
+		50 + 4 * PANEL_STEP + 20, PLOT_X0, n, C.ns, verdict);
+	fprintf(f, "<text x=\"%d\" y=\"42\" font-size=\"11\" fill=\"#555\">"
+		   "shaded: warm-up; dashed blue: baseline (after cycle %zu); "
+		   "red dashed: leak threshold, leak zone tinted; grey: a "
+		   "killed cycle</text>\n", PLOT_X0, base_i + 1);
+
+	const struct panel_spec fds = {
+		.id = "fds", .title = "open file descriptors", .unit = U_COUNT,
+		.s = {{a, "#1f77b4"}}, .n_series = 1, .judged = true,
+		.base = (double)base->fds, .threshold = (double)base->fds};
+	snprintf(title, sizeof title, "resident memory (RSS); leak: more than "
+		 "%.0f%% and %s above the baseline", RSS_PCT,
+		 tool_hsize(RSS_BYTES, h));
+	const struct panel_spec rss = {
+		.id = "rss", .title = title, .unit = U_BYTES,
+		.s = {{b, "#2ca02c"}}, .n_series = 1, .judged = true,
+		.base = (double)base->rss,
+		.threshold = (double)base->rss + rss_threshold(base->rss)};
+	const struct panel_spec segs = {
+		.id = "segments", .title = "segments of the namespace left after "
+		"the cycle", .unit = U_COUNT, .s = {{c, "#d62728"}},
+		.n_series = 1, .judged = true,
+		.base = (double)base->ns_segments,
+		.threshold = (double)base->ns_segments};
+	const struct panel_spec times = {
+		.id = "times", .title = "init (blue) and teardown (orange) time "
+		"per cycle (not judged: no threshold)", .unit = U_MS,
+		.s = {{d, "#1f77b4"}, {e, "#ff7f0e"}}, .n_series = 2};
+	panel(f, 50, &fds, rows, n, base_i);
+	panel(f, 50 + PANEL_STEP, &rss, rows, n, base_i);
+	panel(f, 50 + 2 * PANEL_STEP, &segs, rows, n, base_i);
+	panel(f, 50 + 3 * PANEL_STEP, &times, rows, n, base_i);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"#555\">"
+		   "cycle 1 … %zu, left to right</text>\n</svg>\n",
+		PLOT_X0, 50 + 4 * PANEL_STEP + 10, n);
 	free(a);
-	free(b);
 	if (fclose(f) != 0)
 		tool_fatal(EX_IOERR, "unable to write %s: %s", C.plot,
 			   strerror(errno));
@@ -549,7 +776,8 @@ int main(int argc, char **argv)
 	struct row *rows;
 	struct shmk_verdict v = {0};
 	struct shmk_sample base = {0};
-	char dir[4096] = "", verdict[700];
+	char dir[4096] = "", verdict[700], reason[600];
+	char hs[TOOL_HSIZE], hs2[TOOL_HSIZE];
 	bool tty, leak;
 	size_t reaped_total = 0, killed_total = 0;
 	uint64_t reaped_bytes = 0;
@@ -567,6 +795,8 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		tool_warn("cannot become a child subreaper: %s", strerror(errno));
 	mo.ns = C.ns;
+	mo.rss_threshold_pct = RSS_PCT;
+	mo.rss_threshold_bytes = RSS_BYTES;
 	if ((rc = shmk_monitor_create(&mo, &mon)) < 0)
 		tool_fatal(tool_exit_code_for(rc), "unable to start the monitor: %s",
 			   shmk_last_error());
@@ -585,8 +815,9 @@ int main(int argc, char **argv)
 	unsigned long long warm = C.warmup < C.cycles ? C.warmup : C.cycles - 1;
 	if (!C.quiet && !C.json)
 		printf("leak-soak: %llu cycles, %llu workers, %llu segments of "
-		       "%llu bytes, namespace %s, registry %s\n",
-		       C.cycles, C.workers, C.segments, C.size, C.ns, dir);
+		       "%s, namespace %s, registry %s\n",
+		       C.cycles, C.workers, C.segments, tool_hsize(C.size, hs),
+		       C.ns, dir);
 	if (!C.quiet && !C.json && C.kill_every)
 		printf("  (a cycle's process is SIGKILLed every %llu cycles)\n",
 		       C.kill_every);
@@ -658,46 +889,20 @@ int main(int argc, char **argv)
 		if (shmk_monitor_sample(mon, &last->s) == 0)
 			shmk_monitor_check(mon, &last->s, &v);
 	}
-	leak = v.leak;
-	if (n_violations) {
-		char more[400];
-		snprintf(more, sizeof more, "%s%zu cycle problem(s), first: %s",
-			 v.leak ? "; " : "", n_violations, first_violation);
-		if (!v.leak)
-			v.reason[0] = '\0';
-		leak = true;
-		strncat(v.reason, more, sizeof v.reason - strlen(v.reason) - 1);
-	}
-	if (last->s.ns_segments || last->records) {
-		leak = true;
-		char more[160];
-		snprintf(more, sizeof more, "%s%" PRIu64 " segment(s), %ld record(s) "
-					    "of %s left",
-			 v.leak ? "; " : "", last->s.ns_segments, last->records,
-			 C.ns);
-		if (!v.leak)
-			v.reason[0] = '\0';
-		strncat(v.reason, more, sizeof v.reason - strlen(v.reason) - 1);
-	}
-	if (last->s.zombies) {
-		if (!leak)
-			v.reason[0] = '\0'; /* not "no leak; zombies left" */
-		leak = true;
-		strncat(v.reason, v.reason[0] ? "; zombies left" : "zombies left",
-			sizeof v.reason - strlen(v.reason) - 1);
-	}
+	leak = verdict_reason(&v, &base, last, reason, sizeof reason);
 	snprintf(verdict, sizeof verdict, "%s: %s", leak ? "LEAK" : "PASS",
-		 leak ? v.reason : "no leak");
+		 leak ? reason : "no leak");
 
 	struct stats si = stats_of(rows, C.cycles, true);
 	struct stats st = stats_of(rows, C.cycles, false);
 	if (csv_f)
 		write_csv(csv_f, rows, C.cycles);
 	if (plot_f)
-		write_plot(plot_f, rows, C.cycles, verdict);
+		write_plot(plot_f, rows, C.cycles, verdict, warm, &base);
 
 	if (C.json) {
-		cJSON *doc = tj_object(), *cfg = tj_obj(doc, "config"),
+		cJSON *doc = tj_document("shmkeeper-leak-soak"),
+		      *cfg = tj_obj(doc, "config"),
 		      *t = tj_obj(doc, "times_ms"), *d = tj_obj(doc, "deltas"),
 		      *cy = tj_arr(doc, "cycles");
 		tj_num(cfg, "cycles", (double)C.cycles);
@@ -713,6 +918,21 @@ int main(int argc, char **argv)
 		tj_num(ti, "p99", si.p99);   tj_num(ti, "max", si.max);
 		tj_num(tt, "mean", st.mean); tj_num(tt, "p50", st.p50);
 		tj_num(tt, "p99", st.p99);   tj_num(tt, "max", st.max);
+		cJSON *th = tj_obj(doc, "thresholds"),
+		      *bj = tj_obj(doc, "baseline");
+		tj_num(th, "fds", 0);
+		tj_num(th, "rss", rss_threshold(base.rss));
+		tj_num(th, "rss_pct", RSS_PCT);
+		tj_num(th, "rss_bytes", (double)RSS_BYTES);
+		tj_num(th, "segments", 0);
+		tj_num(th, "bytes", 0);
+		tj_num(bj, "cycle", (double)(warm ? warm : 1));
+		tj_num(bj, "fds", (double)base.fds);
+		tj_num(bj, "rss", (double)base.rss);
+		tj_num(bj, "threads", (double)base.threads);
+		tj_num(bj, "children", (double)base.children);
+		tj_num(bj, "segments", (double)base.ns_segments);
+		tj_num(bj, "bytes", (double)base.ns_bytes);
 		tj_num(d, "fds", (double)v.fd_delta);
 		tj_num(d, "rss", (double)v.rss_delta);
 		tj_num(d, "threads", (double)v.thread_delta);
@@ -728,15 +948,13 @@ int main(int argc, char **argv)
 		tj_str(doc, "verdict", verdict);
 		for (size_t i = 0; i < C.cycles; i++) {
 			cJSON *o = tj_arr_obj(cy);
-			tj_num(o, "cycle", (double)(i + 1));
-			tj_bool(o, "killed", rows[i].killed);
-			tj_num(o, "init_ms", rows[i].init_ms);
-			tj_num(o, "teardown_ms", rows[i].teardown_ms);
-			tj_num(o, "fds", (double)rows[i].s.fds);
-			tj_num(o, "rss", (double)rows[i].s.rss);
-			tj_num(o, "segments", (double)rows[i].s.ns_segments);
-			tj_num(o, "records", (double)rows[i].records);
-			tj_num(o, "reaped", (double)rows[i].reaped);
+			double val[N_FIELDS];
+			row_values(&rows[i], i, val);
+			for (size_t k = 0; k < N_FIELDS; k++)
+				if (FIELDS[k].kind == F_BOOL)
+					tj_bool(o, FIELDS[k].name, val[k] != 0);
+				else
+					tj_num(o, FIELDS[k].name, val[k]);
 		}
 		tj_print(doc); /* prints and frees it */
 	} else if (!C.quiet) {
@@ -745,17 +963,20 @@ int main(int argc, char **argv)
 		       si.mean, si.p50, si.p99, si.max, si.n);
 		printf("  teardown  mean %.2f ms  p50 %.2f  p99 %.2f  max %.2f\n",
 		       st.mean, st.p50, st.p99, st.max);
-		printf("  after %llu warm-up cycles: fds %+ld, rss %+.1f KiB, threads "
-		       "%+ld, children %+ld, zombies %ld\n",
-		       warm, v.fd_delta, v.rss_delta / 1024.0, v.thread_delta,
-		       v.child_delta, last->s.zombies);
-		printf("  left in namespace %s: %" PRIu64 " segments, %" PRIu64
-		       " bytes, %ld records\n",
-		       C.ns, last->s.ns_segments, last->s.ns_bytes, last->records);
+		printf("  after %llu warm-up cycles: fds %+ld, rss %s (leak "
+		       "threshold %s), threads %+ld, children %+ld, zombies %ld\n",
+		       warm, v.fd_delta, tool_hdelta(v.rss_delta, hs),
+		       tool_hsize((uint64_t)rss_threshold(base.rss), hs2),
+		       v.thread_delta, v.child_delta, last->s.zombies);
+		printf("  left in namespace %s: %" PRIu64 " segments (%s), %ld "
+		       "records\n",
+		       C.ns, last->s.ns_segments, tool_hsize(last->s.ns_bytes, hs),
+		       last->records);
 		if (C.kill_every)
-			printf("  killed cycles: %zu; reaped after them: %zu segments, "
-			       "%" PRIu64 " bytes\n",
-			       killed_total, reaped_total, reaped_bytes);
+			printf("  killed cycles: %zu; reaped after them: %zu "
+			       "segments (%s)\n",
+			       killed_total, reaped_total,
+			       tool_hsize(reaped_bytes, hs));
 	}
 	if (!C.json)
 		printf("leak-soak: %s\n", verdict);

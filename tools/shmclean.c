@@ -410,24 +410,6 @@ static void add_totals(struct totals *t, const struct shmk_reap_report *r)
 	t->bytes_held += r->bytes_held;
 }
 
-/* Appends ", <fmt>" (or "<fmt>" first) to buf. */
-static void part(char *buf, size_t sz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void part(char *buf, size_t sz, const char *fmt, ...)
-{
-	size_t n = strlen(buf);
-	va_list ap;
-
-	if (n && n + 2 < sz) {
-		memcpy(buf + n, ", ", 3);
-		n += 2;
-	}
-	va_start(ap, fmt);
-	if (n < sz)
-		vsnprintf(buf + n, sz - n, fmt, ap);
-	va_end(ap);
-}
-
 /* One line; only what is not zero, so a clean run says so in few words. */
 static void print_totals(const struct opts *o, const struct totals *t,
 			 size_t n_ns)
@@ -437,46 +419,51 @@ static void print_totals(const struct opts *o, const struct totals *t,
 	if (o->verbose < 0)
 		return;
 	if (t->owners_dead)
-		part(b, sizeof b, "%zu dead owner%s", t->owners_dead,
-		     tool_s(t->owners_dead));
+		tool_part(b, sizeof b, ", ", "%zu dead owner%s",
+			  t->owners_dead, tool_s(t->owners_dead));
 	if (t->segments_reaped)
-		part(b, sizeof b, "%zu segment%s %s (%s %s)", t->segments_reaped,
-		     tool_s(t->segments_reaped),
-		     o->dry_run ? "would be reaped" : "reaped",
-		     tool_hsize(t->bytes_reaped, h),
-		     o->dry_run ? "to free" : "freed");
+		tool_part(b, sizeof b, ", ", "%zu segment%s %s (%s %s)",
+			  t->segments_reaped, tool_s(t->segments_reaped),
+			  o->dry_run ? "would be reaped" : "reaped",
+			  tool_hsize(t->bytes_reaped, h),
+			  o->dry_run ? "to free" : "freed");
 	if (t->segments_held) {
 		char h2[TOOL_HSIZE];
-		part(b, sizeof b, "%zu of them still held by running processes "
-				  "(%s not freed until they let go)",
-		     t->segments_held, tool_hsize(t->bytes_held, h2));
+		tool_part(b, sizeof b, ", ",
+			  "%zu of them still held by running processes (%s "
+			  "not freed until they let go)",
+			  t->segments_held, tool_hsize(t->bytes_held, h2));
 	}
 	if (t->segments_gone)
-		part(b, sizeof b, "%zu already gone", t->segments_gone);
+		tool_part(b, sizeof b, ", ", "%zu already gone",
+			  t->segments_gone);
 	if (t->owners_alive)
-		part(b, sizeof b, "%zu live owner%s left alone",
-		     t->owners_alive, tool_s(t->owners_alive));
+		tool_part(b, sizeof b, ", ", "%zu live owner%s left alone",
+			  t->owners_alive, tool_s(t->owners_alive));
 	if (t->segments_live)
-		part(b, sizeof b, "%zu live segment%s (%s)", t->segments_live,
-		     tool_s(t->segments_live), tool_hsize(t->bytes_live, h));
+		tool_part(b, sizeof b, ", ", "%zu live segment%s (%s)",
+			  t->segments_live, tool_s(t->segments_live),
+			  tool_hsize(t->bytes_live, h));
 	if (t->owners_unknown)
-		part(b, sizeof b, "%zu owner%s of unknown liveness left alone "
-				  "(%zu segment%s, %s)",
-		     t->owners_unknown, tool_s(t->owners_unknown),
-		     t->segments_kept, tool_s(t->segments_kept),
-		     tool_hsize(t->bytes_kept, h));
+		tool_part(b, sizeof b, ", ",
+			  "%zu owner%s of unknown liveness left alone "
+			  "(%zu segment%s, %s)",
+			  t->owners_unknown, tool_s(t->owners_unknown),
+			  t->segments_kept, tool_s(t->segments_kept),
+			  tool_hsize(t->bytes_kept, h));
 	if (t->strays_kept)
-		part(b, sizeof b, "%zu stray%s kept", t->strays_kept,
-		     tool_s(t->strays_kept));
+		tool_part(b, sizeof b, ", ", "%zu stray%s kept",
+			  t->strays_kept, tool_s(t->strays_kept));
 	if (t->strays_removed)
-		part(b, sizeof b, "%zu stray%s removed", t->strays_removed,
-		     tool_s(t->strays_removed));
+		tool_part(b, sizeof b, ", ", "%zu stray%s removed",
+			  t->strays_removed, tool_s(t->strays_removed));
 	if (t->quarantined)
-		part(b, sizeof b, "%zu record%s %s", t->quarantined,
-		     tool_s(t->quarantined),
-		     o->dry_run ? "would be quarantined" : "quarantined");
+		tool_part(b, sizeof b, ", ", "%zu record%s %s", t->quarantined,
+			  tool_s(t->quarantined),
+			  o->dry_run ? "would be quarantined" : "quarantined");
 	if (t->errors)
-		part(b, sizeof b, "%zu error%s", t->errors, tool_s(t->errors));
+		tool_part(b, sizeof b, ", ", "%zu error%s", t->errors,
+			  tool_s(t->errors));
 	printf("%s%zu namespace%s: %s\n",
 	       o->dry_run ? "dry run, nothing changed: " : "", n_ns,
 	       tool_s(n_ns), b[0] ? b : "nothing to reap");
@@ -505,7 +492,7 @@ static void json_report(const struct opts *o, const char *dir,
 			const struct ns_run *runs, size_t n,
 			const struct totals *t, int status)
 {
-	cJSON *doc = tj_object(), *tj, *items, *nss;
+	cJSON *doc = tj_document("shmkeeper-shmclean"), *tj, *items, *nss;
 
 	tj_str(doc, "registry", dir);
 	tj_str(doc, "namespace", o->ns);

@@ -170,6 +170,20 @@ static void add(struct ns_totals *a, const struct ns_totals *b)
 	a->unlinked_bytes += b->unlinked_bytes;
 }
 
+/* What a segment is, by its owner's state: "live" only while its owner is
+ * alive, "orphaned" when the owner is dead (shmclean reaps it), "unknown"
+ * when the owner's liveness is (shmclean keeps it).  Whether the record
+ * confirmed the creation (intent) is another matter: JSON "intent".  The
+ * text and JSON say the same. */
+static const char *seg_state(const struct shmk_scan_owner *ow)
+{
+	switch (ow->state) {
+	case SHMK_OWNER_ALIVE: return "live";
+	case SHMK_OWNER_DEAD: return "orphaned";
+	default: return "unknown";
+	}
+}
+
 /* ---- text ---------------------------------------------------------------- */
 
 static void print_totals(const char *label, const struct ns_totals *t,
@@ -247,9 +261,8 @@ static void print_ns(const struct shmk_scan *sc, const struct shmk_scan_ns *v,
 			       ow->record_error);
 		for (size_t j = 0; j < ow->n_segments; j++) {
 			const struct shmk_scan_segment *s = &ow->segments[j];
-			printf("    %-32s %5s  %-6s  age %s%s%s%s\n", s->name,
-			       tool_hsize(s->size, h),
-			       s->intent ? "intent" : "live",
+			printf("    %-32s %7s  %-8s  age %s%s%s%s\n", s->name,
+			       tool_hsize(s->size, h), seg_state(ow),
 			       tool_hage(sc->now - s->created, a),
 			       s->present ? "" : "  (no object)",
 			       strcmp(s->kind, "segment") ? "  " : "",
@@ -259,7 +272,7 @@ static void print_ns(const struct shmk_scan *sc, const struct shmk_scan_ns *v,
 	}
 	for (size_t i = 0; i < v->n_strays; i++) {
 		const struct shmk_scan_stray *s = &v->strays[i];
-		printf("  stray %-32s %5s  age %s  uid %u%s\n", s->name,
+		printf("  stray %-32s %7s  age %s  uid %u%s\n", s->name,
 		       tool_hsize(s->size, h), tool_hage(sc->now - s->ctime, a),
 		       (unsigned)s->uid,
 		       s->regular ? "" : "  (not a regular file)");
@@ -354,7 +367,8 @@ static void json_owner(cJSON *owners, cJSON *errors, int64_t now,
 
 		tj_str(sj, "name", s->name);
 		tj_num(sj, "size", (double)s->size);
-		tj_str(sj, "state", s->intent ? "intent" : "live");
+		tj_str(sj, "state", seg_state(ow));
+		tj_bool(sj, "intent", s->intent);
 		tj_num(sj, "created", (double)s->created);
 		tj_num(sj, "age", (double)(now - s->created));
 		tj_bool(sj, "present", s->present);
@@ -585,7 +599,7 @@ int main(int argc, char **argv)
 	if (o.openmetrics) {
 		om_print(sc, t);
 	} else if (o.json) {
-		cJSON *doc = tj_object(), *arr;
+		cJSON *doc = tj_document("shmkeeper-shmls"), *arr;
 		tj_str(doc, "registry", sc->registry);
 		tj_bool(doc, "exists", sc->exists);
 		tj_str(doc, "shm_dir", sc->shm_dir);

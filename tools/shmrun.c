@@ -203,7 +203,7 @@ static void report(const struct opts *o, const char *ns, int rc,
 	char h[TOOL_HSIZE];
 
 	if (o->json) {
-		cJSON *doc = tj_object(), *items;
+		cJSON *doc = tj_document("shmkeeper-shmrun"), *items;
 		char *text;
 
 		tj_str(doc, "namespace", ns);
