@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* helpers.c - per-test environment; see helpers.h. */
 #include "helpers.h"
+
+#include <stdarg.h>
 #include "internal.h" /* record writers, for trecord() */
 
 #include <cjson/cJSON.h>
@@ -327,6 +329,22 @@ static void drain(int *fd, char **buf, size_t *len)
 	memcpy(*buf + *len, tmp, (size_t)n);
 	*len += (size_t)n;
 	(*buf)[*len] = '\0';
+}
+
+struct out run_tool_list(const char *path, ...)
+{
+	char *argv[32];
+	int n = 0;
+	va_list ap;
+	const char *a;
+
+	argv[n++] = (char *)path;
+	va_start(ap, path);
+	while ((a = va_arg(ap, const char *)) && n < 31)
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	return run_tool(path, argv, NULL, 0);
 }
 
 struct out run_tool(const char *path, char *const argv[], char *const envp[],

@@ -90,6 +90,9 @@ struct run_opts {
 };
 struct out run_tool_opts(const char *path, char *const argv[],
 			 char *const envp[], const struct run_opts *ro);
+/* run_tool() of path with argv[0] = path and the NULL-terminated
+ * arguments that follow (at most 30), in this environment. */
+struct out run_tool_list(const char *path, ...) __attribute__((sentinel));
 
 /* JSON documents of the tools (--json): the member key of o, which must
  * exist (jget) and be a number (jnum) or a string (jstr); the test fails

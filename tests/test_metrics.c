@@ -25,23 +25,7 @@ TestSuite(metrics, .init = tenv_setup, .fini = tenv_teardown, .timeout = 60);
 #define SHMCLEAN SHMK_BUILDDIR "/tools/shmclean"
 #define SHMLS SHMK_BUILDDIR "/tools/shmls"
 
-/* Runs tool with the NULL-terminated arguments. */
-static struct out run(const char *tool, ...) __attribute__((sentinel));
-static struct out run(const char *tool, ...)
-{
-	char *argv[32];
-	int n = 0;
-	va_list ap;
-	const char *a;
-
-	argv[n++] = (char *)tool;
-	va_start(ap, tool);
-	while ((a = va_arg(ap, const char *)) && n < 31)
-		argv[n++] = (char *)a;
-	va_end(ap);
-	argv[n] = NULL;
-	return run_tool(tool, argv, NULL, 0);
-}
+#define run run_tool_list
 
 /* The exposition's shape: every sample under the family declared last,
  * every family declared once as a gauge with a HELP, a UNIT that its name

@@ -57,22 +57,7 @@ static struct out run(const char *tool, ...)
 }
 
 /* Same, without the automatic --dir. */
-static struct out run_nodir(const char *tool, ...) __attribute__((sentinel));
-static struct out run_nodir(const char *tool, ...)
-{
-	char *argv[32];
-	int n = 0;
-	va_list ap;
-	const char *a;
-
-	argv[n++] = (char *)tool;
-	va_start(ap, tool);
-	while ((a = va_arg(ap, const char *)) && n < 31)
-		argv[n++] = (char *)a;
-	va_end(ap);
-	argv[n] = NULL;
-	return run_argv(tool, argv);
-}
+#define run_nodir run_tool_list
 
 static cJSON *parse_json(const struct out *r)
 {
