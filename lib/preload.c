@@ -341,6 +341,88 @@ static uint64_t made_ino(const struct call *k)
 	return rc == 0 ? (uint64_t)st.st_ino : 0;
 }
 
+/* write(2) of all of buf: 0, or -1 with errno. */
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -1 : (errno = EIO, -1);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* sem_open(O_CREAT | O_EXCL) of k->full, made here rather than by glibc.
+ * glibc writes the new semaphore into a file of a random name
+ * ("sem.XXXXXX"), links it to the name and unlinks the first: a SIGKILL
+ * in between leaves that file for ever, under a name nobody recorded and
+ * nobody can tell from a semaphore of that name.  Here the temporary
+ * name is ours ("sem.shmk-<pid>-<n>") and its intent recorded before it
+ * is made, so a reaper removes it if we die; the bytes are those
+ * sem_init() gives a process-shared semaphore (what glibc writes); the
+ * link makes k->full, the unlink drops the temporary name, and glibc then
+ * opens k->full for its handle (its own mapping, which sem_close() knows).
+ * The caller holds ctx->mu and recorded the intent of k->full.  true, or
+ * false with errno. */
+static bool sem_create(struct call *k, int oflag)
+{
+	static _Atomic unsigned seq;
+	char tmp[SHMK_SHM_NAME_MAX];
+	struct shmk_rec_seg prev;
+	struct stat made, now;
+	sem_t init;
+	int fd = -1, e;
+
+	memset(&init, 0, sizeof init);
+	if (sem_init(&init, 1, k->value) < 0) /* EINVAL past SEM_VALUE_MAX */
+		return false;
+	for (int tries = 0;; tries++) {
+		snprintf(tmp, sizeof tmp, "/sem.shmk-%d-%u", (int)shmk__pid(),
+			 atomic_fetch_add(&seq, 1));
+		if (shmk__adopt_intent(ctx, tmp, SHMK_KIND_ADOPTED_SEM, &prev) < 0)
+			return call_real(k, oflag | O_EXCL); /* as before */
+		fd = openat(ctx->shm_fd, tmp + 1,
+			    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    k->mode);
+		if (fd >= 0)
+			break;
+		e = errno;
+		shmk__adopt_undo(ctx, tmp, &prev);
+		if (e != EEXIST || tries >= MAX_RETRIES)
+			return errno = e, false;
+	}
+	if (write_all(fd, &init, sizeof init) < 0 ||
+	    linkat(ctx->shm_fd, tmp + 1, ctx->shm_fd, k->full + 1, 0) < 0) {
+		e = errno;
+		(void)unlinkat(ctx->shm_fd, tmp + 1, 0);
+		shmk__adopt_drop(ctx, tmp);
+		close(fd);
+		return errno = e, false;
+	}
+	if (fstat(fd, &made) < 0)
+		made.st_ino = 0;
+	(void)unlinkat(ctx->shm_fd, tmp + 1, 0);
+	shmk__adopt_drop(ctx, tmp);
+	close(fd);
+	if (call_real(k, oflag & ~(O_CREAT | O_EXCL)))
+		return true;
+	/* No handle (out of descriptors or memory): as with glibc, no
+	 * semaphore is left made - unless the name no longer holds ours
+	 * (unlinked by another process, ENOENT, or made again since). */
+	e = errno;
+	if (made.st_ino &&
+	    fstatat(ctx->shm_fd, k->full + 1, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    now.st_ino == made.st_ino && now.st_dev == made.st_dev)
+		(void)unlinkat(ctx->shm_fd, k->full + 1, 0);
+	return errno = e, false;
+}
+
 /* The program's call: true on success (k->fd / k->sem), else errno is the
  * one the program gets. */
 static bool create(struct call *k, int oflag)
@@ -376,7 +458,8 @@ static bool create(struct call *k, int oflag)
 			warn(shmk_last_error());
 			goto untracked;
 		}
-		if (call_real(k, oflag | O_EXCL)) {
+		if (k->kind == SHMK_KIND_ADOPTED_SEM ? sem_create(k, oflag)
+						      : call_real(k, oflag | O_EXCL)) {
 			if ((ino = made_ino(k))) {
 				shmk__adopt_live(ctx, k->full, ino);
 				if (k->kind == SHMK_KIND_ADOPTED_SHM &&

@@ -17,6 +17,8 @@
  *   s:name   sem_open(name, O_CREAT|O_EXCL, 0600, 1)
  *   o:name   sem_open(name, O_CREAT, 0600, 1)
  *   u:name   sem_unlink(name)
+ *   S:name   print "ready", then for ever: sem_open(name, O_CREAT|O_EXCL,
+ *            0600, 1), sem_close, sem_unlink (to be SIGKILLed anywhere)
  *   P:n:pfx  n threads at once each create pfx<i> (O_CREAT|O_EXCL)
  *   E:val    errno = val, create and unlink a probe object, print errno
  *            (a successful call leaves the caller's errno alone)
@@ -150,6 +152,15 @@ int main(int argc, char **argv)
 		case 'u':
 			say_int(a, sem_unlink(arg));
 			break;
+		case 'S':
+			printf("ready\n");
+			fflush(stdout);
+			for (;;) {
+				sem_t *sm = sem_open(arg, O_CREAT | O_EXCL, 0600, 1);
+				if (sm != SEM_FAILED)
+					sem_close(sm);
+				sem_unlink(arg);
+			}
 		case 'E': {
 			int fd;
 			errno = atoi(arg);
