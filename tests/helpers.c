@@ -331,6 +331,67 @@ static void drain(int *fd, char **buf, size_t *len)
 	(*buf)[*len] = '\0';
 }
 
+/* Does any process have path open (a descriptor)? */
+static bool held_open(const char *path)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *p;
+	bool held = false;
+
+	if (!proc)
+		return true; /* cannot tell: not counted as left */
+	while (!held && (p = readdir(proc))) {
+		char fds[64], link[PATH_MAX], to[PATH_MAX];
+		DIR *d;
+		struct dirent *f;
+		if (p->d_name[0] < '0' || p->d_name[0] > '9')
+			continue;
+		snprintf(fds, sizeof fds, "/proc/%s/fd", p->d_name);
+		if (!(d = opendir(fds)))
+			continue;
+		while (!held && (f = readdir(d))) {
+			ssize_t n;
+			snprintf(link, sizeof link, "%s/%s", fds, f->d_name);
+			if ((n = readlink(link, to, sizeof to - 1)) <= 0)
+				continue;
+			to[n] = '\0';
+			held = strcmp(to, path) == 0;
+		}
+		closedir(d);
+	}
+	closedir(proc);
+	return held;
+}
+
+size_t shm_sem_temps_left(time_t t0)
+{
+	DIR *d = opendir(T.shm_dir);
+	struct dirent *e;
+	struct stat st;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX];
+		bool glibc_tmp = strncmp(e->d_name, "sem.", 4) == 0 &&
+				 strlen(e->d_name) == 10 &&
+				 strspn(e->d_name + 4, "abcdefghijklmnopqrstuvwxyz"
+							"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+							"0123456789") == 6;
+		if (!glibc_tmp && strncmp(e->d_name, "sem.shmk-", 9) != 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", T.shm_dir, e->d_name);
+		if (held_open(path))
+			continue;
+		if (lstat(path, &st) == 0 && st.st_ctime >= t0 &&
+		    st.st_uid == geteuid())
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 struct out run_tool_list(const char *path, ...)
 {
 	char *argv[32];

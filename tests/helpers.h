@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <time.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -90,6 +91,12 @@ struct run_opts {
 };
 struct out run_tool_opts(const char *path, char *const argv[],
 			 char *const envp[], const struct run_opts *ro);
+/* Temporary files of a semaphore's making left in T.shm_dir: glibc's
+ * "sem.XXXXXX" (six characters) or the preload's "sem.shmk-<pid>-<n>",
+ * changed since t0, of our uid, that no process holds open (their makers
+ * hold them from before they exist until after their unlink, so one that
+ * exists and is held by nobody was left by a maker that died). */
+size_t shm_sem_temps_left(time_t t0);
 /* run_tool() of path with argv[0] = path and the NULL-terminated
  * arguments that follow (at most 30), in this environment. */
 struct out run_tool_list(const char *path, ...) __attribute__((sentinel));

@@ -462,33 +462,6 @@ Test(preload, a_vfork_child_is_let_through_untracked)
 	}
 }
 
-/* Files of the shm directory that a semaphore's making leaves when it is
- * cut short: glibc's temporary "sem.XXXXXX" (six characters), or ours
- * ("sem.shmk-<pid>-<n>"), changed since t0. */
-static size_t sem_temps_since(time_t t0)
-{
-	DIR *d = opendir(T.shm_dir);
-	struct dirent *e;
-	struct stat st;
-	size_t n = 0;
-
-	cr_assert_not_null(d);
-	while ((e = readdir(d))) {
-		bool glibc_tmp = strncmp(e->d_name, "sem.", 4) == 0 &&
-				 strlen(e->d_name) == 10 &&
-				 strspn(e->d_name + 4, "abcdefghijklmnopqrstuvwxyz"
-							"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-							"0123456789") == 6;
-		bool ours = strncmp(e->d_name, "sem.shmk-", 9) == 0;
-		if ((glibc_tmp || ours) &&
-		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    st.st_ctime >= t0 && st.st_uid == geteuid())
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 /* A program SIGKILLed while it makes and unlinks semaphores in a loop:
  * after the reap, nothing of it is left - not the semaphore, nor the
  * temporary file a semaphore is made in (glibc's random "sem.XXXXXX",
@@ -513,7 +486,7 @@ Test(preload, a_semaphore_cut_short_at_any_point_leaves_no_file, .timeout = 120)
 		cr_assert_eq(rc, 0, "%s", shmk_last_error());
 		shmk_reap_report_free(rep);
 		cr_assert_not(obj(sem), "trial %d: the semaphore is left", t);
-		cr_assert_eq(sem_temps_since(t0), 0,
+		cr_assert_eq(shm_sem_temps_left(t0), 0,
 			     "trial %d: a temporary semaphore file is left", t);
 	}
 	cr_assert_eq(owner_files(), 0);

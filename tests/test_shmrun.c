@@ -281,6 +281,8 @@ Test(shmrun, python_multiprocessing_killed_at_random_leaves_nothing,
 	char prefix[96];
 	int n = trials(50);
 
+	time_t t0 = time(NULL);
+
 	snprintf(prefix, sizeof prefix, "%s-same", T.ns);
 	char *plain[] = {"python3", WORKLOAD, prefix, UNTRACED, NULL};
 	struct out a = run_tool(PY, plain, NULL, 0);
@@ -317,6 +319,8 @@ Test(shmrun, python_multiprocessing_killed_at_random_leaves_nothing,
 			  "trial %d: exit %d", t, WEXITSTATUS(st));
 		cr_assert_eq(leftovers(prefix), 0, "trial %d: %zu object(s) left",
 			     t, leftovers(prefix));
+		cr_assert_eq(shm_sem_temps_left(t0), 0,
+			     "trial %d: a semaphore's temporary file is left", t);
 	}
 }
 
@@ -329,6 +333,7 @@ Test(shmrun, python_with_only_the_preload_then_shmclean_leaves_nothing,
 		cr_skip_test("needs %s", PY);
 	char prefix[96], env_pre[PATH_MAX + 16], env_ns[96], env_dir[PATH_MAX + 16];
 	int n = trials(50);
+	time_t t0 = time(NULL);
 
 	snprintf(env_pre, sizeof env_pre, "LD_PRELOAD=%s", PRELOAD);
 	snprintf(env_ns, sizeof env_ns, "SHMKEEPER_NS=%s", T.ns);
@@ -366,6 +371,8 @@ Test(shmrun, python_with_only_the_preload_then_shmclean_leaves_nothing,
 		cr_assert_eq(leftovers(prefix), 0, "trial %d: %zu object(s) left",
 			     t, leftovers(prefix));
 	}
+	cr_assert_eq(shm_sem_temps_left(t0), 0,
+		     "a semaphore's temporary file is left");
 }
 
 /* A program running under shmrun while reapers run beside it, again and
