@@ -113,13 +113,19 @@ void shmk__memwatch_init(struct memwatch *m)
 			continue;
 		if (!cgroup_mount(v2, base, sizeof base))
 			continue;
-		snprintf(m->events, sizeof m->events, "%s%s/%s", base, path,
-			 v2 ? "memory.events" : "memory.oom_control");
-		if (access(m->events, R_OK) != 0)
+		/* A path that does not fit is no source (never a shorter
+		 * path, which would name another cgroup's file). */
+		if ((size_t)snprintf(m->events, sizeof m->events, "%s%s/%s",
+				     base, path,
+				     v2 ? "memory.events" : "memory.oom_control") >=
+			    sizeof m->events ||
+		    (size_t)snprintf(m->limit, sizeof m->limit, "%s%s/%s", base,
+				     path,
+				     v2 ? "memory.max" : "memory.limit_in_bytes") >=
+			    sizeof m->limit ||
+		    access(m->events, R_OK) != 0)
 			continue;
 		m->src = m->limit_src = v2 ? 1 : 2;
-		snprintf(m->limit, sizeof m->limit, "%s%s/%s", base, path,
-			 v2 ? "memory.max" : "memory.limit_in_bytes");
 	}
 	oom_count(m, &m->oom_seen);
 }
