@@ -242,6 +242,9 @@ static int add_gone(struct shmk_holders *h, ino_t ino, const char *line,
 	}
 	if (grow((void **)&h->g, &h->capg, h->ng, sizeof *h->g) < 0)
 		return -ENOMEM;
+	/* Whole, so the bytes after the name that go to the caller through
+	 * the socket are known ones. */
+	memset(&h->g[h->ng], 0, sizeof h->g[h->ng]);
 	h->g[h->ng].ino = ino;
 	h->g[h->ng].extent = off + (hi - lo);
 	memcpy(h->g[h->ng].name, base, len);
