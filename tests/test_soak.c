@@ -9,6 +9,8 @@
  * cycle, i from 0), set only in the child's environment. */
 #include "helpers.h"
 
+#include <ctype.h>
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -210,8 +212,11 @@ static void assert_one_size_style(const char *text)
 		    (!strncmp(p, " bytes", 6) || !strncmp(p, "bytes", 5)))
 			cr_assert_fail("a size in bytes at \"%.30s\" in:\n%s",
 				       p > text + 10 ? p - 10 : text, text);
+		/* (A unit letter ends a word: "12M" is a size, the "0MS" of
+		 * a random directory name is not.) */
 		if (p > text && p[-1] >= '0' && p[-1] <= '9' &&
-		    (*p == 'K' || *p == 'M' || *p == 'G') && p[1] != 'i')
+		    (*p == 'K' || *p == 'M' || *p == 'G') && p[1] != 'i' &&
+		    !isalnum((unsigned char)p[1]))
 			cr_assert_fail("a size without its unit at \"%.30s\" in:"
 				       "\n%s", p > text + 10 ? p - 10 : text,
 				       text);

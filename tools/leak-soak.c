@@ -714,12 +714,16 @@ static void write_plot(FILE *f, const struct row *rows, size_t n,
 	if (!a)
 		tool_fatal(EX_OSERR, "out of memory");
 	double *b = a + n, *c = b + n, *d = c + n, *e = d + n;
+	/* A killed cycle is a gap in every series: what it left (its
+	 * segments until the next reap, its times) is not judged, and drawn
+	 * it would look like the leak it is not; its grey line marks it. */
 	for (size_t i = 0; i < n; i++) {
-		a[i] = (double)rows[i].s.fds;
-		b[i] = (double)rows[i].s.rss;
-		c[i] = (double)rows[i].s.ns_segments;
-		d[i] = rows[i].killed ? NAN : rows[i].init_ms; /* gaps */
-		e[i] = rows[i].killed ? NAN : rows[i].teardown_ms;
+		bool k = rows[i].killed;
+		a[i] = k ? NAN : (double)rows[i].s.fds;
+		b[i] = k ? NAN : (double)rows[i].s.rss;
+		c[i] = k ? NAN : (double)rows[i].s.ns_segments;
+		d[i] = k ? NAN : rows[i].init_ms;
+		e[i] = k ? NAN : rows[i].teardown_ms;
 	}
 
 	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
