@@ -168,6 +168,19 @@ Test(tools2, shmls_whose_reader_went_away_says_so_once_and_exits_74)
 	out_free(&r);
 }
 
+/* --adopt's one line lost is the same output error as any other tool's. */
+Test(tools2, shmclean_adopt_whose_reader_went_away_exits_74)
+{
+	struct run_opts ro = {.stdout_broken = true};
+	struct out r = run_with(&ro, SHMCLEAN, "--adopt", "--dir", T.dir, NULL);
+
+	cr_assert_eq(r.code, EX_IOERR, "shmclean --adopt exited %d\n%s",
+		     r.code, r.err);
+	cr_assert_str_eq(r.err, "shmclean: error: unable to write output: "
+				"Broken pipe\n");
+	out_free(&r);
+}
+
 /* ---- shmls at scale ---------------------------------------------------------- */
 
 /* Writes n owners into T.ns_dir as files: a lock file nobody holds and a

@@ -694,7 +694,7 @@ int main(int argc, char **argv)
 	}
 
 	if (o.adopt) {
-		/* Explicit adoption of a registry without a marker (0.1.0):
+		/* Explicit adoption of a registry without a marker (pre-release):
 		 * the library checks every entry and marks it, or refuses
 		 * naming the first foreign one. */
 		if ((rc = shmk_registry_adopt(dir)) < 0) {
@@ -709,8 +709,7 @@ int main(int argc, char **argv)
 			printf("registry %s: %s\n", dir,
 			       rc == 1 ? "adopted (marker written)"
 				       : "already a registry (marked)");
-		tool_flush_stdout();
-		return 0;
+		return tool_status(0); /* 74 if that line was lost */
 	}
 	if (o.ns) {
 		/* shmk_reap() copes with a missing registry (strays only). */
