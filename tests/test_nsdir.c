@@ -67,6 +67,7 @@ static void closed_namespace(void)
 	cr_assert_eq(shmk_segment_create(c, "x", 4096, &s), 0, "%s",
 		     shmk_last_error());
 	cr_assert_eq(shmk_close(c), 0);
+	shmk_segment_detach(s); /* the handle, after close (shmk_close(3)) */
 	cr_assert(ns_dir_exists());
 	cr_assert_eq(ns_files(NULL), 0);
 }
@@ -148,6 +149,7 @@ Test(nsdir, a_namespace_holding_anything_is_kept)
 	cr_assert(ns_dir_exists());
 	cr_assert(shm_exists("live"));
 	cr_assert_eq(shmk_close(c), 0);
+	shmk_segment_detach(s);
 
 	/* A file that is not ours: kept, and so is the directory. */
 	put_file("notes", "mine\n", 5);
