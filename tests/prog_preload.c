@@ -162,13 +162,18 @@ int main(int argc, char **argv)
 				sem_unlink(arg);
 			}
 		case 'E': {
+			char probe[64];
 			int fd;
+			/* A name of this process's: two runs at once must not
+			 * meet on it (EEXIST). */
+			snprintf(probe, sizeof probe, "/prog-preload-E-probe-%d",
+				 (int)getpid());
 			errno = atoi(arg);
-			fd = shm_open("/prog-preload-E-probe", O_CREAT | O_EXCL | O_RDWR, 0600);
+			fd = shm_open(probe, O_CREAT | O_EXCL | O_RDWR, 0600);
 			printf("%s errno after create = %s\n", a, strerrorname_np(errno));
 			if (fd >= 0) {
 				close(fd);
-				shm_unlink("/prog-preload-E-probe");
+				shm_unlink(probe);
 			}
 			break;
 		}
