@@ -214,6 +214,9 @@ pycheck: lib
 # statically), and run it without LD_LIBRARY_PATH; uninstall both and check
 # nothing is left.
 IC := $(CURDIR)/$(B)/installcheck
+# A namespace of this run's: two checks at once on one host (each with its
+# own registry) must not meet on one namespace's claim.
+IC_NS := installcheck-$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 IC_PC = PKG_CONFIG_PATH=$(IC)/pfx/lib/pkgconfig
 installcheck: lib tools
 	rm -rf $(IC) && mkdir -p $(IC)
@@ -227,14 +230,14 @@ installcheck: lib tools
 	$(IC_PC) sh -c 'set -- $$(pkg-config --cflags shmkeeper); test "$$*" = "-I$(IC)/pfx/include"'
 	$(IC_PC) sh -c '$(CC) -o $(IC)/prog tests/installcheck.c $$(pkg-config --cflags --libs shmkeeper) \
 	  -Wl,-rpath,$$(pkg-config --variable=libdir shmkeeper)'
-	env -u LD_LIBRARY_PATH $(IC)/prog $(IC)/registry
+	env -u LD_LIBRARY_PATH $(IC)/prog $(IC)/registry $(IC_NS)
 	@# Static: libshmkeeper.a (alone in the first -L directory) and what
 	@# --static --libs adds; the program needs no libshmkeeper.so.
 	mkdir $(IC)/static && ln -s $(IC)/pfx/lib/libshmkeeper.a $(IC)/static/
 	$(IC_PC) sh -c '$(CC) -o $(IC)/prog-static tests/installcheck.c $$(pkg-config --cflags shmkeeper) \
 	  -L$(IC)/static $$(pkg-config --static --libs shmkeeper)'
 	! readelf -d $(IC)/prog-static | grep -q libshmkeeper
-	env -u LD_LIBRARY_PATH $(IC)/prog-static $(IC)/registry
+	env -u LD_LIBRARY_PATH $(IC)/prog-static $(IC)/registry $(IC_NS)
 	@# A directory it searches (a stand-in ldconfig says so): install runs
 	@# ldconfig as root, or says root must.
 	printf '%s\n' '#!/bin/sh' 'if [ "$$1" = -v ]; then echo "$(IC)/pfx/lib: (from installcheck)";' \
@@ -248,7 +251,7 @@ installcheck: lib tools
 	  sys.exit(0 if shmkeeper.__file__.startswith("$(IC)/pfx/") else 1)'
 	@# The registry and its claim on the namespace "installcheck" (which
 	@# the library never removes) go: nothing of the run stays in /dev/shm.
-	rm -rf $(IC)/registry /dev/shm/.shmkeeper-claim.$$(id -u).installcheck
+	rm -rf $(IC)/registry /dev/shm/.shmkeeper-claim.$$(id -u).$(IC_NS)
 	$(MAKE) --no-print-directory uninstall DESTDIR=$(IC)/stage PREFIX=/usr/local >/dev/null
 	$(MAKE) --no-print-directory uninstall PREFIX=$(IC)/pfx LDCONFIG=$(IC)/ldconfig >/dev/null
 	@left=$$(find $(IC)/stage $(IC)/pfx -type f -o -type l); \

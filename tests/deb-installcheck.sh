@@ -21,12 +21,17 @@ for deb in "$out"/*.deb; do
 	dpkg -x "$deb" "$root"
 done
 
+# Namespaces of this run's: two checks at once on one host must not meet
+# on one namespace's claim.
+ns_c=debic-$$
+ns_py=debpy-$$
+
 cleanup() {
 	# The registries and the claims binding the namespaces to them (the
 	# library never removes a claim).
 	rm -rf "$work/registry" "$work/pyregistry" \
-	  "/dev/shm/.shmkeeper-claim.$uid.installcheck" \
-	  "/dev/shm/.shmkeeper-claim.$uid.debcheck"
+	  "/dev/shm/.shmkeeper-claim.$uid.$ns_c" \
+	  "/dev/shm/.shmkeeper-claim.$uid.$ns_py"
 }
 trap cleanup EXIT
 cleanup
@@ -42,7 +47,7 @@ PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_ALLOW_SYSTEM_LIBS=1 \
 LD_LIBRARY_PATH=$libdir ldd "$work/installcheck" |
   grep -q " => $libdir/libshmkeeper.so.0 " ||
   { echo "deb: installcheck does not use $libdir/libshmkeeper.so.0"; exit 1; }
-LD_LIBRARY_PATH=$libdir "$work/installcheck" "$work/registry"
+LD_LIBRARY_PATH=$libdir "$work/installcheck" "$work/registry" "$ns_c"
 
 # shmkeeper-tools: the release's version; shmrun's compiled-in preload and
 # the unit's ExecStart are files of the package.
@@ -68,17 +73,18 @@ env -u SHMKEEPER_LIB PYTHONDONTWRITEBYTECODE=1 LD_LIBRARY_PATH=$libdir \
   PYTHONPATH=$root/usr/lib/python3/dist-packages \
   "$PYTHON" -c '
 import os, sys, shmkeeper
-root, reg = (os.path.realpath(a) for a in sys.argv[1:])
+root, reg = (os.path.realpath(a) for a in sys.argv[1:3])
+ns = sys.argv[3]
 assert shmkeeper.__file__.startswith(root + "/"), shmkeeper.__file__
 assert shmkeeper.library_path == "libshmkeeper.so.0", shmkeeper.library_path
 with open("/proc/self/maps") as f:
     maps = f.read()
 assert root + "/usr/lib/" in maps, "libshmkeeper.so.0 not loaded from " + root
-with shmkeeper.SharedMemory(create=True, size=4096, ns="debcheck", dir=reg) as s:
+with shmkeeper.SharedMemory(create=True, size=4096, ns=ns, dir=reg) as s:
     s.buf[0] = 1
     s.unlink()
 print("deb: python3-shmkeeper %s on libshmkeeper %s" % (shmkeeper.__file__, shmkeeper.library_version))
-' "$root" "$work/pyregistry"
+' "$root" "$work/pyregistry" "$ns_py"
 
-left=$(ls /dev/shm | grep -E '^(installcheck|debcheck)\.' || true)
+left=$(ls /dev/shm | grep -E "^($ns_c|$ns_py)\\." || true)
 test -z "$left" || { echo "deb: left in /dev/shm: $left"; exit 1; }

@@ -7,10 +7,13 @@
 #include <string.h>
 #include <unistd.h>
 
+/* installcheck [DIR [NS]]: a registry directory and a namespace of the
+ * caller's (two checks at once on one host must not share a namespace). */
 int main(int argc, char **argv)
 {
 	struct shmk_options o = {.dir = argc > 1 ? argv[1] : NULL,
-				 .ns = "installcheck"};
+				 .ns = argc > 2 ? argv[2] : "installcheck"};
+	char path[512];
 	shmk_ctx *ctx;
 	shmk_segment *seg;
 
@@ -22,9 +25,10 @@ int main(int argc, char **argv)
 	strcpy(shmk_segment_addr(seg), "hello");
 	printf("installcheck: created %s with shmkeeper %s\n",
 	       shmk_segment_name(seg), shmk_version());
+	snprintf(path, sizeof path, "/dev/shm%s", shmk_segment_name(seg));
 	if (shmk_segment_destroy(seg) < 0 || shmk_close(ctx) < 0) {
 		fprintf(stderr, "installcheck: %s\n", shmk_last_error());
 		return 1;
 	}
-	return access("/dev/shm/installcheck.hello", F_OK) == 0;
+	return access(path, F_OK) == 0;
 }
