@@ -124,24 +124,17 @@ static int add_held(struct shmk_holders *h, size_t start, ino_t ino,
 	return 0;
 }
 
-/* Reads the small file /proc/<name>/<what> into buf (NUL-terminated). */
+/* Reads the small file /proc/<name>/<what> into buf (NUL-terminated):
+ * 0 or -errno. */
 static int read_proc_small(int procfd, const char *name, const char *what,
 			   char *buf, size_t sz)
 {
 	char path[64];
 	ssize_t n;
-	int fd, rc;
 
 	snprintf(path, sizeof path, "%s/%s", name, what);
-	if ((fd = openat(procfd, path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -errno;
-	while ((n = read(fd, buf, sz - 1)) < 0 && errno == EINTR)
-		;
-	rc = n < 0 ? -errno : 0;
-	shmk__close(&fd);
-	if (rc == 0)
-		buf[n] = '\0';
-	return rc;
+	n = shmk__read_small(procfd, path, buf, sz);
+	return n < 0 ? (int)n : 0;
 }
 
 /* A process we could not read: is it one that holds nothing anyway (gone,

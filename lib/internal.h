@@ -307,6 +307,9 @@ int64_t shmk__now(void);
 int64_t shmk__mono_ms(void); /* CLOCK_MONOTONIC, milliseconds */
 /* getpid(), cached (reset in fork children). */
 pid_t shmk__pid(void);
+/* Reads the small file dirfd/name (AT_FDCWD: a path) into buf, which it
+ * NUL-terminates: bytes read (one read, at most sz - 1), or -errno. */
+ssize_t shmk__read_small(int dirfd, const char *name, char *buf, size_t sz);
 
 /* ---- unlink.c: the one place a segment name is removed ------------------ */
 enum shmk_unlink_result {

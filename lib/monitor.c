@@ -103,22 +103,6 @@ void shmk_monitor_destroy(shmk_monitor *m)
 	free(m);
 }
 
-static ssize_t read_at(int dirfd, const char *name, char *buf, size_t sz)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sz - 1);
-	if (n < 0)
-		n = -errno;
-	close(fd);
-	if (n >= 0)
-		buf[n] = '\0';
-	return n;
-}
-
 /* Entries of dirfd/name, "." and ".." excluded. */
 static long count_dir(int dirfd, const char *name)
 {
@@ -164,12 +148,12 @@ static int sample_proc(shmk_monitor *m, struct shmk_sample *s)
 		return shmk__err((int)fds, "monitor: /proc/%d/fd: %s", (int)m->pid,
 				 strerror((int)-fds));
 	s->fds = fds - (m->pid == getpid() ? 1 : 0);
-	if (read_at(m->proc_fd, "statm", buf, sizeof buf) > 0) {
+	if (shmk__read_small(m->proc_fd, "statm", buf, sizeof buf) > 0) {
 		unsigned long long size = 0, res = 0;
 		if (sscanf(buf, "%llu %llu", &size, &res) == 2)
 			s->rss = (uint64_t)res * (uint64_t)m->page;
 	}
-	if (read_at(m->proc_fd, "stat", buf, sizeof buf) > 0 &&
+	if (shmk__read_small(m->proc_fd, "stat", buf, sizeof buf) > 0 &&
 	    (f = stat_field(buf, 20)))
 		s->threads = strtol(f, NULL, 10);
 
@@ -188,7 +172,7 @@ static int sample_proc(shmk_monitor *m, struct shmk_sample *s)
 		if (d->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof path, "task/%s/children", d->d_name);
-		if (read_at(m->proc_fd, path, kids, sizeof kids) <= 0)
+		if (shmk__read_small(m->proc_fd, path, kids, sizeof kids) <= 0)
 			continue;
 		for (char *p = kids, *e; *p; p = e) {
 			long pid = strtol(p, &e, 10);
@@ -196,7 +180,7 @@ static int sample_proc(shmk_monitor *m, struct shmk_sample *s)
 				break;
 			s->children++;
 			snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-			if (read_at(AT_FDCWD, path, buf, sizeof buf) > 0 &&
+			if (shmk__read_small(AT_FDCWD, path, buf, sizeof buf) > 0 &&
 			    (f = stat_field(buf, 3)) && *f == 'Z')
 				s->zombies++;
 		}
@@ -419,7 +403,7 @@ uint64_t shmk__monitor_rss(shmk_monitor *m)
 	unsigned long long sz, res;
 	char buf[256];
 
-	if (read_at(m->proc_fd, "statm", buf, sizeof buf) > 0 &&
+	if (shmk__read_small(m->proc_fd, "statm", buf, sizeof buf) > 0 &&
 	    sscanf(buf, "%llu %llu", &sz, &res) == 2)
 		return (uint64_t)res * (uint64_t)m->page;
 	return 0;

@@ -168,21 +168,6 @@ int shmk__pidfd_open(pid_t pid)
 	return SHMK_SYS("pidfd_open", (int)syscall(SYS_pidfd_open, pid, 0));
 }
 
-int shmk__read_text(const char *path, char *buf, size_t sz)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sz - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return (int)n;
-}
-
 /* ---- process titles ---------------------------------------------------- */
 
 /* A title is written over the process's own argv strings, which the kernel
@@ -205,7 +190,8 @@ void shmk__titles_init(void)
 
 	if (title_area || !program_invocation_name)
 		return;
-	n = shmk__read_text("/proc/self/cmdline", buf, sizeof buf);
+	n = (int)shmk__read_small(AT_FDCWD, "/proc/self/cmdline", buf,
+				  sizeof buf);
 	/* Only if argv[0] is where program_invocation_name points and all
 	 * of the arguments fitted in buf. */
 	if (n <= 1 || n >= (int)sizeof buf - 1 ||

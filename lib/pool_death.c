@@ -94,7 +94,7 @@ void shmk__memwatch_init(struct memwatch *m)
 	char cg[4096], base[PATH_MAX];
 
 	memset(m, 0, sizeof *m);
-	if (shmk__read_text("/proc/self/cgroup", cg, sizeof cg) <= 0)
+	if (shmk__read_small(AT_FDCWD, "/proc/self/cgroup", cg, sizeof cg) <= 0)
 		return;
 	for (char *l = strtok(cg, "\n"); l && !m->src; l = strtok(NULL, "\n")) {
 		char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
@@ -134,7 +134,8 @@ static bool oom_count(const struct memwatch *m, uint64_t *out)
 {
 	char buf[1024];
 
-	return m->src && shmk__read_text(m->events, buf, sizeof buf) > 0 &&
+	return m->src &&
+	       shmk__read_small(AT_FDCWD, m->events, buf, sizeof buf) > 0 &&
 	       key_value(buf, "oom_kill", out);
 }
 
@@ -145,7 +146,8 @@ static void mem_limit(const struct memwatch *m, uint64_t *limit, int *src)
 
 	*limit = 0;
 	*src = 0;
-	if (m->limit_src && shmk__read_text(m->limit, buf, sizeof buf) > 0 &&
+	if (m->limit_src &&
+	    shmk__read_small(AT_FDCWD, m->limit, buf, sizeof buf) > 0 &&
 	    strncmp(buf, "max", 3) != 0) {
 		uint64_t v = strtoull(buf, NULL, 10);
 		if (v > 0 && v < (1ull << 62)) { /* v1 says "unlimited" so */

@@ -236,7 +236,6 @@ void shmk__start_failed(struct pctl *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void shmk__titles_init(void);
 void shmk__title(const char *fmt, const char *t, unsigned i, const char *comm);
-int shmk__read_text(const char *path, char *buf, size_t sz);
 int shmk__pidfd_open(pid_t pid);
 /* Registers the calling process's robust list (set_robust_list(2)). */
 int shmk__robust_register(struct robust_list_head *h, struct robust_list *first,

@@ -56,22 +56,21 @@ int64_t shmk__now(void)
 	return (int64_t)ts.tv_sec;
 }
 
-static int read_small(const char *path, char *buf, size_t sz)
+ssize_t shmk__read_small(int dirfd, const char *name, char *buf, size_t sz)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC), e;
 	ssize_t n;
 
 	if (fd < 0)
 		return -errno;
-	n = read(fd, buf, sz - 1);
-	if (n < 0) {
-		int rc = -errno;
-		shmk__close(&fd);
-		return rc;
-	}
+	while ((n = read(fd, buf, sz - 1)) < 0 && errno == EINTR)
+		;
+	e = errno;
 	close(fd);
+	if (n < 0)
+		return -e;
 	buf[n] = '\0';
-	return (int)n;
+	return n;
 }
 
 /* Start time and state letter (R, S, D, Z, X, ...) of pid. */
@@ -88,7 +87,7 @@ static int proc_stat_ex(pid_t pid, unsigned long long *start, char *state,
 		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
 	else
 		snprintf(path, sizeof path, "/proc/self/stat");
-	if ((n = read_small(path, buf, sizeof buf)) < 0)
+	if ((n = shmk__read_small(AT_FDCWD, path, buf, sizeof buf)) < 0)
 		return n == -ESRCH ? -ENOENT : n;
 	if (seen_pid)
 		*seen_pid = (pid_t)strtol(buf, NULL, 10);
@@ -126,7 +125,8 @@ static pid_t self_pid; /* self is valid for this pid */
 static void read_boot_id(char out[40])
 {
 	char buf[64];
-	int n = read_small("/proc/sys/kernel/random/boot_id", buf, sizeof buf);
+	int n = (int)shmk__read_small(AT_FDCWD, "/proc/sys/kernel/random/boot_id",
+				 buf, sizeof buf);
 
 	out[0] = '\0';
 	if (n >= 36) {

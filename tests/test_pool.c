@@ -10,6 +10,7 @@
  * main thread asserts after joining them.  Every test reaps every process
  * it starts, joins every thread, destroys its pool and closes its ctx. */
 #include "helpers.h"
+#include "internal.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -623,19 +624,12 @@ static int put(const char *path, const char *s)
 	return rc;
 }
 
+/* 0, or -errno: the library's reader of small files. */
 static int get(const char *path, char *buf, size_t n)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t r;
+	ssize_t r = shmk__read_small(AT_FDCWD, path, buf, n);
 
-	if (fd < 0)
-		return -errno;
-	r = read(fd, buf, n - 1);
-	close(fd);
-	if (r < 0)
-		return -errno;
-	buf[r] = '\0';
-	return 0;
+	return r < 0 ? (int)r : 0;
 }
 
 /* Mount point and root of the first mount of fstype (with option opt, if
