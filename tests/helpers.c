@@ -175,6 +175,17 @@ const char *tfull(const char *name)
 
 size_t shm_count(void) { return shm_leftovers(false, NULL, 0); }
 
+bool shm_file_exists(const char *file)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	while (*file == '/')
+		file++;
+	snprintf(p, sizeof p, "%s/%s", T.shm_dir, file);
+	return lstat(p, &st) == 0;
+}
+
 bool shm_exists(const char *name)
 {
 	char p[PATH_MAX];

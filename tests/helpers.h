@@ -52,6 +52,9 @@ const char *tfull(const char *name);
 size_t shm_count(void);
 /* Does "<T.ns>.<name>" exist in T.shm_dir? */
 bool shm_exists(const char *name);
+/* Does the file T.shm_dir/<file> exist (leading slashes of file dropped:
+ * an object's name as the tools and reports give it)? */
+bool shm_file_exists(const char *file);
 /* Files in T.ns_dir whose name ends with suffix (NULL: all but "." ".."
  * and the quarantine directory). */
 size_t ns_files(const char *suffix);

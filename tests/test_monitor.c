@@ -289,15 +289,6 @@ static shmk_ctx *open_ns(const char *ns)
 	return c;
 }
 
-static bool shm_obj_exists(const char *obj)
-{
-	char p[PATH_MAX];
-	struct stat st;
-
-	snprintf(p, sizeof p, "%s/%s", T.shm_dir, obj);
-	return lstat(p, &st) == 0;
-}
-
 /* The neighbours' objects, which tenv_teardown does not look for: removed
  * here even when the test failed half-way, then checked by the test. */
 static char nsx[64], other[64], bare[PATH_MAX];
@@ -366,8 +357,8 @@ Test(monitor, sample_counts_the_segments_of_its_namespace_only,
 	cr_assert_eq(shmk_close(co), 0);
 	snprintf(seg_x, sizeof seg_x, "%s.a", nsx);
 	snprintf(seg_o, sizeof seg_o, "%s.a", other);
-	cr_assert_not(shm_obj_exists(seg_x));
-	cr_assert_not(shm_obj_exists(seg_o));
+	cr_assert_not(shm_file_exists(seg_x));
+	cr_assert_not(shm_file_exists(seg_o));
 	shmk_monitor_destroy(m);
 	shmk_monitor_destroy(mx);
 	shmk_monitor_destroy(none);

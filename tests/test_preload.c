@@ -73,16 +73,6 @@ static const char *an(const char *x)
 	return p;
 }
 
-/* Does /dev/shm/<file> exist? */
-static bool obj(const char *file)
-{
-	char p[PATH_MAX];
-	struct stat st;
-
-	snprintf(p, sizeof p, "/dev/shm/%s", file[0] == '/' ? file + 1 : file);
-	return lstat(p, &st) == 0;
-}
-
 static ino_t obj_ino(const char *file)
 {
 	char p[PATH_MAX];
@@ -281,8 +271,8 @@ Test(preload, an_o_creat_open_of_an_existing_object_is_not_recorded)
 	cr_assert_eq(rc, 0, "%s", shmk_last_error());
 	cr_assert_eq(rep->owners_dead, 1);
 	cr_assert_eq(rep->segments_reaped, 1, "only the object it created");
-	cr_assert(obj(an("mine")), "an object it only opened is not its own");
-	cr_assert_not(obj(an("x")));
+	cr_assert(shm_file_exists(an("mine")), "an object it only opened is not its own");
+	cr_assert_not(shm_file_exists(an("x")));
 	shmk_reap_report_free(rep);
 	unlink(p);
 }
@@ -322,23 +312,23 @@ Test(preload, a_sigkilled_owner_loses_exactly_its_own_objects)
 	cr_assert_eq(rc, 0, "%s", shmk_last_error());
 	cr_assert_eq(rep->owners_dead, 1);
 	cr_assert_eq(rep->segments_reaped, 3, "a, b and the semaphore");
-	cr_assert_not(obj(an("a")));
-	cr_assert_not(obj(an("b")));
+	cr_assert_not(shm_file_exists(an("a")));
+	cr_assert_not(shm_file_exists(an("b")));
 	{
 		char sem[160];
 		snprintf(sem, sizeof sem, "sem.%s", an("s") + 1);
-		cr_assert_not(obj(sem));
+		cr_assert_not(shm_file_exists(sem));
 	}
-	cr_assert(obj(an("repl")), "a name holding another inode is kept");
-	cr_assert(obj(an("other")), "an object in no record is kept");
-	cr_assert(obj(an("live")), "a live owner's object is kept");
+	cr_assert(shm_file_exists(an("repl")), "a name holding another inode is kept");
+	cr_assert(shm_file_exists(an("other")), "an object in no record is kept");
+	cr_assert(shm_file_exists(an("live")), "a live owner's object is kept");
 	shmk_reap_report_free(rep);
 
 	/* The live one, gone now too, is reaped by the next pass. */
 	cr_assert_eq(stop(&live, true), 128 + SIGKILL);
 	rep = reap_ns(&rc);
 	cr_assert_eq(rep->segments_reaped, 1);
-	cr_assert_not(obj(an("live")));
+	cr_assert_not(shm_file_exists(an("live")));
 	shmk_reap_report_free(rep);
 	cr_assert_eq(owner_files(), 0);
 	unlink(path);
@@ -423,12 +413,12 @@ Test(preload, an_exec_keeps_the_owner_alive_for_a_concurrent_reaper)
 		by_lock |= rep->items[i].action == SHMK_REAP_OWNER_ALIVE &&
 			   strstr(rep->items[i].reason, "lock held");
 	cr_assert(by_lock, "the exec'd image holds the owner's lock");
-	cr_assert(obj(an("exec")));
+	cr_assert(shm_file_exists(an("exec")));
 	shmk_reap_report_free(rep);
 	cr_assert_eq(stop(&b, false), 0);
 	rep = reap_ns(&rc);
 	cr_assert_eq(rep->segments_reaped, 1, "gone with the process");
-	cr_assert_not(obj(an("exec")));
+	cr_assert_not(shm_file_exists(an("exec")));
 	shmk_reap_report_free(rep);
 }
 
@@ -442,7 +432,7 @@ Test(preload, a_vfork_child_is_let_through_untracked)
 	snprintf(c, sizeof c, "C:%s", an("after"));
 	o = run(true, NULL, (const char *[]){v, c, "K", NULL});
 	cr_assert_not_null(strstr(o.out, "child exit 0"), "%s", o.out);
-	cr_assert(obj(an("vfork")));
+	cr_assert(shm_file_exists(an("vfork")));
 	out_free(&o);
 	/* Only the parent's own create is in the parent's record. */
 	cr_assert_eq(records(rec, 2), 1);
@@ -485,7 +475,7 @@ Test(preload, a_semaphore_cut_short_at_any_point_leaves_no_file, .timeout = 120)
 		rep = reap_ns(&rc);
 		cr_assert_eq(rc, 0, "%s", shmk_last_error());
 		shmk_reap_report_free(rep);
-		cr_assert_not(obj(sem), "trial %d: the semaphore is left", t);
+		cr_assert_not(shm_file_exists(sem), "trial %d: the semaphore is left", t);
 		cr_assert_eq(shm_sem_temps_left(t0), 0,
 			     "trial %d: a temporary semaphore file is left", t);
 	}
@@ -576,7 +566,7 @@ Test(preload, strict_mode_fails_the_call_with_the_registry_errno)
 	cr_assert_not_null(strstr(o.out, "= -1 ENOTEMPTY\n"), "%s", o.out);
 	/* An open that creates nothing is not the registry's business. */
 	cr_assert_not_null(strstr(o.out, "A:/x = -1 ENOENT\n"), "%s", o.out);
-	cr_assert_not(obj(an("x")));
+	cr_assert_not(shm_file_exists(an("x")));
 	cr_assert_eq(strchr(o.err, '\n'), o.err + strlen(o.err) - 1,
 		     "one line: %s", o.err);
 	out_free(&o);
@@ -640,7 +630,7 @@ Test(preload, python_shared_memory_create_close_unlink_leaves_nothing)
 	cr_assert_eq(o.code, 0, "%s", o.err);
 	cr_assert_str_eq(o.out, "done\n");
 	cr_assert_null(strstr(o.err, "shmkeeper"), "%s", o.err);
-	cr_assert_not(obj(an("py")));
+	cr_assert_not(shm_file_exists(an("py")));
 	cr_assert_eq(owner_files(), 0);
 	out_free(&o);
 }
@@ -668,7 +658,7 @@ Test(preload, python_shared_memory_of_a_sigkilled_interpreter_is_reaped)
 	/* Python's resource tracker may have unlinked it first (it warns of
 	 * a leak when its client dies): reaped by us, or already gone. */
 	cr_assert_eq(rep->segments_reaped + rep->segments_gone, 1);
-	cr_assert_not(obj(an("pyk")));
+	cr_assert_not(shm_file_exists(an("pyk")));
 	shmk_reap_report_free(rep);
 }
 

@@ -29,14 +29,6 @@ static void make_object(const char *fullname)
 	close(fd);
 }
 
-static bool object_exists(const char *fullname)
-{
-	char p[PATH_MAX];
-	struct stat st;
-	snprintf(p, sizeof p, "%s/%s", T.shm_dir, fullname);
-	return lstat(p, &st) == 0;
-}
-
 static void remove_object(const char *fullname)
 {
 	char p[PATH_MAX];
@@ -84,7 +76,7 @@ static void expect_quarantined(const char *content, size_t len,
 		}
 	cr_assert(found);
 	shmk_reap_report_free(rep);
-	cr_assert(object_exists(victim), "a bad record was grounds to unlink");
+	cr_assert(shm_file_exists(victim), "a bad record was grounds to unlink");
 	cr_assert_eq(quarantined_files(), 1, "record not in quarantine/");
 	cr_assert_eq(ns_files(".jsonl"), 0);
 	remove_object(victim);
@@ -197,9 +189,9 @@ Test(reap, never_touches_a_foreign_prefix_or_another_namespace)
 	cr_assert_eq(rep->strays_removed, 1);
 	cr_assert_str_eq(rep->items[0].object + 1, stray);
 	shmk_reap_report_free(rep);
-	cr_assert(object_exists(foreign));
-	cr_assert(object_exists(other));
-	cr_assert_not(object_exists(stray));
+	cr_assert(shm_file_exists(foreign));
+	cr_assert(shm_file_exists(other));
+	cr_assert_not(shm_file_exists(stray));
 	remove_object(foreign);
 	remove_object(other);
 }
@@ -222,7 +214,7 @@ Test(reap, reports_strays_and_keeps_young_ones)
 	cr_assert_eq(rep->strays_removed, 0);
 	cr_assert(strstr(rep->items[0].reason, "old"), "%s", rep->items[0].reason);
 	shmk_reap_report_free(rep);
-	cr_assert(object_exists(stray));
+	cr_assert(shm_file_exists(stray));
 	remove_object(stray);
 }
 
@@ -241,12 +233,12 @@ Test(reap, dry_run_changes_nothing)
 	cr_assert_eq(rep->owners_dead, 1);
 	cr_assert_eq(rep->segments_reaped, 1); /* would be */
 	shmk_reap_report_free(rep);
-	cr_assert(object_exists(victim));
+	cr_assert(shm_file_exists(victim));
 	cr_assert_eq(ns_files(NULL), 2);
 	rep = treap(0, &rc);
 	cr_assert_eq(rep->segments_reaped, 1);
 	shmk_reap_report_free(rep);
-	cr_assert_not(object_exists(victim));
+	cr_assert_not(shm_file_exists(victim));
 	cr_assert_eq(ns_files(NULL), 0);
 }
 
@@ -296,7 +288,7 @@ Test(reap, a_dead_owners_live_entry_never_unlinks_a_newer_object_of_that_name)
 	cr_assert_eq(rc, 0);
 	cr_assert_eq(rep->segments_reaped, 0);
 	shmk_reap_report_free(rep);
-	cr_assert(object_exists(victim));
+	cr_assert(shm_file_exists(victim));
 	remove_object(victim);
 }
 
@@ -481,7 +473,7 @@ Test(reap, a_plain_user_reaps_by_listing_and_the_kernel_spares_others)
 	}
 	int st3 = reap_child(pid);
 	cr_assert(WIFEXITED(st3) && WEXITSTATUS(st3) == 0, "user child: %x", st3);
-	cr_assert(object_exists(root_obj), "root's object was unlinked");
+	cr_assert(shm_file_exists(root_obj), "root's object was unlinked");
 	remove_object(root_obj);
 	cr_assert_eq(shm_count(), 0);
 }

@@ -43,15 +43,6 @@ static const char *adopted(const char *what)
 	return b;
 }
 
-static bool exists(const char *name)
-{
-	char p[PATH_MAX];
-	struct stat st;
-
-	snprintf(p, sizeof p, "%s%s", T.shm_dir, name);
-	return lstat(p, &st) == 0;
-}
-
 static struct out shmrun(char *const *cmd, bool json)
 {
 	char *argv[32] = {"shmrun", "--ns", T.ns, "--dir", T.dir};
@@ -76,8 +67,8 @@ Test(shmrun, reaps_what_a_killed_command_created_and_exits_with_its_signal)
 	struct out r = shmrun(cmd, false);
 	cr_assert_eq(r.code, 128 + SIGKILL, "exit %d\n%s", r.code, r.err);
 	cr_assert(strstr(r.err, "2 objects reaped"), "%s", r.err);
-	cr_assert_not(exists(adopted("a")), "left behind");
-	cr_assert_not(exists(adopted("b")), "left behind");
+	cr_assert_not(shm_file_exists(adopted("a")), "left behind");
+	cr_assert_not(shm_file_exists(adopted("b")), "left behind");
 	out_free(&r);
 }
 
@@ -121,7 +112,7 @@ Test(shmrun, waits_for_orphaned_descendants_before_it_reaps)
 	struct out r = shmrun(cmd, false);
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	cr_assert(strstr(r.err, "1 object reaped"), "%s", r.err);
-	cr_assert_not(exists(adopted("late")), "the grandchild's object is left");
+	cr_assert_not(shm_file_exists(adopted("late")), "the grandchild's object is left");
 	out_free(&r);
 }
 
@@ -141,7 +132,7 @@ Test(shmrun, reports_as_json)
 	cr_assert_eq(jnum(doc, "rc"), 0);
 	cJSON_Delete(doc);
 	out_free(&r);
-	cr_assert_not(exists(adopted("j")));
+	cr_assert_not(shm_file_exists(adopted("j")));
 }
 
 /* SIGTERM to shmrun reaches the command; the run ends with its status. */
@@ -211,7 +202,7 @@ Test(shmrun, works_as_pid_1)
 			NULL};
 	struct out r = run_tool("/usr/bin/unshare", argv, NULL, 0);
 	cr_assert_eq(r.code, 0, "%s", r.err);
-	cr_assert_not(exists(adopted("pid1")), "left behind: %s", r.err);
+	cr_assert_not(shm_file_exists(adopted("pid1")), "left behind: %s", r.err);
 	out_free(&r);
 }
 

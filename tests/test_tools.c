@@ -140,13 +140,6 @@ static void make_object(const char *object, size_t size)
 	close(fd);
 }
 
-static bool object_exists(const char *object)
-{
-	struct stat st;
-
-	return lstat(shm_path(object), &st) == 0;
-}
-
 /* Waits until object is at least secs old by ctime (the age the reaper
  * judges strays by). */
 static void wait_older(const char *object, int secs)
@@ -598,11 +591,11 @@ Test(tools, never_touches_names_outside_the_namespace_prefix)
 
 	struct out a = run(SHMCLEAN, "--namespace", T.ns, "--strays",
 			   "--min-age", "0", "--json", NULL);
-	bool f1 = object_exists(foreign), o1 = object_exists(other);
+	bool f1 = shm_file_exists(foreign), o1 = shm_file_exists(other);
 	struct out b = run(SHMCLEAN, "--all", "--strays", "--min-age", "0",
 			   "--json", NULL);
 	struct out l = run(SHMLS, "--namespace", T.ns, "--strays", NULL);
-	bool f2 = object_exists(foreign), o2 = object_exists(other);
+	bool f2 = shm_file_exists(foreign), o2 = shm_file_exists(other);
 	unlink(shm_path(foreign));
 	unlink(shm_path(other));
 
@@ -735,8 +728,8 @@ Test(tools, never_follows_a_symlink_in_the_shm_directory)
 
 	struct out r = run(SHMCLEAN, "--strays", "--min-age", "0", "--json",
 			   NULL);
-	bool l1 = object_exists(tfull("link") + 1);
-	bool l2 = object_exists(tfull("slink") + 1);
+	bool l1 = shm_file_exists(tfull("link") + 1);
+	bool l2 = shm_file_exists(tfull("slink") + 1);
 	struct stat st;
 	bool victim = lstat(target, &st) == 0 && st.st_size == 1;
 	unlink(shm_path(tfull("link") + 1));
