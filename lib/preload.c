@@ -341,23 +341,6 @@ static uint64_t made_ino(const struct call *k)
 	return rc == 0 ? (uint64_t)st.st_ino : 0;
 }
 
-/* write(2) of all of buf: 0, or -1 with errno. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -1 : (errno = EIO, -1);
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* sem_open(O_CREAT | O_EXCL) of k->full, made here rather than by glibc.
  * glibc writes the new semaphore into a file of a random name
  * ("sem.XXXXXX"), links it to the name and unlinks the first: a SIGKILL
@@ -397,9 +380,10 @@ static bool sem_create(struct call *k, int oflag)
 		if (e != EEXIST || tries >= MAX_RETRIES)
 			return errno = e, false;
 	}
-	if (write_all(fd, &init, sizeof init) < 0 ||
-	    linkat(ctx->shm_fd, tmp + 1, ctx->shm_fd, k->full + 1, 0) < 0) {
+	e = -shmk__write_all(fd, &init, sizeof init, "shmk/preload/sem_write");
+	if (!e && linkat(ctx->shm_fd, tmp + 1, ctx->shm_fd, k->full + 1, 0) < 0)
 		e = errno;
+	if (e) {
 		(void)unlinkat(ctx->shm_fd, tmp + 1, 0);
 		shmk__adopt_drop(ctx, tmp);
 		close(fd);
