@@ -37,7 +37,8 @@ UNIT_SED   = sed 's|@BINDIR@|$(BINDIR)|g'
 # The Python package (python/shmkeeper, pure Python): where Debian's
 # python3 looks for it, /usr/lib/python3/dist-packages for PREFIX=/usr,
 # else $(PREFIX)/lib/python3.X/dist-packages (on sys.path for /usr/local).
-PYVER     = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# (Asked of $(PYTHON) once, at first use: not on every make run.)
+PYVER     = $(eval PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))$(PYVER)
 PYDIR     ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(PYVER)/dist-packages)
 PY_SRC    := $(wildcard python/shmkeeper/*.py)
 
