@@ -318,6 +318,7 @@ static void free_pool(shmk_pool *p)
 		free(p->d[0].times);
 	free(p->d);
 	free(p->w);
+	free(p->titles);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -564,6 +565,15 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	shmk__memwatch_init(&p->mw);
 	if (p->o.title)
 		shmk__titles_init();
+	if (!(p->titles = SHMK_SYSP("malloc", NULL,
+				    calloc(p->o.workers + 1, sizeof *p->titles)))) {
+		rc = shmk__err(-ENOMEM, "pool: out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < p->o.workers; i++)
+		shmk__titles_format(&p->titles[i], p->o.title, "worker", i, true);
+	shmk__titles_format(&p->titles[p->o.workers], p->o.title, "spawner", 0,
+			    false);
 
 	/* The workers, forked from this thread; each writes a byte to the
 	 * start pipe when it is ready and closes its end: EOF before the
@@ -593,7 +603,6 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 		if (pid == 0) {
 			int keep[4] = {start[1], -1, -1, -1};
 			size_t nk = 1;
-			close(start[0]);
 			if (i == 0) { /* and the spawner's ends, ascending */
 				for (int k = 0; k < 3; k++)
 					keep[nk++] = p->sp_fds[k];

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -154,6 +155,42 @@ void shmk__start_failed(struct pctl *c, int err, const char *fmt, ...)
 	atomic_store(&c->start_err, err > 0 ? err : EIO);
 }
 
+/* The signal state a child of the pool starts from: SIGTERM's default
+ * action (the service may catch it; destroy's SIGTERM must end the child),
+ * and every signal unblocked (a worker) or every one but SIGTERM blocked
+ * (the spawner, whose loop must not be interrupted).  With the raw system
+ * calls where the kernel's struct sigaction is the generic one, so that a
+ * new child runs no code of libc's that the service had not run already:
+ * on this path every first call into libc costs the child a lazy symbol
+ * binding and page faults on code it had not touched (docs/DESIGN.md). */
+void shmk__child_signals(bool spawner)
+{
+	uint64_t mask = spawner ? ~(1ull << (SIGTERM - 1)) : 0;
+#if defined(__x86_64__) || defined(__aarch64__) || defined(__riscv)
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} dfl = {.handler = (void *)SIG_DFL};
+
+	syscall(SYS_rt_sigaction, SIGTERM, &dfl, NULL, sizeof mask);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, sizeof mask);
+#else
+	sigset_t set;
+
+	if (spawner) {
+		sigfillset(&set);
+		sigdelset(&set, SIGTERM);
+	} else {
+		sigemptyset(&set);
+	}
+	signal(SIGTERM, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	(void)mask;
+#endif
+}
+
 int shmk__robust_register(struct robust_list_head *h, struct robust_list *first,
 			  long offset)
 {
@@ -179,13 +216,23 @@ int shmk__pidfd_open(pid_t pid)
  * the length of the original arguments.  shmk__titles_init() finds the
  * area once (program_invocation_name is argv[0]; /proc/self/cmdline gives
  * the length), in the service before the first fork, so that every child
- * inherits it. */
+ * inherits it.
+ *
+ * Every title is formatted by the service, before it forks (shmk__titles_
+ * format()): a child only copies it.  Formatting in each child cost about
+ * 0.25 ms a worker, most of it page faults on the pages of printf's code
+ * and data that the child touched for the first time (docs/DESIGN.md). */
 static char *title_area;
 static size_t title_len;
+/* The program's name, copied out of the area before a child writes over
+ * it (program_invocation_name and _short_name point into the area). */
+static char name_copy[256];
+static size_t short_at;
 
 void shmk__titles_init(void)
 {
 	char buf[4096];
+	const char *slash;
 	int n;
 
 	if (title_area || !program_invocation_name)
@@ -197,30 +244,36 @@ void shmk__titles_init(void)
 	if (n <= 1 || n >= (int)sizeof buf - 1 ||
 	    memcmp(program_invocation_name, buf, (size_t)n) != 0)
 		return;
+	snprintf(name_copy, sizeof name_copy, "%s", program_invocation_name);
+	slash = strrchr(name_copy, '/');
+	short_at = slash ? (size_t)(slash + 1 - name_copy) : 0;
 	title_len = (size_t)n - 1; /* the last NUL stays */
 	title_area = program_invocation_name;
 }
 
-void shmk__title(const char *fmt, const char *t, unsigned i, const char *comm)
+void shmk__titles_format(struct ptitle *t, const char *title, const char *role,
+			 unsigned i, bool numbered)
 {
-	if (t && title_area) {
-		/* program_invocation_name and _short_name point into the
-		 * area: they keep the program's name, from a copy. */
-		static char name[256];
-		char buf[256], *slash;
-		int n;
-		size_t l;
+	snprintf(t->comm, sizeof t->comm, numbered ? "shmk-%s%u" : "shmk-%s",
+		 role, i);
+	t->text[0] = 0;
+	if (title && title_area)
+		snprintf(t->text, sizeof t->text,
+			 numbered ? "%s: %s %u" : "%s: %s", title, role, i);
+}
 
+void shmk__title(const struct ptitle *t)
+{
+	if (t->text[0] && title_area) {
+		size_t l = strnlen(t->text, sizeof t->text);
 		if (program_invocation_name == title_area) {
-			snprintf(name, sizeof name, "%s", title_area);
-			slash = strrchr(name, '/');
-			program_invocation_name = name;
-			program_invocation_short_name = slash ? slash + 1 : name;
+			program_invocation_name = name_copy;
+			program_invocation_short_name = name_copy + short_at;
 		}
-		n = snprintf(buf, sizeof buf, fmt, t, i);
-		l = n < 0 ? 0 : (size_t)n < title_len ? (size_t)n : title_len;
-		memcpy(title_area, buf, l);
+		if (l > title_len)
+			l = title_len;
+		memcpy(title_area, t->text, l);
 		memset(title_area + l, 0, title_len - l);
 	}
-	prctl(PR_SET_NAME, comm);
+	syscall(SYS_prctl, PR_SET_NAME, t->comm, 0, 0, 0);
 }

@@ -158,6 +158,12 @@ _Static_assert(offsetof(struct pctl, spawner) - offsetof(struct pctl, sp_node) =
 		       offsetof(struct pslot, life) - offsetof(struct pslot, sp_node),
 	       "one futex_offset for the spawner's list");
 
+/* A child's names, formatted by the service before it forks. */
+struct ptitle {
+	char comm[16];  /* prctl(PR_SET_NAME): ps -o comm, top */
+	char text[112]; /* over argv: ps -o args                */
+};
+
 /* The service's handle on the worker of a slot (its child). */
 struct wproc {
 	pid_t pid;   /* the worker fd names, 0: none                   */
@@ -193,6 +199,7 @@ struct shmk_pool {
 	struct wproc *w;
 	struct wdeaths *d;
 	struct memwatch mw;
+	struct ptitle *titles; /* one per slot, then the spawner's */
 	pid_t sp_pid;   /* the spawner, once known (ctl->sp_tid); 0 before */
 	int sp_pidfd;
 	/* The spawner's ends of its pipes (request, alive, ack): inherited by
@@ -235,8 +242,16 @@ void shmk__bump_free(struct pctl *c);
 void shmk__start_failed(struct pctl *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void shmk__titles_init(void);
-void shmk__title(const char *fmt, const char *t, unsigned i, const char *comm);
+/* Formats, in the service, the names a child gives itself: "shmk-<role>[i]"
+ * and "<title>: <role>[ i]" (empty without a title or an area for it). */
+void shmk__titles_format(struct ptitle *t, const char *title, const char *role,
+			 unsigned i, bool numbered);
+/* In a child: takes its formatted names (no formatting, no stdio). */
+void shmk__title(const struct ptitle *t);
 int shmk__pidfd_open(pid_t pid);
+/* In a new child of the pool: SIGTERM's default action; every signal
+ * unblocked (a worker) or all but SIGTERM blocked (the spawner). */
+void shmk__child_signals(bool spawner);
 /* Registers the calling process's robust list (set_robust_list(2)). */
 int shmk__robust_register(struct robust_list_head *h, struct robust_list *first,
 			  long offset);

@@ -175,6 +175,18 @@ static enum sp_state a_gone(struct sp *sp, enum sp_state st)
 {
 	for (unsigned i = 0; i < sp->n; i++) {
 		pid_t pid = atomic_load(&sp->c->slot[i].pid);
+		uint32_t v;
+		if (sp->fd[i] < 0 && pid > 0) {
+			/* A first worker: the pid names it while its word says
+			 * it is alive after the open (a dead one may have been
+			 * reaped, its pid reused). */
+			sp->fd[i] = shmk__pidfd_open(pid);
+			v = atomic_load(&sp->c->slot[i].life);
+			if (RW_DEAD(v) || RW_TID(v) != (uint32_t)pid) {
+				shmk__close(&sp->fd[i]);
+				continue;
+			}
+		}
 		if (sp->fd[i] >= 0)
 			syscall(SYS_pidfd_send_signal, sp->fd[i], SIGKILL, NULL, 0);
 		else if (pid > 0)
@@ -248,15 +260,11 @@ static __attribute__((noreturn)) void spawner_main(shmk_pool *p, int req_fd,
 	struct pctl *c = p->ctl;
 	struct sp sp = {.p = p, .c = c, .n = p->o.workers, .req_fd = req_fd,
 			.alive_fd = alive_fd, .ack = -1};
-	sigset_t all;
 	enum sp_state st = SP_IDLE;
 
 	/* Single-threaded from here on: the only thread of this process.
 	 * SIGTERM from outside ends it (and the pool, which sees it dead). */
-	sigfillset(&all);
-	sigdelset(&all, SIGTERM);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	signal(SIGTERM, SIG_DFL);
+	shmk__child_signals(true);
 	SHMK_CRASHPOINT("pool/spawner_start");
 	/* Our word first, then every slot's life word: the kernel marks
 	 * ours first when we die. */
@@ -277,27 +285,22 @@ static __attribute__((noreturn)) void spawner_main(shmk_pool *p, int req_fd,
 				   strerror(errno));
 		_exit(112); /* the ack pipe closes unwritten */
 	}
-	shmk__title("%s: spawner%.0u", p->o.title, 0, "shmk-spawner");
-	/* Pidfds on the first workers (all ready: the pid in the slot is
-	 * the worker whose life word still names it alive after the open). */
+	shmk__title(&p->titles[p->o.workers]);
+	/* The first workers get pidfds only when the service is gone (and
+	 * only if their slot's word still names them alive after the open):
+	 * nothing here but what the pool's start needs. */
 	{
 		static int64_t due_tab[MAX_WORKERS];
 		static int fd_tab[MAX_WORKERS];
 		sp.due = due_tab;
 		sp.fd = fd_tab;
 		for (unsigned i = 0; i < sp.n; i++) {
-			pid_t pid = atomic_load(&c->slot[i].pid);
-			uint32_t v;
 			due_tab[i] = -1;
-			fd_tab[i] = pid > 0 ? shmk__pidfd_open(pid) : -1;
-			v = atomic_load(&c->slot[i].life);
-			if (fd_tab[i] >= 0 && (RW_DEAD(v) || RW_TID(v) != (uint32_t)pid))
-				shmk__close(&fd_tab[i]);
+			fd_tab[i] = -1;
 		}
 	}
-	if (write(ack_fd, "s", 1) < 0) {
-	}
-	close(ack_fd);
+	syscall(SYS_write, ack_fd, "s", 1);
+	syscall(SYS_close, ack_fd);
 	for (;;)
 		st = table[st][next_event(&sp, st)](&sp, st);
 }

@@ -29,7 +29,6 @@ void shmk__worker_main(shmk_pool *p, unsigned i, uint32_t expect, int ack_fd)
 	size_t size = p->o.slot_size;
 	uint32_t tid = (uint32_t)syscall(SYS_gettid), v, last;
 	bool waiters;
-	sigset_t none;
 
 	SHMK_CRASHPOINT("pool/worker_start");
 	/* Worker 0 of a new pool forks the spawner first, from this copy of
@@ -46,12 +45,13 @@ void shmk__worker_main(shmk_pool *p, unsigned i, uint32_t expect, int ack_fd)
 	 * main thread; otherwise the spawner SIGKILLs the workers when the
 	 * service is gone (docs/DESIGN.md). */
 	if (p->pdeath) {
-		if (SHMK_SYS("prctl", prctl(PR_SET_PDEATHSIG, SIGKILL)) < 0) {
+		if (SHMK_SYS("prctl", syscall(SYS_prctl, PR_SET_PDEATHSIG,
+					      SIGKILL, 0, 0, 0)) < 0) {
 			shmk__start_failed(p->ctl, errno, "pool: worker %u: prctl"
 					   "(PR_SET_PDEATHSIG): %s", i, strerror(errno));
 			_exit(112);
 		}
-		if (getppid() != p->service)
+		if (syscall(SYS_getppid) != p->service)
 			_exit(111);
 	}
 	s->life_node.next = &s->job_node;
@@ -72,9 +72,7 @@ void shmk__worker_main(shmk_pool *p, unsigned i, uint32_t expect, int ack_fd)
 			_exit(0);
 	} while (!atomic_compare_exchange_weak(&s->life, &v, tid));
 	waiters = v & FUTEX_WAITERS;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGTERM, SIG_DFL);
+	shmk__child_signals(false);
 	/* Ready: STARTING -> READY.  No caller can post while STARTING, and
 	 * a job posted to the previous worker ended with it, so starting from
 	 * the current doorbell loses nothing. */
@@ -97,17 +95,12 @@ void shmk__worker_main(shmk_pool *p, unsigned i, uint32_t expect, int ack_fd)
 		shmk__fwake(&s->life, INT_MAX);
 	shmk__bump_free(p->ctl);
 	if (ack_fd >= 0) {
-		if (write(ack_fd, "r", 1) < 0) {
-		}
-		close(ack_fd);
+		syscall(SYS_write, ack_fd, "r", 1);
+		syscall(SYS_close, ack_fd);
 	}
 	/* Names are for people and ps(1): given once the pool no longer
 	 * waits for us. */
-	{
-		char comm[16];
-		snprintf(comm, sizeof comm, "shmk-worker%u", i);
-		shmk__title("%s: worker %u", p->o.title, i, comm);
-	}
+	shmk__title(&p->titles[i]);
 
 	for (;;) {
 		uint32_t bell = atomic_load(&s->doorbell);
