@@ -106,6 +106,7 @@ int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
 	 * to the page cache, not power loss, which empties the tmpfs its
 	 * segments live on anyway. */
 	c->durable = opt->durability == SHMK_DURABLE_ON;
+	c->lazy_spawner = opt->flags & SHMK_OPEN_LAZY_SPAWNER;
 
 	/* A restarted service finds no garbage from its previous life.  What
 	 * the reap could not handle (a quarantined record, say) is for

@@ -44,6 +44,7 @@ struct shmk_ctx {
 	int ns_fd;
 	int shm_fd;
 	bool durable;
+	bool lazy_spawner; /* SHMK_OPEN_LAZY_SPAWNER */
 	uint64_t budget;
 	shmk_monitor *monitor; /* hard/soft limits on creation (not owned) */
 	struct shmk_inoset foreign; /* other users' objects seen (admit.c) */

@@ -376,9 +376,17 @@ enum shmk_liveness shmk__owner_recheck(const struct shmk_ident *rec_owner,
 const char *shmk__liveness_name(enum shmk_liveness l);
 
 /* A child process closes every descriptor it inherited but 0, 1, 2 and
- * keep[0..n-1] (ascending, each >= 3, or -1: skipped): close_range, or one
- * close() each before Linux 5.9.  Async-signal-safe (after a fork from a
- * multithreaded process). */
+ * keep[0..n-1] (any order, at most SHMK_KEEP_MAX; below 3 or -1:
+ * skipped): close_range, or one close() each before Linux 5.9.
+ * Async-signal-safe (after a fork from a multithreaded process). */
+#define SHMK_KEEP_MAX 8
+
+/* Is the calling thread the process's only one, now?  From the kernel
+ * (/proc/self/task), which also counts threads glibc did not make and no
+ * longer counts those that ended; without /proc, glibc's
+ * __libc_single_threaded (false once a thread was ever made, and in the
+ * fork child of a process that had threads). */
+bool shmk__one_thread(void);
 void shmk__close_inherited(const int *keep, size_t n);
 
 /* ---- arena.c: memory that lives exactly as long as one report -------- */

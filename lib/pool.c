@@ -101,6 +101,13 @@ static uint32_t spawner_armed(shmk_pool *p)
 
 /* ---- children ------------------------------------------------------------ */
 
+static void close_sp_fds(shmk_pool *p)
+{
+	for (int k = 0; k < 3; k++)
+		shmk__close(&p->sp_fds[k]);
+}
+
+
 /* Signals every process of the pool's slots that may be alive or a zombie
  * of ours: the handle's, the slot's current worker and a replacement that
  * died before it took its slot over.  Under p->mu. */
@@ -286,6 +293,7 @@ static void teardown(shmk_pool *p, int64_t deadline, int *first)
 	shmk__close(&p->sp_pidfd);
 	shmk__close(&p->sp_ack_fd);
 	shmk__close(&p->alive_fd);
+	close_sp_fds(p); /* a lazy spawner that never came */
 	/* Every process of the pool is gone.  Stop every slot, so that no
 	 * caller waits on a worker that will never come; then unmap only
 	 * when no caller is inside the pool any more. */
@@ -454,8 +462,9 @@ static int wait_ready(shmk_pool *p, int rfd)
 }
 
 /* The spawner's pipes, made before the workers are forked: worker 0
- * inherits the spawner's ends (p->sp_fds, ascending) and forks it once it
- * is ready. */
+ * inherits the spawner's ends (p->sp_fds: request, alive, ack) and forks
+ * it first thing; for a lazy spawner the service keeps them until its
+ * first replacement (shmk__spawner_fork_lazy()). */
 static int spawner_pipes(shmk_pool *p)
 {
 	int req[2], alive[2], ack[2];
@@ -475,21 +484,9 @@ static int spawner_pipes(shmk_pool *p)
 		goto fail;
 	p->sp_ack_fd = ack[0];
 	p->sp_fds[2] = ack[1];
-	for (int a = 1; a < 3; a++)
-		for (int b = a; b > 0 && p->sp_fds[b - 1] > p->sp_fds[b]; b--) {
-			int t = p->sp_fds[b];
-			p->sp_fds[b] = p->sp_fds[b - 1];
-			p->sp_fds[b - 1] = t;
-		}
 	return 0;
 fail:
 	return shmk__err(-errno, "pool: cannot create pipes: %s", strerror(errno));
-}
-
-static void close_sp_fds(shmk_pool *p)
-{
-	for (int k = 0; k < 3; k++)
-		shmk__close(&p->sp_fds[k]);
 }
 
 int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
@@ -523,6 +520,10 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	/* PR_SET_PDEATHSIG follows the forking thread: only the main
 	 * thread's end is the service's. */
 	p->pdeath = syscall(SYS_gettid) == p->service;
+	/* A lazy spawner only for a service with one thread now: with more,
+	 * a fork of it at the first replacement could copy a lock that
+	 * another thread holds. */
+	p->lazy_sp = ctx->lazy_spawner && shmk__one_thread();
 	n = atomic_fetch_add(&counter, 1);
 	new_base(p, n);
 	p->w = SHMK_SYSP("malloc", NULL, calloc(p->o.workers, sizeof *p->w));
@@ -601,26 +602,19 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 			goto fail;
 		}
 		if (pid == 0) {
+			/* Worker 0 of an eager spawner keeps its ends. */
 			int keep[4] = {start[1], -1, -1, -1};
-			size_t nk = 1;
-			if (i == 0) { /* and the spawner's ends, ascending */
-				for (int k = 0; k < 3; k++)
-					keep[nk++] = p->sp_fds[k];
-				for (size_t a = 1; a < nk; a++)
-					for (size_t b = a; b > 0 && keep[b - 1] > keep[b]; b--) {
-						int t = keep[b];
-						keep[b] = keep[b - 1];
-						keep[b - 1] = t;
-					}
-			}
-			shmk__close_inherited(keep, nk);
+			if (i == 0 && !p->lazy_sp)
+				memcpy(keep + 1, p->sp_fds, sizeof p->sp_fds);
+			shmk__close_inherited(keep, 4);
 			shmk__worker_main(p, i, 0, start[1]);
 		}
 		p->w[i].pid = pid;
 		p->w[i].fd = shmk__pidfd_open(pid); /* -1 (ENOSYS): the pid */
 	}
 	shmk__close(&start[1]);
-	close_sp_fds(p);
+	if (!p->lazy_sp) /* worker 0 has them */
+		close_sp_fds(p);
 	if ((rc = wait_ready(p, start[0])) < 0)
 		goto fail;
 	shmk__close(&start[0]);

@@ -351,6 +351,11 @@ bool shmk__spawner_up(shmk_pool *p)
 	bool up;
 
 	pthread_mutex_lock(&p->mu);
+	if (p->lazy_sp && p->sp_fds[0] >= 0) {
+		/* Not forked yet (nobody needed it): not up, not dead. */
+		pthread_mutex_unlock(&p->mu);
+		return false;
+	}
 	if (p->sp_ack_fd >= 0) {
 		struct pollfd pf = {.fd = p->sp_ack_fd, .events = POLLIN};
 		int64_t end = shmk__mono_ms() + p->o.start_timeout_ms, left;
@@ -445,7 +450,11 @@ static void handle_death(shmk_pool *p, unsigned i, pid_t pid)
 		 * word, which the kernel marks before the slots' (Dekker: if
 		 * we do not see the spawner dead, its exit reads our
 		 * write).  The spawner must be up for that (its list
-		 * registered): worker 0 forked it after create returned. */
+		 * registered): worker 0 forked it during create, or, lazy,
+		 * it is forked from the service now. */
+		pthread_mutex_lock(&p->mu);
+		shmk__spawner_fork_lazy(p);
+		pthread_mutex_unlock(&p->mu);
 		if (!shmk__spawner_up(p)) {
 			next = PH_STOPPED;
 		} else {

@@ -195,6 +195,10 @@ struct shmk_pool {
 	shmk_segment **slots;
 	pid_t service;                /* getpid() at creation            */
 	bool pdeath;                  /* workers die with the creating thread */
+	/* No spawner until the first replacement, which forks it from the
+	 * service (SHMK_OPEN_LAZY_SPAWNER, one thread at creation); until
+	 * then the service keeps the spawner's ends, sp_fds. */
+	bool lazy_sp;
 	pthread_mutex_t mu;           /* w, mw                           */
 	struct wproc *w;
 	struct wdeaths *d;
@@ -267,6 +271,12 @@ __attribute__((noreturn)) void shmk__worker_main(shmk_pool *p, unsigned i,
 /* Worker 0, first thing: forks the spawner with CLONE_PARENT (a child of the
  * service) and closes its ends of the spawner's pipes. */
 void shmk__spawner_fork(shmk_pool *p);
+/* A lazy spawner (p->lazy_sp), at the first need of it, in the service
+ * under p->mu: forks it if the service has one thread, and closes the
+ * service's copies of its ends (p->sp_fds) in any case.  If it cannot, the
+ * cause is the pool's start failure and the spawner never comes (its ack
+ * pipe closes unwritten).  Nothing once done. */
+void shmk__spawner_fork_lazy(shmk_pool *p);
 
 /* ---- pool_death.c ------------------------------------------------------- */
 void shmk__memwatch_init(struct memwatch *m);
@@ -284,7 +294,8 @@ void shmk__spawner_gone(shmk_pool *p);
 int shmk__worker_fd(shmk_pool *p, unsigned i, pid_t pid);
 /* Waits (bounded) until the spawner is up and p->sp_pid known; false if
  * it never will be (it failed or died at its start, or was never
- * forked): its word is then marked dead. */
+ * forked): its word is then marked dead.  false too, without a wait, for a
+ * lazy spawner nobody needed yet. */
 bool shmk__spawner_up(shmk_pool *p);
 /* Asks the spawner for a replacement of slot i after delay_ms.  false:
  * the spawner is gone. */

@@ -307,7 +307,7 @@ static __attribute__((noreturn)) void spawner_main(shmk_pool *p, int req_fd,
 
 void shmk__spawner_fork(shmk_pool *p)
 {
-	int *f = p->sp_fds; /* request, alive, ack: ascending */
+	int *f = p->sp_fds; /* request, alive, ack */
 	long pid;
 
 	pid = fiu_fail("shmk/pool/fork_spawner")
@@ -315,14 +315,7 @@ void shmk__spawner_fork(shmk_pool *p)
 		      : syscall(SYS_clone, CLONE_PARENT | CLONE_PARENT_SETTID | SIGCHLD,
 				NULL, &p->ctl->sp_tid, NULL, 0);
 	if (pid == 0) {
-		int keep[3] = {f[0], f[1], f[2]};
-		for (int a = 1; a < 3; a++)
-			for (int b = a; b > 0 && keep[b - 1] > keep[b]; b--) {
-				int t = keep[b];
-				keep[b] = keep[b - 1];
-				keep[b - 1] = t;
-			}
-		shmk__close_inherited(keep, 3);
+		shmk__close_inherited(f, 3);
 		spawner_main(p, f[0], f[1], f[2]);
 	}
 	if (pid < 0) { /* the pool cannot start: it could replace nobody */
@@ -331,5 +324,39 @@ void shmk__spawner_fork(shmk_pool *p)
 		_exit(112);
 	}
 	for (int k = 0; k < 3; k++)
-		close(f[k]);
+		syscall(SYS_close, f[k]);
+}
+
+void shmk__spawner_fork_lazy(shmk_pool *p)
+{
+	int *f = p->sp_fds; /* request, alive, ack */
+	pid_t pid;
+
+	if (!p->lazy_sp || f[0] < 0)
+		return;
+	if (!shmk__one_thread()) {
+		shmk__start_failed(p->ctl, EDEADLK,
+				   "pool: the spawner was to be forked from the "
+				   "service at the first replacement "
+				   "(SHMK_OPEN_LAZY_SPAWNER), but the service has "
+				   "started threads since the pool was created, and "
+				   "a fork now could copy a lock one of them holds");
+	} else {
+		pid = fiu_fail("shmk/pool/fork_spawner")
+			      ? (errno = EAGAIN, -1)
+			      : SHMK_SYS("fork", fork());
+		if (pid == 0) {
+			shmk__close_inherited(f, 3);
+			spawner_main(p, f[0], f[1], f[2]);
+		}
+		if (pid < 0)
+			shmk__start_failed(p->ctl, errno, "pool: cannot fork the "
+					   "spawner: %s", strerror(errno));
+		else
+			atomic_store(&p->ctl->sp_tid, (int32_t)pid);
+	}
+	/* The ack pipe's write end is the spawner's alone now: EOF at once
+	 * if it was not forked. */
+	for (int k = 0; k < 3; k++)
+		shmk__close(&f[k]);
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -224,6 +225,16 @@ bool shmk__ident_running(const struct shmk_ident *id)
 	return ident_stat(id) > 0;
 }
 
+bool shmk__one_thread(void)
+{
+	struct stat st;
+
+	/* The link count of /proc/self/task is 2 + the number of threads. */
+	if (stat("/proc/self/task", &st) == 0 && st.st_nlink >= 3)
+		return st.st_nlink == 3;
+	return __libc_single_threaded;
+}
+
 /* Closes every descriptor from lo to hi (inclusive): close_range, or one
  * close() each where the kernel has none (before 5.9).  Async-signal-safe. */
 static void close_span(unsigned lo, unsigned hi)
@@ -244,13 +255,22 @@ static void close_span(unsigned lo, unsigned hi)
 
 void shmk__close_inherited(const int *keep, size_t n)
 {
+	int k_sorted[SHMK_KEEP_MAX];
 	unsigned lo = 3;
 
+	if (n > SHMK_KEEP_MAX)
+		n = SHMK_KEEP_MAX;
+	for (size_t a = 0; a < n; a++) { /* insertion sort: n is tiny */
+		size_t b = a;
+		for (; b > 0 && k_sorted[b - 1] > keep[a]; b--)
+			k_sorted[b] = k_sorted[b - 1];
+		k_sorted[b] = keep[a];
+	}
 	for (size_t k = 0; k < n; k++) {
-		if (keep[k] < (int)lo)
+		if (k_sorted[k] < (int)lo)
 			continue;
-		close_span(lo, (unsigned)keep[k] - 1);
-		lo = (unsigned)keep[k] + 1;
+		close_span(lo, (unsigned)k_sorted[k] - 1);
+		lo = (unsigned)k_sorted[k] + 1;
 	}
 	close_span(lo, ~0u);
 }

@@ -88,6 +88,15 @@ enum shmk_durability {
 
 /* shmk_options.flags */
 #define SHMK_OPEN_NO_REAP 0x1u /* do not reap dead owners at open */
+/* Pools of this context fork their spawner at their first replacement of a
+ * worker, from the service, instead of at creation (see shmk_pool_create()):
+ * a pool that never loses a worker starts and stops one process fewer.
+ * For services that stay single-threaded: a pool created while the process
+ * has more than one thread gets its spawner at creation all the same, and
+ * a pool whose service has started a thread by its first replacement does
+ * not fork (the fork could copy a lock another thread holds): it stops,
+ * with that cause. */
+#define SHMK_OPEN_LAZY_SPAWNER 0x2u
 
 struct shmk_options {
 	/* Registry directory (a relative path is made absolute).  NULL or "":
@@ -755,7 +764,7 @@ SHMK_API int shmk_pool_slot_quarantined(shmk_pool *p, unsigned slot);
 SHMK_API pid_t shmk_pool_worker_pid(shmk_pool *p, unsigned slot);
 /* pid of the pool's spawner, which forks replacement workers (there is no
  * supervisor any more: the name stays for compatibility); 0 if it never
- * came up. */
+ * came up, and with SHMK_OPEN_LAZY_SPAWNER until the first replacement. */
 SHMK_API pid_t shmk_pool_supervisor_pid(shmk_pool *p);
 
 /* "exit-clean", "exit-code", "signal", "sigkill", "oom", "timeout",

@@ -1229,3 +1229,290 @@ Test(pool3, without_futex_waitv_a_sigkilled_spawner_still_wakes_a_lease_waiter)
 {
 	spawner_killed_under_a_lease_waiter(false);
 }
+
+/* ---- 7. the lazy spawner (SHMK_OPEN_LAZY_SPAWNER) ------------------------ */
+
+/* Criterion's test process has threads of its own, so each test runs in a
+ * forked child, which has one: there, a failed check says where on stderr
+ * and ends the child with status 1 (no Criterion call in it). */
+#define CHILD_CHECK(cond, ...)                                               \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			dprintf(2, "%s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			dprintf(2, __VA_ARGS__);                             \
+			dprintf(2, "\n");                                    \
+			_exit(1);                                            \
+		}                                                            \
+	} while (0)
+
+/* Runs body in a child with one thread; the test fails if it does. */
+static void in_one_thread(int (*body)(void *))
+{
+	int st = reap_child(spawn(body, NULL));
+
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "the child failed (status %#x): see its message above", st);
+	cr_assert(no_children());
+}
+
+/* Children the calling (main) thread forked, from the kernel's list. */
+static unsigned count_children(void)
+{
+	char path[64], buf[4096];
+	unsigned n = 0;
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0, "%s: %s", path, strerror(errno));
+	len = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	CHILD_CHECK(len >= 0, "%s", strerror(errno));
+	buf[len] = '\0';
+	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
+		n++;
+	return n;
+}
+
+static shmk_ctx *lazy_open(void)
+{
+	struct shmk_options o = topts();
+	shmk_ctx *c = NULL;
+	int rc;
+
+	o.flags = SHMK_OPEN_LAZY_SPAWNER;
+	rc = shmk_open(&o, &c);
+	CHILD_CHECK(rc == 0, "shmk_open: %s", shmk_last_error());
+	return c;
+}
+
+static shmk_pool *lazy_pool(shmk_ctx *c, unsigned workers)
+{
+	struct shmk_pool_options o = popts(workers, 4096);
+	shmk_pool *p = NULL;
+	int rc = shmk_pool_create(c, &o, &p);
+
+	CHILD_CHECK(rc == 0, "shmk_pool_create: %s", shmk_last_error());
+	return p;
+}
+
+static void lazy_end(shmk_ctx *c, shmk_pool *p, unsigned leased)
+{
+	shmk_pool_release(p, leased);
+	CHILD_CHECK(shmk_pool_destroy(p) == 0, "%s", shmk_last_error());
+	CHILD_CHECK(shmk_close(c) == 0, "%s", shmk_last_error());
+	CHILD_CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD,
+		    "destroy left a child");
+}
+
+/* SIGKILLs the idle worker of slot s and waits until it is dead. */
+static pid_t kill_idle(shmk_pool *p, unsigned s)
+{
+	pid_t w = shmk_pool_worker_pid(p, s);
+	int64_t end = now_ms() + 5000;
+
+	CHILD_CHECK(w > 0 && kill(w, SIGKILL) == 0, "worker %d", (int)w);
+	while (!pid_dead(w)) {
+		CHILD_CHECK(now_ms() < end, "worker %d still alive", (int)w);
+		sched_yield();
+	}
+	/* Handles the death (zeroes the slot) before a command is written. */
+	(void)shmk_pool_worker_pid(p, s);
+	return w;
+}
+
+/* Kills the worker of slot s and runs a job there: its replacement
+ * serves it, and the death is the kill. */
+static void replace_by_kill(shmk_pool *p, unsigned s, int v)
+{
+	pid_t w = kill_idle(p, s), now;
+	struct shmk_death d;
+	int res = -1, rc;
+
+	cmd(p, s, OP_ECHO, v);
+	rc = shmk_pool_run(p, s, &res);
+	CHILD_CHECK(rc == 0 && res == v, "run after the kill: %d, result %d: %s",
+		    rc, res, shmk_last_error());
+	now = shmk_pool_worker_pid(p, s);
+	CHILD_CHECK(now > 0 && now != w, "worker %d, before %d", (int)now, (int)w);
+	CHILD_CHECK(shmk_pool_last_death(p, s, &d) == 0 && d.pid == w &&
+			    d.kind == SHMK_DEATH_SIGKILL,
+		    "death of %d: kind %d", (int)d.pid, (int)d.kind);
+}
+
+/* Blocks until a byte (or EOF) comes on its pipe: a second thread of the
+ * service. */
+static void *thread_blocked(void *arg)
+{
+	char b;
+
+	while (read(*(int *)arg, &b, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static int lazy_first_replacement(void *arg)
+{
+	shmk_ctx *c = lazy_open();
+	shmk_pool *p = lazy_pool(c, 2);
+	unsigned s;
+	int res = -1, leased;
+	pid_t sp;
+
+	(void)arg;
+	CHILD_CHECK(shmk_pool_supervisor_pid(p) == 0, "a spawner at creation");
+	CHILD_CHECK(count_children() == 2, "%u children, not the 2 workers",
+		    count_children());
+	leased = shmk_pool_lease(p, SHMK_LEASE_FAIL, 0);
+	CHILD_CHECK(leased >= 0, "lease: %s", shmk_last_error());
+	s = (unsigned)leased;
+	cmd(p, s, OP_ECHO, 4);
+	CHILD_CHECK(shmk_pool_run(p, s, &res) == 0 && res == 4, "run: %s",
+		    shmk_last_error());
+	CHILD_CHECK(shmk_pool_supervisor_pid(p) == 0, "a job forked a spawner");
+
+	replace_by_kill(p, s, 5);
+	sp = shmk_pool_supervisor_pid(p);
+	CHILD_CHECK(sp > 0, "no spawner after the first replacement");
+	CHILD_CHECK(count_children() == 3, "%u children, not 2 workers and "
+					   "the spawner", count_children());
+	replace_by_kill(p, s, 6);
+	CHILD_CHECK(shmk_pool_supervisor_pid(p) == sp, "a second spawner");
+	CHILD_CHECK(shmk_pool_deaths(p) == 2, "%u deaths", shmk_pool_deaths(p));
+	lazy_end(c, p, s);
+	return 0;
+}
+
+Test(pool3, a_lazy_spawner_is_forked_from_the_service_only_at_the_first_replacement)
+{
+	in_one_thread(lazy_first_replacement);
+}
+
+/* A fork of a service with threads could copy a lock one of them holds:
+ * the pool stops, with the cause, and forks nothing. */
+static int lazy_then_thread(void *arg)
+{
+	shmk_ctx *c = lazy_open();
+	shmk_pool *p = lazy_pool(c, 2); /* one thread: lazy */
+	pthread_t th;
+	int tp[2], rc;
+
+	(void)arg;
+	CHILD_CHECK(pipe2(tp, O_CLOEXEC) == 0, "pipe2");
+	CHILD_CHECK(pthread_create(&th, NULL, thread_blocked, &tp[0]) == 0,
+		    "pthread_create");
+	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_FAIL, 0) == 0, "lease");
+	kill_idle(p, 0);
+	cmd(p, 0, OP_ECHO, 1);
+	rc = shmk_pool_run(p, 0, NULL);
+	CHILD_CHECK(rc == -ESHUTDOWN, "run: %d %s", rc, shmk_last_error());
+	rc = shmk_pool_lease(p, SHMK_LEASE_WAIT, 0);
+	CHILD_CHECK(rc == -ESHUTDOWN, "lease: %d", rc);
+	CHILD_CHECK(strstr(shmk_last_error(), "no worker can be replaced") &&
+			    strstr(shmk_last_error(), "started threads"),
+		    "the stop does not say why: %s", shmk_last_error());
+	CHILD_CHECK(shmk_pool_supervisor_pid(p) == 0, "a spawner was forked");
+	CHILD_CHECK(write(tp[1], "x", 1) == 1, "write");
+	pthread_join(th, NULL);
+	close(tp[0]);
+	close(tp[1]);
+	lazy_end(c, p, 0);
+	return 0;
+}
+
+Test(pool3, a_lazy_pool_whose_service_started_a_thread_stops_rather_than_fork_it)
+{
+	in_one_thread(lazy_then_thread);
+}
+
+/* Created with threads (the test process has them): the spawner comes at
+ * creation, as without the flag, and replaces workers while they run. */
+static int thread_then_lazy(void *arg)
+{
+	shmk_ctx *c;
+	shmk_pool *p;
+	pthread_t th;
+	int tp[2];
+
+	(void)arg;
+	CHILD_CHECK(pipe2(tp, O_CLOEXEC) == 0, "pipe2");
+	CHILD_CHECK(pthread_create(&th, NULL, thread_blocked, &tp[0]) == 0,
+		    "pthread_create");
+	c = lazy_open();
+	p = lazy_pool(c, 1);
+	CHILD_CHECK(shmk_pool_supervisor_pid(p) > 0, "no spawner at creation");
+	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_FAIL, 0) == 0, "lease");
+	replace_by_kill(p, 0, 7);
+	CHILD_CHECK(write(tp[1], "x", 1) == 1, "write");
+	pthread_join(th, NULL);
+	close(tp[0]);
+	close(tp[1]);
+	lazy_end(c, p, 0);
+	return 0;
+}
+
+Test(pool3, a_lazy_flag_in_a_service_with_threads_forks_the_spawner_at_creation)
+{
+	in_one_thread(thread_then_lazy);
+}
+
+static int lazy_fork_fails(void *arg)
+{
+	shmk_ctx *c = lazy_open();
+	shmk_pool *p = lazy_pool(c, 1);
+	int rc;
+
+	(void)arg;
+	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_FAIL, 0) == 0, "lease");
+	CHILD_CHECK(fiu_enable("shmk/pool/fork_spawner", 1, NULL, 0) == 0, "fiu");
+	kill_idle(p, 0);
+	fiu_disable("shmk/pool/fork_spawner");
+	cmd(p, 0, OP_ECHO, 1);
+	rc = shmk_pool_run(p, 0, NULL);
+	CHILD_CHECK(rc == -ESHUTDOWN, "run: %d %s", rc, shmk_last_error());
+	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_WAIT, 0) == -ESHUTDOWN, "lease");
+	CHILD_CHECK(strstr(shmk_last_error(), "cannot fork the spawner") &&
+			    strstr(shmk_last_error(), strerror(EAGAIN)),
+		    "the stop does not say why: %s", shmk_last_error());
+	lazy_end(c, p, 0);
+	return 0;
+}
+
+Test(pool3, a_lazy_spawner_that_cannot_be_forked_stops_the_pool_with_the_cause)
+{
+	in_one_thread(lazy_fork_fails);
+}
+
+/* Forked from the service long after create, the spawner closes what the
+ * service opened since, as every child of the pool does. */
+static int lazy_descriptors(void *arg)
+{
+	shmk_ctx *c = lazy_open();
+	shmk_pool *p = lazy_pool(c, 1);
+	struct pollfd pf;
+	struct stat st;
+	int pp[2];
+	char b;
+
+	(void)arg;
+	CHILD_CHECK(pipe(pp) == 0 && fstat(pp[0], &st) == 0, "pipe"); /* no O_CLOEXEC */
+	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_FAIL, 0) == 0, "lease");
+	replace_by_kill(p, 0, 8);
+	CHILD_CHECK(!holds_pipe(shmk_pool_supervisor_pid(p), st.st_ino),
+		    "the lazy spawner holds the service's pipe");
+	CHILD_CHECK(!holds_pipe(shmk_pool_worker_pid(p, 0), st.st_ino),
+		    "its replacement holds the service's pipe");
+	close(pp[1]);
+	pf = (struct pollfd){.fd = pp[0], .events = POLLIN};
+	CHILD_CHECK(poll(&pf, 1, 5000) == 1 && read(pp[0], &b, 1) == 0,
+		    "no EOF on the pipe");
+	close(pp[0]);
+	lazy_end(c, p, 0);
+	return 0;
+}
+
+Test(pool3, a_lazy_spawner_holds_no_descriptor_the_service_opened_after_create)
+{
+	in_one_thread(lazy_descriptors);
+}

@@ -189,7 +189,8 @@ static int lib_cycle(size_t i, struct times *t)
 	struct shmk_reap_options ro = {.dir = S.dir, .ns = S.ns,
 				       .flags = SHMK_REAP_NO_STRAYS};
 	struct shmk_options o = {.dir = S.dir, .ns = S.ns,
-				 .flags = SHMK_OPEN_NO_REAP,
+				 .flags = SHMK_OPEN_NO_REAP |
+					  SHMK_OPEN_LAZY_SPAWNER,
 				 .role = PROG};
 	struct shmk_pool_options po = {.workers = WORKERS, .slot_size = SIZE,
 				       .fn = touch, .arg = (void *)(uintptr_t)v,
