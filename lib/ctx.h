@@ -66,6 +66,12 @@ struct shmk_segment {
 	char name[SHMK_SHM_NAME_MAX];
 };
 
+/* segment.c: what shmk_segment_destroy() does but the munmap and the free:
+ * the name is removed and the record drops it, the mapping stays (for
+ * shmk_segment_detach()).  The pool's teardown removes its names while its
+ * processes exit, and unmaps once they are gone. */
+int shmk__segment_unlink(shmk_segment *seg);
+
 /* admit.c: called by shmk_segment_create() under c->mu, before anything
  * is allocated.  One scan of the namespace serves the budget and the
  * monitor's limits.  A negative errno refuses (budget or hard limit, the

@@ -234,10 +234,37 @@ static int reap_spawner(shmk_pool *p, int64_t deadline)
 	return 0;
 }
 
+/* The names of the pool's segments go (and their records drop them); the
+ * mappings stay until unmap_segments(). */
+static void unlink_segments(shmk_pool *p, int *first)
+{
+	int rc;
+
+	for (unsigned i = 0; p->slots && i < p->o.workers; i++)
+		if (p->slots[i] && (rc = shmk__segment_unlink(p->slots[i])) < 0 &&
+		    !*first)
+			*first = rc;
+	if (p->ctl_seg && (rc = shmk__segment_unlink(p->ctl_seg)) < 0 && !*first)
+		*first = rc;
+}
+
+static void unmap_segments(shmk_pool *p)
+{
+	for (unsigned i = 0; p->slots && i < p->o.workers; i++)
+		shmk_segment_detach(p->slots[i]);
+	free(p->slots);
+	p->slots = NULL;
+	shmk_segment_detach(p->ctl_seg);
+	p->ctl_seg = NULL;
+	p->ctl = NULL;
+}
+
 /* Every process of the pool goes: the spawner is told to exit (its request
  * socket closes), the workers get SIGTERM, and what is left at the
- * deadline (mono ms; -1: at once) SIGKILL; all are reaped.  Then every
- * slot stops, the callers still inside leave, and the segments go. */
+ * deadline (mono ms; -1: at once) SIGKILL; all are reaped.  The segments'
+ * names go while they exit (a name is not what a process maps).  Then
+ * every slot stops, the callers still inside leave, and the mappings
+ * go. */
 static void teardown(shmk_pool *p, int64_t deadline, int *first)
 {
 	int rc, sig;
@@ -250,6 +277,11 @@ static void teardown(shmk_pool *p, int64_t deadline, int *first)
 		pthread_mutex_lock(&p->mu);
 		sig = deadline > mono_ms() ? SIGTERM : SIGKILL;
 		each_worker(p, send_sig, &sig);
+		pthread_mutex_unlock(&p->mu);
+	}
+	unlink_segments(p, first);
+	if (p->w && p->ctl) {
+		pthread_mutex_lock(&p->mu);
 		e.deadline = deadline;
 		e.all = true;
 		each_worker(p, wait_one, &e);
@@ -308,16 +340,7 @@ static void teardown(shmk_pool *p, int64_t deadline, int *first)
 		shmk__bump_free(p->ctl);
 		wait_callers_left(p);
 	}
-	for (unsigned i = 0; p->slots && i < p->o.workers; i++)
-		if (p->slots[i] && (rc = shmk_segment_destroy(p->slots[i])) < 0 &&
-		    !*first)
-			*first = rc;
-	free(p->slots);
-	p->slots = NULL;
-	if (p->ctl_seg && (rc = shmk_segment_destroy(p->ctl_seg)) < 0 && !*first)
-		*first = rc;
-	p->ctl_seg = NULL;
-	p->ctl = NULL;
+	unmap_segments(p);
 }
 
 static void free_pool(shmk_pool *p)

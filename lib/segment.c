@@ -263,16 +263,12 @@ int shmk_segment_destroy_name(shmk_ctx *c, const char *name)
 	return rc;
 }
 
-int shmk_segment_destroy(shmk_segment *seg)
+int shmk__segment_unlink(shmk_segment *seg)
 {
-	shmk_ctx *c;
+	shmk_ctx *c = seg->ctx;
 	struct shmk_rec_seg *e;
 	int rc;
 
-	if (!seg)
-		return 0;
-	c = seg->ctx;
-	munmap(seg->addr, seg->size);
 	if (seg->owner_pid == 0) {
 		rc = shmk__err(-EPERM, "segment %s: attached, not created by "
 				       "this process: cannot destroy",
@@ -291,6 +287,17 @@ int shmk_segment_destroy(shmk_segment *seg)
 			rc = destroy_locked(c, e);
 		pthread_mutex_unlock(&c->mu);
 	}
+	return rc;
+}
+
+int shmk_segment_destroy(shmk_segment *seg)
+{
+	int rc;
+
+	if (!seg)
+		return 0;
+	munmap(seg->addr, seg->size);
+	rc = shmk__segment_unlink(seg);
 	free(seg);
 	return rc;
 }
