@@ -268,7 +268,8 @@ static void unmap_segments(shmk_pool *p)
 static void teardown(shmk_pool *p, int64_t deadline, int *first)
 {
 	int rc, sig;
-	struct exits e;
+	struct exits e = {.all = true};
+	bool again; /* a second round of SIGKILL and waits is needed */
 
 	if (deadline < 0)
 		deadline = mono_ms();
@@ -285,12 +286,13 @@ static void teardown(shmk_pool *p, int64_t deadline, int *first)
 		e.deadline = deadline;
 		e.all = true;
 		each_worker(p, wait_one, &e);
-		if (!e.all || sig != SIGKILL) {
+		if (!e.all) {
 			sig = SIGKILL;
 			each_worker(p, send_sig, &sig);
 		}
 		pthread_mutex_unlock(&p->mu);
 	}
+	again = !e.all;
 	/* The workers are gone: worker 0 forked the spawner or never will
 	 * (the kernel wrote its pid as it forked it). */
 	if (!p->sp_pid && p->ctl)
@@ -301,20 +303,25 @@ static void teardown(shmk_pool *p, int64_t deadline, int *first)
 		if ((rc = reap_spawner(p, deadline)) < 0 && !*first)
 			*first = rc;
 		p->sp_pid = 0;
+		again = true;
 	}
 	if (p->w && p->ctl) {
-		/* With the spawner gone, no worker comes any more: one that
-		 * it finished starting meanwhile is SIGKILLed too. */
 		pthread_mutex_lock(&p->mu);
-		sig = SIGKILL;
-		each_worker(p, send_sig, &sig);
-		e.deadline = mono_ms() + EXIT_WAIT_MS;
-		e.all = true;
-		each_worker(p, wait_one, &e);
-		if (!e.all && !*first)
-			*first = shmk__err(-ETIMEDOUT, "pool: a worker still not "
-						       "dead %d ms after SIGKILL",
-					   EXIT_WAIT_MS);
+		if (again) {
+			/* SIGKILLed after the grace, or with the spawner gone
+			 * no worker comes any more: one that it finished
+			 * starting meanwhile is SIGKILLed too. */
+			sig = SIGKILL;
+			each_worker(p, send_sig, &sig);
+			e.deadline = mono_ms() + EXIT_WAIT_MS;
+			e.all = true;
+			each_worker(p, wait_one, &e);
+			if (!e.all && !*first)
+				*first = shmk__err(-ETIMEDOUT, "pool: a worker "
+							       "still not dead %d "
+							       "ms after SIGKILL",
+						   EXIT_WAIT_MS);
+		}
 		each_worker(p, reap_one, NULL);
 		for (unsigned i = 0; i < p->o.workers; i++) {
 			shmk__close(&p->w[i].fd);
@@ -325,7 +332,6 @@ static void teardown(shmk_pool *p, int64_t deadline, int *first)
 	shmk__close(&p->sp_pidfd);
 	shmk__close(&p->sp_ack_fd);
 	shmk__close(&p->alive_fd);
-	close_sp_fds(p); /* a lazy spawner that never came */
 	/* Every process of the pool is gone.  Stop every slot, so that no
 	 * caller waits on a worker that will never come; then unmap only
 	 * when no caller is inside the pool any more. */
@@ -484,34 +490,6 @@ static int wait_ready(shmk_pool *p, int rfd)
 	return 0;
 }
 
-/* The spawner's pipes, made before the workers are forked: worker 0
- * inherits the spawner's ends (p->sp_fds: request, alive, ack) and forks
- * it first thing; for a lazy spawner the service keeps them until its
- * first replacement (shmk__spawner_fork_lazy()). */
-static int spawner_pipes(shmk_pool *p)
-{
-	int req[2], alive[2], ack[2];
-
-	/* req is a socket pair so that requests are sent with MSG_NOSIGNAL
-	 * (a dead spawner must not SIGPIPE the service); SEQPACKET keeps
-	 * each one whole. */
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, req) < 0)
-		goto fail;
-	p->req_fd = req[1];
-	p->sp_fds[0] = req[0];
-	if (pipe2(alive, O_CLOEXEC) < 0)
-		goto fail;
-	p->alive_fd = alive[1];
-	p->sp_fds[1] = alive[0];
-	if (pipe2(ack, O_CLOEXEC) < 0)
-		goto fail;
-	p->sp_ack_fd = ack[0];
-	p->sp_fds[2] = ack[1];
-	return 0;
-fail:
-	return shmk__err(-errno, "pool: cannot create pipes: %s", strerror(errno));
-}
-
 int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 		     shmk_pool **out)
 {
@@ -603,7 +581,7 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	 * start pipe when it is ready and closes its end: EOF before the
 	 * count is a worker that failed or died.  Worker 0 then forks the
 	 * spawner. */
-	if ((rc = spawner_pipes(p)) < 0)
+	if (!p->lazy_sp && (rc = shmk__spawner_pipes(p)) < 0)
 		goto fail;
 	if (pipe2(start, O_CLOEXEC) < 0) {
 		rc = shmk__err(-errno, "pool: cannot create pipes: %s",
@@ -636,8 +614,7 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 		p->w[i].fd = shmk__pidfd_open(pid); /* -1 (ENOSYS): the pid */
 	}
 	shmk__close(&start[1]);
-	if (!p->lazy_sp) /* worker 0 has them */
-		close_sp_fds(p);
+	close_sp_fds(p); /* worker 0 has them */
 	if ((rc = wait_ready(p, start[0])) < 0)
 		goto fail;
 	shmk__close(&start[0]);

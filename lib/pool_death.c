@@ -351,7 +351,7 @@ bool shmk__spawner_up(shmk_pool *p)
 	bool up;
 
 	pthread_mutex_lock(&p->mu);
-	if (p->lazy_sp && p->sp_fds[0] >= 0) {
+	if (p->lazy_sp) {
 		/* Not forked yet (nobody needed it): not up, not dead. */
 		pthread_mutex_unlock(&p->mu);
 		return false;

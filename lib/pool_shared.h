@@ -195,9 +195,9 @@ struct shmk_pool {
 	shmk_segment **slots;
 	pid_t service;                /* getpid() at creation            */
 	bool pdeath;                  /* workers die with the creating thread */
-	/* No spawner until the first replacement, which forks it from the
-	 * service (SHMK_OPEN_LAZY_SPAWNER, one thread at creation); until
-	 * then the service keeps the spawner's ends, sp_fds. */
+	/* No spawner, nor its pipes, until the first replacement forks it
+	 * from the service (SHMK_OPEN_LAZY_SPAWNER, one thread at creation);
+	 * false once that was tried. */
 	bool lazy_sp;
 	pthread_mutex_t mu;           /* w, mw                           */
 	struct wproc *w;
@@ -268,14 +268,19 @@ __attribute__((noreturn)) void shmk__worker_main(shmk_pool *p, unsigned i,
 						 uint32_t expect, int ack_fd);
 
 /* ---- pool_spawner.c ----------------------------------------------------- */
+/* The spawner's pipes and socket: its ends in p->sp_fds (request, alive,
+ * ack), the service's in p->req_fd, alive_fd, sp_ack_fd.  Made before the
+ * workers are forked (worker 0 inherits the spawner's ends and forks it
+ * first thing), or for a lazy spawner by shmk__spawner_fork_lazy().  0 or
+ * a negative errno (the sentence set). */
+int shmk__spawner_pipes(shmk_pool *p);
 /* Worker 0, first thing: forks the spawner with CLONE_PARENT (a child of the
  * service) and closes its ends of the spawner's pipes. */
 void shmk__spawner_fork(shmk_pool *p);
 /* A lazy spawner (p->lazy_sp), at the first need of it, in the service
- * under p->mu: forks it if the service has one thread, and closes the
- * service's copies of its ends (p->sp_fds) in any case.  If it cannot, the
- * cause is the pool's start failure and the spawner never comes (its ack
- * pipe closes unwritten).  Nothing once done. */
+ * under p->mu: makes its pipes and forks it if the service has one thread.
+ * If it cannot, the cause is the pool's start failure and the spawner
+ * never comes (shmk__spawner_up() says so).  Nothing once tried. */
 void shmk__spawner_fork_lazy(shmk_pool *p);
 
 /* ---- pool_death.c ------------------------------------------------------- */

@@ -305,6 +305,32 @@ static __attribute__((noreturn)) void spawner_main(shmk_pool *p, int req_fd,
 		st = table[st][next_event(&sp, st)](&sp, st);
 }
 
+int shmk__spawner_pipes(shmk_pool *p)
+{
+	int req[2], alive[2], ack[2];
+
+	/* req is a socket pair so that requests are sent with MSG_NOSIGNAL
+	 * (a dead spawner must not SIGPIPE the service); SEQPACKET keeps
+	 * each one whole. */
+	if (SHMK_SYS("socketpair", socketpair(AF_UNIX,
+					      SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+					      req)) < 0)
+		goto fail;
+	p->req_fd = req[1];
+	p->sp_fds[0] = req[0];
+	if (pipe2(alive, O_CLOEXEC) < 0)
+		goto fail;
+	p->alive_fd = alive[1];
+	p->sp_fds[1] = alive[0];
+	if (pipe2(ack, O_CLOEXEC) < 0)
+		goto fail;
+	p->sp_ack_fd = ack[0];
+	p->sp_fds[2] = ack[1];
+	return 0;
+fail:
+	return shmk__err(-errno, "pool: cannot create pipes: %s", strerror(errno));
+}
+
 void shmk__spawner_fork(shmk_pool *p)
 {
 	int *f = p->sp_fds; /* request, alive, ack */
@@ -331,9 +357,11 @@ void shmk__spawner_fork_lazy(shmk_pool *p)
 {
 	int *f = p->sp_fds; /* request, alive, ack */
 	pid_t pid;
+	int rc;
 
-	if (!p->lazy_sp || f[0] < 0)
+	if (!p->lazy_sp)
 		return;
+	p->lazy_sp = false; /* asked once: forked, or never will be */
 	if (!shmk__one_thread()) {
 		shmk__start_failed(p->ctl, EDEADLK,
 				   "pool: the spawner was to be forked from the "
@@ -341,6 +369,8 @@ void shmk__spawner_fork_lazy(shmk_pool *p)
 				   "(SHMK_OPEN_LAZY_SPAWNER), but the service has "
 				   "started threads since the pool was created, and "
 				   "a fork now could copy a lock one of them holds");
+	} else if ((rc = shmk__spawner_pipes(p)) < 0) {
+		shmk__start_failed(p->ctl, -rc, "%s", shmk_last_error());
 	} else {
 		pid = fiu_fail("shmk/pool/fork_spawner")
 			      ? (errno = EAGAIN, -1)

@@ -1484,6 +1484,37 @@ Test(pool3, a_lazy_spawner_that_cannot_be_forked_stops_the_pool_with_the_cause)
 	in_one_thread(lazy_fork_fails);
 }
 
+/* Its pipes are made when it is forked: out of descriptors then, the pool
+ * stops with that cause. */
+static int lazy_pipes_fail(void *arg)
+{
+	shmk_ctx *c = lazy_open();
+	shmk_pool *p = lazy_pool(c, 1);
+	int rc;
+
+	(void)arg;
+	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_FAIL, 0) == 0, "lease");
+	CHILD_CHECK(fiu_enable("shmk/sys/socketpair", 1,
+			       (void *)(intptr_t)EMFILE, 0) == 0, "fiu");
+	kill_idle(p, 0);
+	fiu_disable("shmk/sys/socketpair");
+	cmd(p, 0, OP_ECHO, 1);
+	rc = shmk_pool_run(p, 0, NULL);
+	CHILD_CHECK(rc == -ESHUTDOWN, "run: %d %s", rc, shmk_last_error());
+	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_WAIT, 0) == -ESHUTDOWN, "lease");
+	CHILD_CHECK(strstr(shmk_last_error(), "cannot create pipes") &&
+			    strstr(shmk_last_error(), strerror(EMFILE)),
+		    "the stop does not say why: %s", shmk_last_error());
+	CHILD_CHECK(shmk_pool_supervisor_pid(p) == 0, "a spawner was forked");
+	lazy_end(c, p, 0);
+	return 0;
+}
+
+Test(pool3, a_lazy_spawner_without_descriptors_for_its_pipes_stops_the_pool_with_the_cause)
+{
+	in_one_thread(lazy_pipes_fail);
+}
+
 /* Forked from the service long after create, the spawner closes what the
  * service opened since, as every child of the pool does. */
 static int lazy_descriptors(void *arg)
