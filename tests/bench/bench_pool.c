@@ -15,7 +15,10 @@
  *          slots, munmap of the control page.  The "up" part (start ->
  *          every worker ready) and the teardown are also reported apart.
  *          The whole leak-soak cycle (with reap, open, segments and jobs)
- *          is bench_cycle.
+ *          is bench_cycle.  Measured twice: with the spawner forked at
+ *          creation (the default; "pool_init_teardown") and with
+ *          SHMK_OPEN_LAZY_SPAWNER ("pool_init_teardown_lazy"), where a pool
+ *          without deaths has no spawner, as leak-soak runs it.
  * 2. job round trip on a leased worker
  *    lib : shmk_pool_run() on a slot leased once; the job increments an int
  *          at the start of its slot (the result and the slot are checked)
@@ -60,6 +63,8 @@ static struct {
 	char dir[PATH_MAX];
 	char ns[40];
 	shmk_ctx *ctx;
+	shmk_ctx *ctx_lazy;         /* SHMK_OPEN_LAZY_SPAWNER */
+	bool lazy;                  /* pools of the init bench: ctx_lazy */
 	shmk_pool *pool;            /* of the benchmark running now */
 	int lease;                  /* leased slot of pool, or -1 */
 	struct bare_pool bp;        /* the floor (bare_pool.h) */
@@ -95,7 +100,7 @@ static void pool_opts(struct shmk_pool_options *o)
 
 static int pool_up(const struct shmk_pool_options *o, bool lease)
 {
-	int rc = shmk_pool_create(S.ctx, o, &S.pool);
+	int rc = shmk_pool_create(S.lazy ? S.ctx_lazy : S.ctx, o, &S.pool);
 
 	if (rc < 0) {
 		bench_err(PROG, "shmk_pool_create: %s", shmk_last_error());
@@ -186,7 +191,7 @@ static double init_round(bool lib, size_t ops, double *up)
 	return (double)(bench_now_ns() - t0) / (double)ops;
 }
 
-static int bench_init(size_t rounds, size_t ops)
+static int bench_init(size_t rounds, size_t ops, bool lazy)
 {
 	double *lib = calloc(rounds, sizeof *lib), *bare = calloc(rounds, sizeof *bare);
 	double *lib_up = calloc(rounds, sizeof *lib_up);
@@ -203,6 +208,7 @@ static int bench_init(size_t rounds, size_t ops)
 		rc = -ENOMEM;
 		goto out;
 	}
+	S.lazy = lazy;
 	if ((v = init_round(false, 2, &dummy)) < 0 ||
 	    (v = init_round(true, 2, &dummy)) < 0) {
 		rc = (int)v;
@@ -218,15 +224,17 @@ static int bench_init(size_t rounds, size_t ops)
 		lib_dn[i] = lib[i] - lib_up[i];
 		bare_dn[i] = bare[i] - bare_up[i];
 	}
-	if (shmk_owned_count(S.ctx) != 0) {
+	if (shmk_owned_count(S.lazy ? S.ctx_lazy : S.ctx) != 0) {
 		bench_err(PROG, "the ctx still owns %zu segments after the pools "
 				"were destroyed",
-			  shmk_owned_count(S.ctx));
+			  shmk_owned_count(S.lazy ? S.ctx_lazy : S.ctx));
 		rc = -EPROTO;
 		goto out;
 	}
-	r.id = "pool_init_teardown";
-	r.label = "pool init+teardown, 3 workers, 3 x 1MiB";
+	r.id = lazy ? "pool_init_teardown_lazy" : "pool_init_teardown";
+	r.label = lazy ? "pool init+teardown, 3 workers, 3 x 1MiB, lazy spawner"
+		       : "pool init+teardown, 3 workers, 3 x 1MiB, spawner at "
+			 "creation";
 	r.ops_per_round = ops;
 	r.budget = BUDGET_INIT;
 	bench_finish(&r, lib, bare, rounds);
@@ -260,6 +268,7 @@ out:
 	free(bare_up);
 	free(lib_dn);
 	free(bare_dn);
+	S.lazy = false;
 	return rc;
 }
 
@@ -669,6 +678,11 @@ static int cleanup(void)
 	rt_teardown();
 	if (pool_down() < 0)
 		bad = -1;
+	if (S.ctx_lazy && shmk_close(S.ctx_lazy) < 0) {
+		bench_err(PROG, "shmk_close: %s", shmk_last_error());
+		bad = -1;
+	}
+	S.ctx_lazy = NULL;
 	if (bench_teardown_env(PROG, &S.ctx, S.dir, S.ns, true) < 0)
 		bad = -1;
 	return bad;
@@ -762,6 +776,11 @@ int main(int argc, char **argv)
 		bench_err(PROG, "shmk_open: %s", shmk_last_error());
 		goto done;
 	}
+	o.flags |= SHMK_OPEN_LAZY_SPAWNER;
+	if ((rc = shmk_open(&o, &S.ctx_lazy)) < 0) {
+		bench_err(PROG, "shmk_open: %s", shmk_last_error());
+		goto done;
+	}
 	fprintf(S.json ? stderr : stdout,
 		"# %s: libshmkeeper %s, namespace %s, registry %s (%s), %ld "
 		"CPU(s)\n",
@@ -769,7 +788,9 @@ int main(int argc, char **argv)
 		sysconf(_SC_NPROCESSORS_ONLN));
 	fflush(NULL);
 	if (do_init && rc == 0)
-		rc = bench_init(init_rounds, init_ops);
+		rc = bench_init(init_rounds, init_ops, false);
+	if (do_init && rc == 0)
+		rc = bench_init(init_rounds, init_ops, true);
 	if (do_rt && rc == 0)
 		rc = bench_roundtrip(rounds, rt_ops);
 	if (do_respawn && rc == 0)
