@@ -561,7 +561,10 @@ SHMK_API int shmk_registry_path(const char *dir, char *buf, size_t len);
  * worker 0 forks the spawner, a single-threaded process (also the
  * service's child) that forks replacement workers from its copy of the
  * service as it was at creation - never from the service as it is when a
- * worker dies.  Each worker serves one slot: a shared-memory segment
+ * worker dies.  (With SHMK_OPEN_LAZY_SPAWNER, a pool created by a service
+ * with one thread forks its spawner from the service at the first
+ * replacement, only if the service still has one thread.)  Each worker
+ * serves one slot: a shared-memory segment
  * created through the registry (owned by the calling process, so a crash of
  * the whole service leaves records the next open reaps).  A caller leases a
  * slot, writes input into its memory, runs the job and reads the result from
@@ -580,7 +583,8 @@ typedef struct shmk_pool shmk_pool;
  *
  * Fork safety: a worker is a fork of the service by the thread that calls
  * shmk_pool_create() (a replacement is a fork of the spawner, a copy of the
- * service at that moment).  What the job function may rely on is what was
+ * service at that moment; a lazy spawner is a copy of the one-thread
+ * service at the first replacement).  What the job function may rely on is what was
  * consistent in the service at that moment.  If the service had one thread when it created the pool,
  * anything goes.  If it had more, a lock another thread held at that moment
  * (a mutex, stdio, an interpreter's global lock, a logging library's lock)
@@ -676,7 +680,9 @@ struct shmk_death {
  * Creates the slots (segments /<ns>.pool-<pid>-<n>-<16 random hex>-slot<i>
  * and a "-ctl" segment, through ctx; the random part keeps the names from
  * being pre-created), forks the workers (from the calling thread; worker
- * 0 forks the spawner), and returns when every worker is ready.
+ * 0 forks the spawner, unless SHMK_OPEN_LAZY_SPAWNER and one thread: then
+ * the first replacement forks it), and returns when every worker is
+ * ready.
  * ctx must outlive the pool.  *out is owned by the caller: free with
  * shmk_pool_destroy().
  *
@@ -690,7 +696,9 @@ struct shmk_death {
  * the failing call in shmk_last_error(); -ETIMEDOUT if the workers are not
  * all ready within start_timeout_ms, -ECHILD if a worker died while
  * starting (how, said).  The spawner's own start is not waited for: a
- * spawner that died there stops the pool when a worker must be replaced.
+ * spawner that died there stops the pool when a worker must be replaced,
+ * as does a lazy spawner that cannot be forked (its pipes, the fork, or a
+ * service that has started threads by then; the sentence says which).
  *
  * The service may take its children's statuses itself (a SIGCHLD handler
  * calling waitpid(-1), SIGCHLD set to SIG_IGN): deaths are then reported
