@@ -8,8 +8,8 @@
  * segment, tear it all down.  With --kill-every K, every K-th cycle runs in
  * a child process that is SIGKILLed in the middle of its jobs; the next
  * cycle's reap must take everything it left.  The process is a child
- * subreaper, so the killed cycle's orphaned supervisor and workers are
- * reaped here and cannot hide as zombies of init.
+ * subreaper, so the killed cycle's orphaned workers (and a spawner, had
+ * one been forked) are reaped here and cannot hide as zombies of init.
  */
 #include "common.h"
 #include "shmkeeper.h"
@@ -323,7 +323,7 @@ static int cycle(unsigned long long i, double *init_ms, double *td_ms,
 }
 
 /* Runs a cycle in a child and SIGKILLs it mid-cycle; reaps the child and,
- * as subreaper, its orphaned supervisor and workers. */
+ * as subreaper, its orphaned workers. */
 static void killed_cycle(unsigned long long i)
 {
 	int p[2];
