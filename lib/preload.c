@@ -263,20 +263,14 @@ static int ready(void)
 	return s == ST_READY ? 1 : s == ST_FAILED ? strict_err : 0;
 }
 
-/* The context, if the preload tracks (never initialises: an unlink of a
- * name we never made has nothing to do with us).  No getpid() here (a
- * system call, a tenth of an unlink): an unlink only ever drops an entry
- * of the owner whose memory this is (shmk__adopt_has() compares the
- * owner's pid with the cached one), after the real unlink said the name
- * no longer holds the object, which is true whoever unlinked it.  So a
- * vfork child, which shares that memory, drops the entry of an object it
- * unlinked; a raw clone child, whose cached pid is its parent's, drops it
- * only in its own copy, which it never writes (its creating calls and its
- * exit check the pid); a fork child is an owner of its own (the fork
- * handler forgot the cached pid) and drops nothing of its parent's. */
+/* The context, if this process tracks (never initialises: an unlink of
+ * a name we never made has nothing to do with us). */
 static shmk_ctx *tracking(void)
 {
-	return atomic_load(&state) == ST_READY ? ctx : NULL;
+	return atomic_load(&state) == ST_READY &&
+			       getpid() == atomic_load(&mem_pid)
+		       ? ctx
+		       : NULL;
 }
 
 /* "/<file>" of name as glibc names it in the shm directory (leading

@@ -452,35 +452,6 @@ Test(preload, a_vfork_child_is_let_through_untracked)
 	}
 }
 
-/* An object of the parent's that a vfork child unlinks is gone: its entry
- * goes (with the parent's next write), as after the parent's own unlink,
- * and the child's unlink makes no system call of the preload's own. */
-Test(preload, a_vfork_child_unlinking_a_tracked_object_drops_its_entry)
-{
-	char c1[160], y[160], c2[160];
-	struct shmk_record rec[2];
-	struct out o;
-
-	snprintf(c1, sizeof c1, "C:%s", an("vgone"));
-	snprintf(y, sizeof y, "Y:%s", an("vgone"));
-	snprintf(c2, sizeof c2, "C:%s", an("after"));
-	o = run(true, NULL, (const char *[]){c1, y, c2, "K", NULL});
-	cr_assert_not_null(strstr(o.out, "child exit 0"), "%s", o.out);
-	cr_assert_not(shm_file_exists(an("vgone")));
-	out_free(&o);
-	cr_assert_eq(records(rec, 2), 1);
-	cr_assert_eq(rec[0].n_segs, 1, "the unlinked object's entry stayed");
-	cr_assert_str_eq(rec[0].segs[0]->name, an("after"));
-	shmk__record_free(&rec[0]);
-	{
-		int rc;
-		struct shmk_reap_report *rep = reap_ns(&rc);
-		cr_assert_eq(rc, 0, "%s", shmk_last_error());
-		cr_assert_eq(rep->segments_reaped, 1);
-		shmk_reap_report_free(rep);
-	}
-}
-
 /* A program SIGKILLed while it makes and unlinks semaphores in a loop:
  * after the reap, nothing of it is left - not the semaphore, nor the
  * temporary file a semaphore is made in (glibc's random "sem.XXXXXX",
