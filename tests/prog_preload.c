@@ -14,6 +14,7 @@
  *   V:name   vfork; the child calls shm_open(name, O_CREAT|O_EXCL) and
  *            _exits (what POSIX does not allow, and the preload must not
  *            record: the child shares its parent's memory)
+ *   Y:name   vfork; the child calls shm_unlink(name) and _exits
  *   s:name   sem_open(name, O_CREAT|O_EXCL, 0600, 1)
  *   o:name   sem_open(name, O_CREAT, 0600, 1)
  *   u:name   sem_unlink(name)
@@ -139,6 +140,15 @@ int main(int argc, char **argv)
 			if (pid == 0)
 				_exit(shm_open(arg, O_CREAT | O_EXCL | O_RDWR, 0600) >= 0
 					      ? 0 : 1);
+			waitpid(pid, &st, 0);
+			printf("%s = child exit %d\n", a, WEXITSTATUS(st));
+			break;
+		}
+		case 'Y': {
+			pid_t pid = vfork();
+			int st;
+			if (pid == 0)
+				_exit(shm_unlink(arg) == 0 ? 0 : 1);
 			waitpid(pid, &st, 0);
 			printf("%s = child exit %d\n", a, WEXITSTATUS(st));
 			break;

@@ -452,6 +452,39 @@ Test(preload, a_vfork_child_is_let_through_untracked)
 	}
 }
 
+/* A vfork child shares its parent's memory but not its descriptor table:
+ * its unlink must touch nothing of the parent's owner (a drop it wrote
+ * could compact the record into a descriptor only the child has).  The
+ * parent's entry stays, harmless: the reaper finds the name gone. */
+Test(preload, a_vfork_childs_unlink_touches_nothing_of_its_parents)
+{
+	char c1[160], y[160], c2[160];
+	struct shmk_record rec[2];
+	struct out o;
+	bool gone_kept = false;
+
+	snprintf(c1, sizeof c1, "C:%s", an("vgone"));
+	snprintf(y, sizeof y, "Y:%s", an("vgone"));
+	snprintf(c2, sizeof c2, "C:%s", an("after"));
+	o = run(true, NULL, (const char *[]){c1, y, c2, "K", NULL});
+	cr_assert_not_null(strstr(o.out, "child exit 0"), "%s", o.out);
+	cr_assert_not(shm_file_exists(an("vgone")));
+	out_free(&o);
+	cr_assert_eq(records(rec, 2), 1);
+	cr_assert_eq(rec[0].n_segs, 2, "the child changed the parent's record");
+	for (size_t i = 0; i < rec[0].n_segs; i++)
+		gone_kept |= strcmp(rec[0].segs[i]->name, an("vgone")) == 0;
+	cr_assert(gone_kept);
+	shmk__record_free(&rec[0]);
+	{
+		int rc;
+		struct shmk_reap_report *rep = reap_ns(&rc);
+		cr_assert_eq(rc, 0, "%s", shmk_last_error());
+		cr_assert_eq(rep->segments_reaped, 1, "only the live one");
+		shmk_reap_report_free(rep);
+	}
+}
+
 /* A program SIGKILLed while it makes and unlinks semaphores in a loop:
  * after the reap, nothing of it is left - not the semaphore, nor the
  * temporary file a semaphore is made in (glibc's random "sem.XXXXXX",
