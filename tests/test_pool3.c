@@ -1245,10 +1245,10 @@ Test(pool3, without_futex_waitv_a_sigkilled_spawner_still_wakes_a_lease_waiter)
 		}                                                            \
 	} while (0)
 
-/* Runs body in a child with one thread; the test fails if it does. */
-static void in_one_thread(int (*body)(void *))
+/* Runs body(arg) in a child with one thread; the test fails if it does. */
+static void in_one_thread(int (*body)(void *), const void *arg)
 {
-	int st = reap_child(spawn(body, NULL));
+	int st = reap_child(spawn(body, (void *)arg));
 
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 		  "the child failed (status %#x): see its message above", st);
@@ -1341,8 +1341,12 @@ static void replace_by_kill(shmk_pool *p, unsigned s, int v)
 		    "death of %d: kind %d", (int)d.pid, (int)d.kind);
 }
 
-/* Blocks until a byte (or EOF) comes on its pipe: a second thread of the
- * service. */
+/* A second thread of the service, blocked on a pipe until stopped. */
+struct second_thread {
+	pthread_t th;
+	int tp[2];
+};
+
 static void *thread_blocked(void *arg)
 {
 	char b;
@@ -1350,6 +1354,21 @@ static void *thread_blocked(void *arg)
 	while (read(*(int *)arg, &b, 1) < 0 && errno == EINTR)
 		;
 	return NULL;
+}
+
+static void second_thread_start(struct second_thread *t)
+{
+	CHILD_CHECK(pipe2(t->tp, O_CLOEXEC) == 0, "pipe2");
+	CHILD_CHECK(pthread_create(&t->th, NULL, thread_blocked, &t->tp[0]) == 0,
+		    "pthread_create");
+}
+
+static void second_thread_stop(struct second_thread *t)
+{
+	CHILD_CHECK(write(t->tp[1], "x", 1) == 1, "write");
+	pthread_join(t->th, NULL);
+	close(t->tp[0]);
+	close(t->tp[1]);
 }
 
 static int lazy_first_replacement(void *arg)
@@ -1386,7 +1405,7 @@ static int lazy_first_replacement(void *arg)
 
 Test(pool3, a_lazy_spawner_is_forked_from_the_service_only_at_the_first_replacement)
 {
-	in_one_thread(lazy_first_replacement);
+	in_one_thread(lazy_first_replacement, NULL);
 }
 
 /* A fork of a service with threads could copy a lock one of them holds:
@@ -1395,13 +1414,11 @@ static int lazy_then_thread(void *arg)
 {
 	shmk_ctx *c = lazy_open();
 	shmk_pool *p = lazy_pool(c, 2); /* one thread: lazy */
-	pthread_t th;
-	int tp[2], rc;
+	struct second_thread t;
+	int rc;
 
 	(void)arg;
-	CHILD_CHECK(pipe2(tp, O_CLOEXEC) == 0, "pipe2");
-	CHILD_CHECK(pthread_create(&th, NULL, thread_blocked, &tp[0]) == 0,
-		    "pthread_create");
+	second_thread_start(&t);
 	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_FAIL, 0) == 0, "lease");
 	kill_idle(p, 0);
 	cmd(p, 0, OP_ECHO, 1);
@@ -1413,106 +1430,87 @@ static int lazy_then_thread(void *arg)
 			    strstr(shmk_last_error(), "started threads"),
 		    "the stop does not say why: %s", shmk_last_error());
 	CHILD_CHECK(shmk_pool_supervisor_pid(p) == 0, "a spawner was forked");
-	CHILD_CHECK(write(tp[1], "x", 1) == 1, "write");
-	pthread_join(th, NULL);
-	close(tp[0]);
-	close(tp[1]);
+	second_thread_stop(&t);
 	lazy_end(c, p, 0);
 	return 0;
 }
 
 Test(pool3, a_lazy_pool_whose_service_started_a_thread_stops_rather_than_fork_it)
 {
-	in_one_thread(lazy_then_thread);
+	in_one_thread(lazy_then_thread, NULL);
 }
 
 /* Created with threads (the test process has them): the spawner comes at
  * creation, as without the flag, and replaces workers while they run. */
 static int thread_then_lazy(void *arg)
 {
+	struct second_thread t;
 	shmk_ctx *c;
 	shmk_pool *p;
-	pthread_t th;
-	int tp[2];
 
 	(void)arg;
-	CHILD_CHECK(pipe2(tp, O_CLOEXEC) == 0, "pipe2");
-	CHILD_CHECK(pthread_create(&th, NULL, thread_blocked, &tp[0]) == 0,
-		    "pthread_create");
+	second_thread_start(&t);
 	c = lazy_open();
 	p = lazy_pool(c, 1);
 	CHILD_CHECK(shmk_pool_supervisor_pid(p) > 0, "no spawner at creation");
 	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_FAIL, 0) == 0, "lease");
 	replace_by_kill(p, 0, 7);
-	CHILD_CHECK(write(tp[1], "x", 1) == 1, "write");
-	pthread_join(th, NULL);
-	close(tp[0]);
-	close(tp[1]);
+	second_thread_stop(&t);
 	lazy_end(c, p, 0);
 	return 0;
 }
 
 Test(pool3, a_lazy_flag_in_a_service_with_threads_forks_the_spawner_at_creation)
 {
-	in_one_thread(thread_then_lazy);
+	in_one_thread(thread_then_lazy, NULL);
 }
 
-static int lazy_fork_fails(void *arg)
+/* A lazy spawner that cannot be made: failpoint fp fails (with err) while
+ * the first replacement is asked for; the pool stops, and says why. */
+struct lazy_failure {
+	const char *fp;
+	int err;
+	const char *why;
+};
+
+static int lazy_fails(void *arg)
 {
+	const struct lazy_failure *f = arg;
 	shmk_ctx *c = lazy_open();
 	shmk_pool *p = lazy_pool(c, 1);
 	int rc;
 
-	(void)arg;
 	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_FAIL, 0) == 0, "lease");
-	CHILD_CHECK(fiu_enable("shmk/pool/fork_spawner", 1, NULL, 0) == 0, "fiu");
+	CHILD_CHECK(fiu_enable(f->fp, 1, (void *)(intptr_t)f->err, 0) == 0,
+		    "fiu");
 	kill_idle(p, 0);
-	fiu_disable("shmk/pool/fork_spawner");
+	fiu_disable(f->fp);
 	cmd(p, 0, OP_ECHO, 1);
 	rc = shmk_pool_run(p, 0, NULL);
 	CHILD_CHECK(rc == -ESHUTDOWN, "run: %d %s", rc, shmk_last_error());
 	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_WAIT, 0) == -ESHUTDOWN, "lease");
-	CHILD_CHECK(strstr(shmk_last_error(), "cannot fork the spawner") &&
-			    strstr(shmk_last_error(), strerror(EAGAIN)),
+	CHILD_CHECK(strstr(shmk_last_error(), f->why) &&
+			    strstr(shmk_last_error(), strerror(f->err)),
 		    "the stop does not say why: %s", shmk_last_error());
+	CHILD_CHECK(shmk_pool_supervisor_pid(p) == 0, "a spawner came up");
 	lazy_end(c, p, 0);
 	return 0;
 }
 
 Test(pool3, a_lazy_spawner_that_cannot_be_forked_stops_the_pool_with_the_cause)
 {
-	in_one_thread(lazy_fork_fails);
+	static const struct lazy_failure f = {"shmk/pool/fork_spawner", EAGAIN,
+					      "cannot fork the spawner"};
+	in_one_thread(lazy_fails, &f);
 }
 
 /* Its pipes are made when it is forked: out of descriptors then, the pool
  * stops with that cause. */
-static int lazy_pipes_fail(void *arg)
-{
-	shmk_ctx *c = lazy_open();
-	shmk_pool *p = lazy_pool(c, 1);
-	int rc;
-
-	(void)arg;
-	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_FAIL, 0) == 0, "lease");
-	CHILD_CHECK(fiu_enable("shmk/sys/socketpair", 1,
-			       (void *)(intptr_t)EMFILE, 0) == 0, "fiu");
-	kill_idle(p, 0);
-	fiu_disable("shmk/sys/socketpair");
-	cmd(p, 0, OP_ECHO, 1);
-	rc = shmk_pool_run(p, 0, NULL);
-	CHILD_CHECK(rc == -ESHUTDOWN, "run: %d %s", rc, shmk_last_error());
-	CHILD_CHECK(shmk_pool_lease(p, SHMK_LEASE_WAIT, 0) == -ESHUTDOWN, "lease");
-	CHILD_CHECK(strstr(shmk_last_error(), "cannot create pipes") &&
-			    strstr(shmk_last_error(), strerror(EMFILE)),
-		    "the stop does not say why: %s", shmk_last_error());
-	CHILD_CHECK(shmk_pool_supervisor_pid(p) == 0, "a spawner was forked");
-	lazy_end(c, p, 0);
-	return 0;
-}
-
 Test(pool3, a_lazy_spawner_without_descriptors_for_its_pipes_stops_the_pool_with_the_cause)
 {
-	in_one_thread(lazy_pipes_fail);
+	static const struct lazy_failure f = {"shmk/sys/socketpair", EMFILE,
+					      "cannot create pipes"};
+	in_one_thread(lazy_fails, &f);
 }
 
 /* Forked from the service long after create, the spawner closes what the
@@ -1545,5 +1543,5 @@ static int lazy_descriptors(void *arg)
 
 Test(pool3, a_lazy_spawner_holds_no_descriptor_the_service_opened_after_create)
 {
-	in_one_thread(lazy_descriptors);
+	in_one_thread(lazy_descriptors, NULL);
 }
