@@ -107,7 +107,6 @@ static void close_sp_fds(shmk_pool *p)
 		shmk__close(&p->sp_fds[k]);
 }
 
-
 /* Signals every process of the pool's slots that may be alive or a zombie
  * of ours: the handle's, the slot's current worker and a replacement that
  * died before it took its slot over.  Under p->mu. */
@@ -580,7 +579,7 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 	/* The workers, forked from this thread; each writes a byte to the
 	 * start pipe when it is ready and closes its end: EOF before the
 	 * count is a worker that failed or died.  Worker 0 then forks the
-	 * spawner. */
+	 * spawner (a lazy one: the first replacement, from here). */
 	if (!p->lazy_sp && (rc = shmk__spawner_pipes(p)) < 0)
 		goto fail;
 	if (pipe2(start, O_CLOEXEC) < 0) {
