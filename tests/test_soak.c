@@ -278,6 +278,8 @@ Test(soak, clean_run_passes)
 	assert_one_size_style(r.out);
 	out_free(&r);
 	assert_nothing_left();
+	cr_assert_neq(access(T.ns_dir, F_OK), 0,
+		      "a clean run left its namespace directory %s", T.ns_dir);
 }
 
 Test(soak, quiet_prints_only_the_verdict)
