@@ -602,9 +602,10 @@ int shmk_pool_create(shmk_ctx *ctx, const struct shmk_pool_options *opt,
 			goto fail;
 		}
 		if (pid == 0) {
-			/* Worker 0 of an eager spawner keeps its ends. */
+			/* Worker 0 keeps the spawner's ends (-1, skipped,
+			 * for a lazy spawner: not made yet). */
 			int keep[4] = {start[1], -1, -1, -1};
-			if (i == 0 && !p->lazy_sp)
+			if (i == 0)
 				memcpy(keep + 1, p->sp_fds, sizeof p->sp_fds);
 			shmk__close_inherited(keep, 4);
 			shmk__worker_main(p, i, 0, start[1]);

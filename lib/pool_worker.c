@@ -38,7 +38,7 @@ void shmk__worker_main(shmk_pool *p, unsigned i, uint32_t expect, int ack_fd)
 	 * cannot be forked fails shmk_pool_create() rather than leaving a
 	 * pool that could never replace a worker.  (The spawner's own start
 	 * is not waited for.) */
-	if (i == 0 && expect == 0 && !p->lazy_sp && p->sp_fds[0] >= 0)
+	if (i == 0 && expect == 0 && p->sp_fds[0] >= 0) /* (lazy: -1) */
 		shmk__spawner_fork(p);
 	/* Die with the service.  PR_SET_PDEATHSIG follows the thread that
 	 * forked us, so it is used only when that thread is the service's

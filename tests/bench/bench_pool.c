@@ -98,9 +98,12 @@ static void pool_opts(struct shmk_pool_options *o)
 	o->title = "bench_pool";
 }
 
+/* The context pools are made in now. */
+static shmk_ctx *pool_ctx(void) { return S.lazy ? S.ctx_lazy : S.ctx; }
+
 static int pool_up(const struct shmk_pool_options *o, bool lease)
 {
-	int rc = shmk_pool_create(S.lazy ? S.ctx_lazy : S.ctx, o, &S.pool);
+	int rc = shmk_pool_create(pool_ctx(), o, &S.pool);
 
 	if (rc < 0) {
 		bench_err(PROG, "shmk_pool_create: %s", shmk_last_error());
@@ -224,10 +227,10 @@ static int bench_init(size_t rounds, size_t ops, bool lazy)
 		lib_dn[i] = lib[i] - lib_up[i];
 		bare_dn[i] = bare[i] - bare_up[i];
 	}
-	if (shmk_owned_count(S.lazy ? S.ctx_lazy : S.ctx) != 0) {
+	if (shmk_owned_count(pool_ctx()) != 0) {
 		bench_err(PROG, "the ctx still owns %zu segments after the pools "
 				"were destroyed",
-			  shmk_owned_count(S.lazy ? S.ctx_lazy : S.ctx));
+			  shmk_owned_count(pool_ctx()));
 		rc = -EPROTO;
 		goto out;
 	}
