@@ -46,20 +46,26 @@ static void restore(shmk_ctx *c, const struct shmk_rec_seg *prev)
 }
 
 int shmk__adopt_intent(shmk_ctx *c, const char *full, enum shmk_seg_kind kind,
-		       struct shmk_rec_seg *prev)
+		       struct shmk_rec_seg *prev, struct shmk_rec_seg **made)
 {
 	char line[SHMK_SHM_NAME_MAX + 128];
-	struct shmk_rec_seg *e, *old;
+	struct shmk_rec_seg *e;
+	size_t nl = strlen(full);
+	void *old;
 	int n, rc;
 
-	if (!shmk__adopted_name_ok(full, kind))
+	if (nl >= sizeof e->name)
 		return shmk__err(-EINVAL, "%.255s: not a name the preload adopts",
 				 full);
 	if ((rc = shmk__owner_ensure(c)) < 0)
 		return rc;
-	if (!(e = SHMK_SYSP("malloc", NULL, calloc(1, sizeof *e))))
+	if ((e = c->own.free_ent))
+		c->own.free_ent = NULL;
+	else if (!(e = SHMK_SYSP("malloc", NULL, malloc(sizeof *e))))
 		return shmk__err(-ENOMEM, "%s: out of memory", full);
-	memcpy(e->name, full, strlen(full) + 1);
+	memcpy(e->name, full, nl + 1);
+	e->size = 0;
+	e->ino = 0;
 	e->created = shmk__now();
 	e->state = SHMK_SEG_INTENT;
 	e->kind = kind;
@@ -71,14 +77,14 @@ int shmk__adopt_intent(shmk_ctx *c, const char *full, enum shmk_seg_kind kind,
 	/* A name recorded before (ours, or made and unlinked by someone else
 	 * since): the new statement replaces it, in the record as here, and
 	 * the caller gets the old one back to restore if nothing is made. */
-	memset(prev, 0, sizeof *prev);
-	if ((old = shmk__table_del(&c->own.segs, e->name))) {
-		*prev = *old;
-		free(old);
-	}
-	if ((rc = shmk__table_put(&c->own.segs, e->name, e)) < 0) {
+	if ((rc = shmk__table_swap(&c->own.segs, e->name, e, &old)) < 0) {
 		free(e);
 		return shmk__err(rc, "%s: out of memory", full);
+	}
+	prev->state = 0;
+	if (old) {
+		*prev = *(struct shmk_rec_seg *)old;
+		free(old);
 	}
 	if ((rc = shmk__owner_log(c, line, (size_t)n)) < 0) {
 		free(shmk__table_del(&c->own.segs, full));
@@ -86,6 +92,8 @@ int shmk__adopt_intent(shmk_ctx *c, const char *full, enum shmk_seg_kind kind,
 		return rc;
 	}
 	SHMK_CRASHPOINT("adopt/after_intent");
+	if (made)
+		*made = e;
 	return 0;
 }
 
@@ -96,14 +104,11 @@ void shmk__adopt_undo(shmk_ctx *c, const char *full,
 	restore(c, prev);
 }
 
-void shmk__adopt_live(shmk_ctx *c, const char *full, uint64_t ino)
+void shmk__adopt_live(shmk_ctx *c, struct shmk_rec_seg *e, uint64_t ino)
 {
-	struct shmk_rec_seg *e = shmk__table_get(&c->own.segs, full);
 	char line[SHMK_SHM_NAME_MAX + 128];
 	int n;
 
-	if (!e)
-		return;
 	e->state = SHMK_SEG_LIVE;
 	e->ino = ino;
 	/* Written now, not deferred as the library's own: a program may hold
@@ -130,13 +135,15 @@ void shmk__adopt_drop(shmk_ctx *c, const char *full)
 		else
 			(void)shmk__owner_log(c, line, (size_t)n);
 	}
-	free(e);
+	if (!c->own.free_ent)
+		c->own.free_ent = e;
+	else
+		free(e);
 }
 
-bool shmk__adopt_has(shmk_ctx *c, const char *full)
+bool shmk__adopt_mine(shmk_ctx *c)
 {
-	return c->own.pid == shmk__pid() &&
-	       shmk__table_get(&c->own.segs, full) != NULL;
+	return c->own.pid != 0 && c->own.pid == shmk__pid();
 }
 
 void shmk__adopt_retire(shmk_ctx *c)
@@ -151,6 +158,7 @@ void shmk__adopt_retire(shmk_ctx *c)
 		return;
 	}
 	/* Record before lock file, as shmk__owner_close() does. */
+	shmk__jmap_remove_old(c);
 	if (unlinkat(c->ns_fd, o->rec_name, 0) == 0 || errno == ENOENT)
 		(void)unlinkat(c->ns_fd, o->lock_name, 0);
 	shmk__owner_forget(o);

@@ -71,7 +71,7 @@ int shmk__replace(int dirfd, const char *dirpath, const char *name,
 	step = "create temporary file";
 	fiu_do_on("shmk/replace/open", { errno = EMFILE; goto fail; });
 	fd = SHMK_SYS("openat", openat(dirfd, tmp,
-					O_WRONLY | O_APPEND | O_CREAT | O_EXCL |
+					O_RDWR | O_APPEND | O_CREAT | O_EXCL |
 						O_NOFOLLOW | O_CLOEXEC,
 					0600));
 	if (fd < 0 && errno == EEXIST) {
@@ -80,7 +80,7 @@ int shmk__replace(int dirfd, const char *dirpath, const char *name,
 		 * follow: unlink removes a symlink itself). */
 		unlinkat(dirfd, tmp, 0);
 		fd = openat(dirfd, tmp,
-			    O_WRONLY | O_APPEND | O_CREAT | O_EXCL |
+			    O_RDWR | O_APPEND | O_CREAT | O_EXCL |
 				    O_NOFOLLOW | O_CLOEXEC,
 			    0600);
 	}

@@ -78,7 +78,7 @@ int shmk_open(const struct shmk_options *opt, shmk_ctx **out)
 	if (!(c = SHMK_SYSP("malloc", NULL, calloc(1, sizeof *c))))
 		return shmk__err(-ENOMEM, "shmk_open: out of memory");
 	c->root_fd = c->ns_fd = c->shm_fd = -1;
-	c->own.lock_fd = c->own.rec_fd = -1;
+	c->own.lock_fd = c->own.rec_fd = c->own.old_fd = -1;
 	pthread_mutex_init(&c->mu, NULL);
 	snprintf(c->ns, sizeof c->ns, "%s", opt->ns);
 	snprintf(c->role, sizeof c->role, "%s", opt->role ? opt->role : "");

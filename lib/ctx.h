@@ -31,6 +31,22 @@ struct shmk_owner {
 	 * object that is gone (which the reaper shrugs off).  Two lines. */
 	char pending[2 * (SHMK_SHM_NAME_MAX + 128)];
 	size_t pending_len;
+	/* The mapped journal (journal_map.c): the record (rec_fd) mapped,
+	 * lines stored from wpos; the version before it, kept under the
+	 * record's temporary name for the next snapshot.  map NULL: lines
+	 * are appended with write(). */
+	char *map;
+	size_t map_size;
+	size_t wpos;
+	int old_fd;
+	char *old_map;
+	size_t old_size;
+	size_t old_used; /* bytes of it that may not be spaces */
+	size_t reserve;  /* the spaces the last snapshot left (grows) */
+	bool write_only; /* the first version could not be mapped */
+	/* A dropped entry kept for the next intent (adopt.c): a program that
+	 * makes and unlinks objects all its life reuses it. */
+	struct shmk_rec_seg *free_ent;
 };
 
 struct shmk_ctx {
@@ -81,6 +97,23 @@ int shmk__segment_unlink(shmk_segment *seg);
 int shmk__admit(shmk_ctx *c, const char *name, uint64_t size,
 		struct shmk_sample *soft_out);
 
+/* journal_map.c: the mapped journal (c->mu held).
+ *   _wanted     does this context's owner keep its record mapped?
+ *   _publish    the snapshot doc (len bytes) as the record's new version,
+ *               mapped, its lines to be stored from len; 0 or -errno with
+ *               the sentence set (the old version stays in place).
+ *   _fits       is there room for len more bytes?
+ *   _store      one or more '\n'-terminated lines (it fits).
+ *   _remove_old the old version's file goes (at close).
+ *   _forget     unmap and close, nothing removed (a fork child's copies,
+ *               or after close). */
+bool shmk__jmap_wanted(const shmk_ctx *c);
+int shmk__jmap_publish(shmk_ctx *c, const char *doc, size_t len);
+bool shmk__jmap_fits(const struct shmk_owner *o, size_t len);
+void shmk__jmap_store(struct shmk_owner *o, const char *line, size_t len);
+void shmk__jmap_remove_old(shmk_ctx *c);
+void shmk__jmap_forget(struct shmk_owner *o);
+
 /* owner.c */
 int shmk__owner_ensure(shmk_ctx *c);
 /* Moves *fd to the lowest free descriptor >= floor (close-on-exec), if
@@ -98,29 +131,33 @@ int shmk__owner_close(shmk_ctx *c);
  * c->adopt set).  full is "/<file>" (shmk__adopted_name_ok).
  *   _intent  the entry, in the record before the object is made (makes
  *            this process's owner if it has none: a fork child gets its
- *            own); 0 or -errno with the sentence set.  An entry of the
+ *            own); 0 or -errno with the sentence set.  full is a name the
+ *            caller has judged (shmk__adopted_name_ok).  An entry of the
  *            same name it replaces is copied to *prev (prev->state 0:
- *            none), for _undo.
+ *            none), for _undo; *made (if not NULL) is the new entry, for
+ *            _live, valid until its name is dropped.
  *   _undo    the call made nothing: the intent goes, *prev comes back
  *            (our own live object under a name an O_EXCL create found
  *            taken stays recorded).
- *   _live    the object exists with inode ino (written at once).
+ *   _live    the object of entry e exists with inode ino (written at
+ *            once).
  *   _drop    the name no longer holds the object (unlinked, or never
  *            made): forgets the entry.  A live entry's drop may wait for
  *            the next append (its inode protects any later object of the
  *            name); an intent's is written now, or a reaper could take a
  *            later object of the name for this owner's.
- *   _has     is full an entry of this process's owner?
+ *   _mine    does this process have an owner (not a fork child's copy
+ *            of its parent's)?  Only then may _drop be called.
  *   _retire  at exit: if the owner holds no entry, remove its record and
  *            lock file; else write what was deferred, and leave both to a
  *            reaper. */
 int shmk__adopt_intent(shmk_ctx *c, const char *full, enum shmk_seg_kind kind,
-		       struct shmk_rec_seg *prev);
+		       struct shmk_rec_seg *prev, struct shmk_rec_seg **made);
 void shmk__adopt_undo(shmk_ctx *c, const char *full,
 		      const struct shmk_rec_seg *prev);
-void shmk__adopt_live(shmk_ctx *c, const char *full, uint64_t ino);
+void shmk__adopt_live(shmk_ctx *c, struct shmk_rec_seg *e, uint64_t ino);
 void shmk__adopt_drop(shmk_ctx *c, const char *full);
-bool shmk__adopt_has(shmk_ctx *c, const char *full);
+bool shmk__adopt_mine(shmk_ctx *c);
 void shmk__adopt_retire(shmk_ctx *c);
 
 #endif

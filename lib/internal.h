@@ -262,8 +262,9 @@ bool shmk__fd_is_volatile(int fd);
  * tmp file (O_EXCL|O_NOFOLLOW, 0600) in the same directory, full write,
  * fsync if durable, rename over name, fsync the directory if durable.
  * Any failure before the rename removes the tmp file and leaves name as it
- * was.  If keep_fd is not NULL the written file stays open (O_APPEND) and
- * is returned there, for appending to the new version.
+ * was.  If keep_fd is not NULL the written file stays open (read-write,
+ * O_APPEND, so mappable too) and is returned there, for appending to the
+ * new version.
  */
 int shmk__replace(int dirfd, const char *dirpath, const char *name,
 		  const void *buf, size_t len, bool durable, int *keep_fd);
@@ -410,6 +411,9 @@ void shmk__table_free(struct shmk_table *t);
 void *shmk__table_get(const struct shmk_table *t, const char *key);
 /* key must stay valid while stored (it usually lives inside val). */
 int shmk__table_put(struct shmk_table *t, const char *key, void *val);
+/* As put, and *old is the value key had (NULL: none). */
+int shmk__table_swap(struct shmk_table *t, const char *key, void *val,
+		     void **old);
 void *shmk__table_del(struct shmk_table *t, const char *key);
 /* Iterate: for (size_t i = 0; (v = shmk__table_next(t, &i)); ) */
 void *shmk__table_next(const struct shmk_table *t, size_t *it);

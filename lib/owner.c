@@ -49,6 +49,10 @@ void shmk__owner_forget(struct shmk_owner *o)
 {
 	void *v;
 
+	shmk__jmap_forget(o);
+	free(o->free_ent);
+	o->free_ent = NULL;
+	o->write_only = false;
 	shmk__close(&o->rec_fd);
 	shmk__close(&o->lock_fd);
 	for (size_t it = 0; (v = shmk__table_next(&o->segs, &it));)
@@ -204,11 +208,17 @@ int shmk__owner_snapshot(shmk_ctx *c)
 {
 	struct shmk_owner *o = &c->own;
 	size_t cap = 1024 + o->segs.used * (SHMK_SHM_NAME_MAX + 192), len;
-	char *buf = SHMK_SYSP("malloc", NULL, malloc(cap));
+	char *buf;
 	void *v;
 	int n, fd, rc;
 
-	if (!buf)
+	/* Never another process's record: a child that shares our memory
+	 * but not our descriptors (vfork, a raw clone) would leave us a
+	 * descriptor and a mapping that exist only in it. */
+	if (o->pid && o->pid != getpid())
+		return shmk__err(-EDEADLK, "%s: not this process's record",
+				 o->rec_path);
+	if (!(buf = SHMK_SYSP("malloc", NULL, malloc(cap))))
 		return shmk__err(-ENOMEM, "%s: out of memory for snapshot",
 				 o->rec_path);
 	n = (c->adopt ? shmk__fmt_header_open_adopt : shmk__fmt_header_open)(
@@ -241,20 +251,33 @@ int shmk__owner_snapshot(shmk_ctx *c)
 		goto nobuf;
 	memcpy(buf + len, "]}\n", 3);
 	len += 3;
+	if (shmk__jmap_wanted(c) && !o->write_only) {
+		rc = shmk__jmap_publish(c, buf, len);
+		if (rc < 0 && !o->map) /* never mapped: lines are written */
+			o->write_only = true;
+		else if (rc < 0)
+			goto out;
+		else
+			goto done;
+	}
 	rc = shmk__replace(c->ns_fd, c->ns_path, o->rec_name, buf, len,
 			   c->durable, &fd);
-	free(buf);
 	if (rc < 0)
-		return rc;
+		goto out;
 	shmk__fd_raise(&fd, c->fd_floor);
 	shmk__close(&o->rec_fd);
 	o->rec_fd = fd;
+done:
+	free(buf);
+	o->must_rewrite = false;
 	o->ops = 0;
 	o->jbytes = 0;
 	o->snap_bytes = len;
 	o->pending_len = 0; /* the snapshot states it */
-	o->must_rewrite = false;
 	return 0;
+out:
+	free(buf);
+	return rc;
 nobuf:
 	free(buf);
 	return shmk__err(-ENOBUFS, "%s: snapshot does not fit", o->rec_path);
@@ -266,6 +289,16 @@ int shmk__owner_log(shmk_ctx *c, const char *line, size_t len)
 	char both[sizeof o->pending + SHMK_SHM_NAME_MAX + 128];
 	int rc;
 
+	if (o->map) {
+		if (!shmk__jmap_fits(o, len) &&
+		    (rc = shmk__owner_snapshot(c)) < 0)
+			return rc; /* the current version, whole, stays */
+		if (len)
+			shmk__jmap_store(o, line, len);
+		o->ops++;
+		o->jbytes += len;
+		return 0;
+	}
 	if (o->must_rewrite && (rc = shmk__owner_snapshot(c)) < 0)
 		return rc;
 	if (o->pending_len && o->pending_len + len <= sizeof both) {
@@ -293,8 +326,9 @@ void shmk__owner_defer(shmk_ctx *c, const char *line, size_t len)
 {
 	struct shmk_owner *o = &c->own;
 
-	if (o->pending_len + len > sizeof o->pending || c->durable) {
-		/* Durable mode writes everything as it happens. */
+	if (o->pending_len + len > sizeof o->pending || c->durable || o->map) {
+		/* Durable mode writes everything as it happens; a stored line
+		 * costs less than keeping it. */
 		(void)shmk__owner_log(c, line, len);
 		return;
 	}
@@ -354,6 +388,7 @@ int shmk__owner_close(shmk_ctx *c)
 		/* Record before lock file: a record without its lock file is
 		 * judged by identity, and we are still alive. */
 		SHMK_CRASHPOINT("close/after_segments");
+		shmk__jmap_remove_old(c);
 		if (unlinkat(c->ns_fd, o->rec_name, 0) < 0 && errno != ENOENT)
 			first = shmk__err(-errno, "%s: cannot remove: %s",
 					  o->rec_path, strerror(errno));

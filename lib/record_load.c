@@ -26,6 +26,25 @@ int shmk__record_parse(const char *buf, size_t len, const char *expect_ns,
 	return shmk__record_parse_slow(buf, len, expect_ns, r, why, whylen);
 }
 
+/* An owner that keeps its record mapped (journal_map.c) rewrites the
+ * version before the current one in place, but only a version it can
+ * write-lock (an open file description lock): we hold a read lock on the
+ * file while we read it.  Refused: what we opened is such an old version,
+ * being rewritten now, and the name holds a newer one.  Open again. */
+#define REOPENS 8
+
+static int read_lock(int fd)
+{
+	struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+
+	if (fiu_fail("shmk/record/read_lock"))
+		return -EAGAIN;
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	/* No such locks here (EINVAL): nor are records rewritten in place. */
+	return errno == EAGAIN || errno == EACCES ? -EAGAIN : 0;
+}
+
 static int record_load_as(int dirfd, const char *name, const char *expect_ns,
 			  uid_t uid, struct shmk_record *r, char *why,
 			  size_t whylen)
@@ -33,10 +52,11 @@ static int record_load_as(int dirfd, const char *name, const char *expect_ns,
 	struct stat st;
 	char *buf = NULL;
 	size_t got = 0;
-	int fd, rc;
+	int fd, rc, tries = 0;
 
 	memset(r, 0, sizeof *r);
 	why[0] = '\0';
+again:
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
@@ -61,6 +81,15 @@ static int record_load_as(int dirfd, const char *name, const char *expect_ns,
 		snprintf(why, whylen, "owned by uid %u, not by us (uid %u)",
 			 (unsigned)st.st_uid, (unsigned)uid);
 		goto out;
+	}
+	if ((rc = read_lock(fd)) < 0) {
+		shmk__close(&fd);
+		if (++tries < REOPENS)
+			goto again;
+		snprintf(why, whylen, "being rewritten by its owner (tried %d "
+				      "times)",
+			 tries);
+		return rc;
 	}
 	if ((uint64_t)st.st_size > SHMK_RECORD_MAX) {
 		rc = -EFBIG;

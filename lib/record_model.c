@@ -93,96 +93,167 @@ int shmk__fmt_seg(char *buf, size_t sz, const struct shmk_rec_seg *s)
 			sz);
 }
 
-/* The operation lines are written on every create and destroy: built with
- * memcpy and a hand-rolled decimal conversion rather than snprintf, which
- * was most of the user-space cost of an operation. */
-static char *put(char *p, const char *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-#define PUT(p, lit) put(p, lit, sizeof(lit) - 1)
+/* The operation lines are written on every create and destroy (and, under
+ * the preload, on every shm_open and shm_unlink of the program): built in
+ * place with fixed-size copies and a two-digits-at-a-time decimal
+ * conversion rather than snprintf, which was most of the user-space cost of
+ * an operation. */
+#define PUT(p, lit) (memcpy(p, lit, sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
+static const char digits2[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233"
+	"34353637383940414243444546474849505152535455565758596061626364656667"
+	"6869707172737475767778798081828384858687888990919293949596979899";
+
+static const uint64_t pow10_[20] = {
+	1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+	10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+	100000000000ull, 1000000000000ull, 10000000000000ull,
+	100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+	100000000000000000ull, 1000000000000000000ull,
+	10000000000000000000ull,
+};
 
 static char *put_u64(char *p, uint64_t v)
 {
-	char tmp[20];
-	int n = 0;
+	/* The number of digits (log10 from log2, then one correction), then
+	 * the digits from the last, two at a time. */
+	int n = (64 - __builtin_clzll(v | 1)) * 1233 >> 12;
+	char *q;
 
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10));
-	while (n)
-		*p++ = tmp[--n];
-	return p;
+	n += n < 20 && v >= pow10_[n];
+	n += n == 0;
+	q = p + n;
+	while (v >= 100) {
+		q -= 2;
+		memcpy(q, digits2 + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10)
+		memcpy(q - 2, digits2 + 2 * v, 2);
+	else
+		q[-1] = (char)('0' + v);
+	return p + n;
 }
 
 /* Worst case of the fixed parts of an operation line, two numbers and a
  * kind. */
 #define OP_FIXED 128
 
-static int op_line(char *buf, size_t sz, const char *op, size_t oplen,
-		   const char *name, const char *k1, size_t k1len, uint64_t v1,
-		   const char *k2, size_t k2len, uint64_t v2, const char *tail)
+/* '{"op":"<op>","name":"<name>"' into buf, which has room for the name
+ * and OP_FIXED (checked by the callers).  The end of it. */
+#define OP_HEAD(p, op, name, nl)                                   \
+	do {                                                       \
+		(p) = PUT(p, "{\"op\":\"" op "\",\"name\":\""); \
+		memcpy(p, name, nl);                               \
+		(p) += (nl);                                       \
+		*(p)++ = '"';                                      \
+	} while (0)
+
+/* The line's length, or -ENOBUFS if the name or the line does not fit
+ * (as snprintf: room for a NUL too, which is written). */
+static inline int op_end(char *buf, char *p)
+{
+	p = PUT(p, "}\n");
+	*p = '\0';
+	return (int)(p - buf);
+}
+
+static inline bool op_room(size_t sz, size_t nl)
+{
+	return nl < SHMK_SHM_NAME_MAX && sz >= nl + OP_FIXED;
+}
+
+/* A line with a buffer too small to build in place: built in one that
+ * is large enough, then copied if it fits. */
+static int op_small(char *buf, size_t sz, int (*fmt)(char *, size_t, const char *,
+						    uint64_t, int64_t, int),
+		    const char *name, uint64_t a, int64_t b, int k)
+{
+	char tmp[SHMK_SHM_NAME_MAX + OP_FIXED];
+	int n = fmt(tmp, sizeof tmp, name, a, b, k);
+
+	if (n < 0 || (size_t)n >= sz)
+		return -ENOBUFS;
+	memcpy(buf, tmp, (size_t)n + 1);
+	return n;
+}
+
+static int intent_line(char *buf, size_t sz, const char *name, uint64_t size,
+		       int64_t created, int kind)
 {
 	size_t nl = strlen(name);
-	char tmp[SHMK_SHM_NAME_MAX + OP_FIXED], *p = tmp;
+	char *p = buf;
 
-	if (nl >= SHMK_SHM_NAME_MAX)
-		return -ENOBUFS;
-	p = PUT(p, "{\"op\":\"");
-	p = put(p, op, oplen);
-	p = PUT(p, "\",\"name\":\"");
-	p = put(p, name, nl);
-	*p++ = '"';
-	if (k1) {
-		p = put(p, k1, k1len);
-		p = put_u64(p, v1);
-	}
-	if (k2) {
-		p = put(p, k2, k2len);
-		p = put_u64(p, v2);
-	}
-	if (tail)
-		p = put(p, tail, strlen(tail));
-	p = PUT(p, "}\n");
-	if ((size_t)(p - tmp) >= sz) /* as snprintf: room for a NUL too */
-		return -ENOBUFS;
-	memcpy(buf, tmp, (size_t)(p - tmp));
-	buf[p - tmp] = '\0';
-	return (int)(p - tmp);
+	if (!op_room(sz, nl))
+		return nl < SHMK_SHM_NAME_MAX
+			       ? op_small(buf, sz, intent_line, name, size,
+					  created, kind)
+			       : -ENOBUFS;
+	OP_HEAD(p, "intent", name, nl);
+	p = PUT(p, ",\"size\":");
+	p = put_u64(p, size);
+	p = PUT(p, ",\"created\":");
+	p = put_u64(p, (uint64_t)(created < 0 ? 0 : created));
+	if (kind == SHMK_KIND_ADOPTED_SEM)
+		p = PUT(p, ",\"kind\":\"adopted-sem\"");
+	else if (kind == SHMK_KIND_ADOPTED_SHM)
+		p = PUT(p, ",\"kind\":\"adopted-shm\"");
+	return op_end(buf, p);
+}
+
+static int live_line(char *buf, size_t sz, const char *name, uint64_t ino,
+		     int64_t unused, int unused2)
+{
+	size_t nl = strlen(name);
+	char *p = buf;
+
+	if (!op_room(sz, nl))
+		return nl < SHMK_SHM_NAME_MAX
+			       ? op_small(buf, sz, live_line, name, ino, 0, 0)
+			       : -ENOBUFS;
+	OP_HEAD(p, "live", name, nl);
+	p = PUT(p, ",\"ino\":");
+	p = put_u64(p, ino);
+	return op_end(buf, p);
+}
+
+static int drop_line(char *buf, size_t sz, const char *name, uint64_t unused,
+		     int64_t unused2, int unused3)
+{
+	size_t nl = strlen(name);
+	char *p = buf;
+
+	if (!op_room(sz, nl))
+		return nl < SHMK_SHM_NAME_MAX
+			       ? op_small(buf, sz, drop_line, name, 0, 0, 0)
+			       : -ENOBUFS;
+	OP_HEAD(p, "drop", name, nl);
+	return op_end(buf, p);
 }
 
 int shmk__fmt_op_intent(char *buf, size_t sz, const char *name, uint64_t size,
 			int64_t created)
 {
-	return op_line(buf, sz, "intent", 6, name, ",\"size\":", 8, size,
-		       ",\"created\":", 11, (uint64_t)(created < 0 ? 0 : created),
-		       NULL);
+	return intent_line(buf, sz, name, size, created, SHMK_KIND_SEGMENT);
 }
 
 int shmk__fmt_op_adopt(char *buf, size_t sz, const char *name, uint64_t size,
 		       int64_t created, enum shmk_seg_kind kind)
 {
-	const char *tail = kind == SHMK_KIND_ADOPTED_SEM
-				   ? ",\"kind\":\"adopted-sem\""
-				   : ",\"kind\":\"adopted-shm\"";
-
 	if (kind == SHMK_KIND_SEGMENT)
 		return -EINVAL;
-	return op_line(buf, sz, "intent", 6, name, ",\"size\":", 8, size,
-		       ",\"created\":", 11, (uint64_t)(created < 0 ? 0 : created),
-		       tail);
+	return intent_line(buf, sz, name, size, created, (int)kind);
 }
 
 int shmk__fmt_op_live(char *buf, size_t sz, const char *name, uint64_t ino)
 {
-	return op_line(buf, sz, "live", 4, name, ",\"ino\":", 7, ino, NULL, 0, 0,
-		       NULL);
+	return live_line(buf, sz, name, ino, 0, 0);
 }
 
 int shmk__fmt_op_drop(char *buf, size_t sz, const char *name)
 {
-	return op_line(buf, sz, "drop", 4, name, NULL, 0, 0, NULL, 0, 0, NULL);
+	return drop_line(buf, sz, name, 0, 0, 0);
 }
 
 void shmk__record_free(struct shmk_record *r)

@@ -76,30 +76,47 @@ static int grow(struct shmk_table *t)
 	return 0;
 }
 
-int shmk__table_put(struct shmk_table *t, const char *key, void *val)
+/* One probe: the slot holding key, else the first free one on its way
+ * (a tombstone, or the empty slot that ends it). */
+int shmk__table_swap(struct shmk_table *t, const char *key, void *val,
+		     void **old)
 {
+	struct shmk_slot *s, *free_s = NULL;
 	size_t mask, i;
-	struct shmk_slot *s;
 
-	if ((s = t->cap ? find(t, key) : NULL)) {
-		s->val = val;
-		s->key = key;
-		return 0;
-	}
+	*old = NULL;
 	if ((t->used + t->tomb + 1) * 4 > t->cap * 3 && grow(t) < 0)
 		return -ENOMEM;
 	mask = t->cap - 1;
 	for (i = hash(key) & mask;; i = (i + 1) & mask) {
 		s = &t->slots[i];
-		if (!s->key || s->key == SHMK_TOMB) {
-			if (s->key == SHMK_TOMB)
-				t->tomb--;
+		if (!s->key)
+			break;
+		if (s->key == SHMK_TOMB) {
+			if (!free_s)
+				free_s = s;
+		} else if (strcmp(s->key, key) == 0) {
+			*old = s->val;
 			s->key = key;
 			s->val = val;
-			t->used++;
 			return 0;
 		}
 	}
+	if (free_s) {
+		s = free_s;
+		t->tomb--;
+	}
+	s->key = key;
+	s->val = val;
+	t->used++;
+	return 0;
+}
+
+int shmk__table_put(struct shmk_table *t, const char *key, void *val)
+{
+	void *old;
+
+	return shmk__table_swap(t, key, val, &old);
 }
 
 void *shmk__table_del(struct shmk_table *t, const char *key)

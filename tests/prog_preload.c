@@ -15,6 +15,13 @@
  *            _exits (what POSIX does not allow, and the preload must not
  *            record: the child shares its parent's memory)
  *   Y:name   vfork; the child calls shm_unlink(name) and _exits
+ *   M        vfork; the child sets a variable of its parent's memory and
+ *            _exits; the parent prints it (what vfork is used for)
+ *   Q        vfork refused by the kernel (a seccomp filter makes it fail
+ *            with EAGAIN): print what vfork returned and errno
+ *   R:name   a child made by the clone system call itself (no fork
+ *            handlers run: a raw clone) calls shm_open(name, O_CREAT|
+ *            O_EXCL) and _exits; the parent prints its status
  *   s:name   sem_open(name, O_CREAT|O_EXCL, 0600, 1)
  *   o:name   sem_open(name, O_CREAT, 0600, 1)
  *   u:name   sem_unlink(name)
@@ -40,8 +47,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -150,6 +162,50 @@ int main(int argc, char **argv)
 			if (pid == 0)
 				_exit(shm_unlink(arg) == 0 ? 0 : 1);
 			waitpid(pid, &st, 0);
+			printf("%s = child exit %d\n", a, WEXITSTATUS(st));
+			break;
+		}
+		case 'M': {
+			volatile int seen = 0;
+			pid_t pid = vfork();
+			int st;
+			if (pid == 0) {
+				seen = 42;
+				_exit(0);
+			}
+			waitpid(pid, &st, 0);
+			printf("%s = child wrote %d\n", a, seen);
+			break;
+		}
+		case 'Q': {
+			struct sock_filter f[] = {
+				BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					 offsetof(struct seccomp_data, nr)),
+				BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_vfork, 0, 1),
+				BPF_STMT(BPF_RET | BPF_K,
+					 SECCOMP_RET_ERRNO | EAGAIN),
+				BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+			};
+			struct sock_fprog prog = {sizeof f / sizeof *f, f};
+			pid_t pid;
+			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+			    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0) {
+				say_int(a, -1);
+				break;
+			}
+			errno = 0;
+			if ((pid = vfork()) == 0)
+				_exit(0);
+			say_int(a, pid);
+			break;
+		}
+		case 'R': {
+			long pid = syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+			int st;
+			if (pid == 0)
+				_exit(shm_open(arg, O_CREAT | O_EXCL | O_RDWR,
+					       0600) >= 0 ? 0 : 1);
+			waitpid((pid_t)pid, &st, 0);
 			printf("%s = child exit %d\n", a, WEXITSTATUS(st));
 			break;
 		}
