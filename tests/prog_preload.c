@@ -15,7 +15,7 @@
  *            _exits (what POSIX does not allow, and the preload must not
  *            record: the child shares its parent's memory)
  *   Y:name   vfork; the child calls shm_unlink(name) and _exits
- *   M        vfork; the child sets a variable of its parent's memory and
+ *   G        vfork; the child sets a variable of its parent's memory and
  *            _exits; the parent prints it (what vfork is used for)
  *   Q        vfork refused by the kernel (a seccomp filter makes it fail
  *            with EAGAIN): print what vfork returned and errno
@@ -28,6 +28,8 @@
  *   S:name   print "ready", then for ever: sem_open(name, O_CREAT|O_EXCL,
  *            0600, 1), sem_close, sem_unlink (to be SIGKILLed anywhere)
  *   P:n:pfx  n threads at once each create pfx<i> (O_CREAT|O_EXCL)
+ *   N:n:name n times: shm_open(name, O_CREAT|O_EXCL), close, shm_unlink;
+ *            print how many went through
  *   E:val    errno = val, create and unlink a probe object, print errno
  *            (a successful call leaves the caller's errno alone)
  *   W        print "ready", then wait until stdin reaches end of file
@@ -165,7 +167,7 @@ int main(int argc, char **argv)
 			printf("%s = child exit %d\n", a, WEXITSTATUS(st));
 			break;
 		}
-		case 'M': {
+		case 'G': {
 			volatile int seen = 0;
 			pid_t pid = vfork();
 			int st;
@@ -261,6 +263,19 @@ int main(int argc, char **argv)
 			printf("%s = %d created\n", a, ok);
 			free(t);
 			free(ids);
+			break;
+		}
+		case 'N': {
+			int n = atoi(arg), ok = 0;
+			const char *nm = strchr(arg, ':');
+			for (int k = 0; nm && k < n; k++) {
+				int fd = shm_open(nm + 1, O_CREAT | O_EXCL | O_RDWR,
+						  0600);
+				if (fd >= 0 && close(fd) == 0 &&
+				    shm_unlink(nm + 1) == 0)
+					ok++;
+			}
+			printf("%s = %d made and unlinked\n", a, ok);
 			break;
 		}
 		case 'W': {

@@ -347,8 +347,8 @@ static size_t records(struct shmk_record *out, size_t max)
 	cr_assert(d && nsfd >= 0);
 	while ((e = readdir(d)) && n < max) {
 		char why[256];
-		if (!strstr(e->d_name, ".jsonl"))
-			continue;
+		if (e->d_name[0] == '.' || !strstr(e->d_name, ".jsonl"))
+			continue; /* a record's old version: not the record */
 		cr_assert_eq(shmk__record_load(nsfd, e->d_name, T.ns, &out[n],
 					       why, sizeof why),
 			     0, "%s: %s", e->d_name, why);
@@ -450,6 +450,106 @@ Test(preload, a_vfork_child_is_let_through_untracked)
 		snprintf(p, sizeof p, "/dev/shm%s", an("vfork"));
 		unlink(p);
 	}
+}
+
+/* vfork is interposed (to count the vforks in progress): it must still be
+ * vfork, the child running in its parent's memory, and fail as glibc's
+ * does, errno and all. */
+Test(preload, vfork_is_interposed_and_answers_as_glibcs)
+{
+	char c[160];
+	struct shmk_record rec[2];
+	struct out bare, pre;
+
+	snprintf(c, sizeof c, "C:%s", an("after"));
+	bare = run(false, NULL, (const char *[]){"G", "Q", "G", NULL});
+	pre = run(true, NULL, (const char *[]){"G", "Q", "G", NULL});
+	cr_assert_str_eq(pre.out, bare.out, "with the preload:\n%s\nwithout:\n%s",
+			 pre.out, bare.out);
+	cr_assert_not_null(strstr(bare.out, "G = child wrote 42"), "%s", bare.out);
+	cr_assert_not_null(strstr(bare.out, "Q = -1 EAGAIN"), "%s", bare.out);
+	cr_assert_str_eq(pre.err, "");
+	out_free(&bare);
+	out_free(&pre);
+	/* And the parent goes on tracking once its vfork returned. */
+	pre = run(true, NULL, (const char *[]){"G", c, "K", NULL});
+	out_free(&pre);
+	cr_assert_eq(records(rec, 2), 1);
+	cr_assert_eq(rec[0].n_segs, 1);
+	cr_assert_str_eq(rec[0].segs[0]->name, an("after"));
+	shmk__record_free(&rec[0]);
+	{
+		int rc;
+		struct shmk_reap_report *rep = reap_ns(&rc);
+		cr_assert_eq(rep->segments_reaped, 1);
+		shmk_reap_report_free(rep);
+	}
+}
+
+/* A child made by the clone system call runs none of the fork handlers:
+ * it still has its parent's memory, record mapping included.  The page
+ * advised MADV_WIPEONFORK reads zero in it, so its create goes through
+ * untracked instead of into its parent's record. */
+Test(preload, a_raw_clone_child_is_let_through_untracked)
+{
+	char a[160], r[160];
+	struct shmk_record rec[2];
+	struct out o;
+
+	snprintf(a, sizeof a, "C:%s", an("before"));
+	snprintf(r, sizeof r, "R:%s", an("clone"));
+	/* Nothing after the child's create: a line it stored into the
+	 * shared mapping would stay (a later one of ours would go over it). */
+	o = run(true, NULL, (const char *[]){a, r, "K", NULL});
+	cr_assert_not_null(strstr(o.out, "child exit 0"), "%s", o.out);
+	cr_assert_str_eq(o.err, "");
+	out_free(&o);
+	cr_assert(shm_file_exists(an("clone")));
+	cr_assert_eq(records(rec, 2), 1, "the child made no owner");
+	cr_assert_eq(rec[0].n_segs, 1, "the child's object is in the record");
+	cr_assert_str_eq(rec[0].segs[0]->name, an("before"));
+	shmk__record_free(&rec[0]);
+	{
+		int rc;
+		struct shmk_reap_report *rep = reap_ns(&rc);
+		cr_assert_eq(rep->segments_reaped, 1);
+		shmk_reap_report_free(rep);
+	}
+	cr_assert(shm_file_exists(an("clone")), "not ours: never reaped");
+	{
+		char p[PATH_MAX];
+		snprintf(p, sizeof p, "/dev/shm%s", an("clone"));
+		unlink(p);
+	}
+}
+
+/* A program that makes and unlinks objects all its life: its record is
+ * rewritten many times (libshmkeeper's mapped journal), and at every
+ * moment it reads and says what the program holds. */
+Test(preload, a_program_that_churns_keeps_a_record_that_reads)
+{
+	char n[160], k[160];
+	struct shmk_record rec[2];
+	struct bg b;
+	int rc;
+	struct shmk_reap_report *rep;
+
+	snprintf(n, sizeof n, "N:4000:%s", an("churn"));
+	snprintf(k, sizeof k, "C:%s", an("kept"));
+	b = start((const char *[]){n, k, "W", NULL});
+	cr_assert_eq(records(rec, 2), 1);
+	cr_assert_eq(rec[0].n_segs, 1);
+	cr_assert_str_eq(rec[0].segs[0]->name, an("kept"));
+	cr_assert(rec[0].torn, "the record ends in its reserve");
+	shmk__record_free(&rec[0]);
+	cr_assert_eq(ns_files(".jsonl.tmp"), 1, "its version before is kept");
+	cr_assert_eq(stop(&b, true), 128 + SIGKILL);
+	rep = reap_ns(&rc);
+	cr_assert_eq(rc, 0, "%s", shmk_last_error());
+	cr_assert_eq(rep->segments_reaped, 1);
+	shmk_reap_report_free(rep);
+	cr_assert_not(shm_file_exists(an("kept")));
+	cr_assert_eq(ns_files(NULL), 0, "the reaper took the old version too");
 }
 
 /* A vfork child shares its parent's memory but not its descriptor table:

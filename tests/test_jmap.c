@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: MIT */
+/* test_jmap.c - the mapped journal of an owner that adopts names
+ * (lib/journal_map.c): the record says what the owner holds through every
+ * rewrite, two files take turns, a reader is never written under, and
+ * each way a rewrite can fail or be cut short leaves a record that reads
+ * and a reaper that finishes. */
+#include "helpers.h"
+#include "ctx.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fiu-control.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+TestSuite(jmap, .init = tenv_setup, .fini = tenv_teardown, .timeout = 60);
+
+/* A context whose owner adopts names, as the preload's. */
+static shmk_ctx *jopen(void)
+{
+	shmk_ctx *c = topen_flags(SHMK_OPEN_NO_REAP);
+
+	cr_assert_not_null(c);
+	c->adopt = true;
+	return c;
+}
+
+/* "/<ns>_<tag><i>": an adopted name no other test uses. */
+static const char *jname(const char *tag, int i)
+{
+	static char b[4][96];
+	static int k;
+	char *p = b[k++ % 4];
+
+	snprintf(p, sizeof b[0], "/%s_%s%d", T.ns, tag, i);
+	return p;
+}
+
+/* What the preload does around a create that made inode ino. */
+static int made(shmk_ctx *c, const char *full, uint64_t ino)
+{
+	struct shmk_rec_seg prev, *e;
+	int rc;
+
+	pthread_mutex_lock(&c->mu);
+	rc = shmk__adopt_intent(c, full, SHMK_KIND_ADOPTED_SHM, &prev, &e);
+	if (rc == 0)
+		shmk__adopt_live(c, e, ino);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+static void gone(shmk_ctx *c, const char *full)
+{
+	pthread_mutex_lock(&c->mu);
+	shmk__adopt_drop(c, full);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int nsdir(void)
+{
+	int fd = open(T.ns_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0);
+	return fd;
+}
+
+static char *file_of(shmk_ctx *c, bool old)
+{
+	static char p[PATH_MAX];
+
+	snprintf(p, sizeof p, "%s/%s%s%s", T.ns_dir, old ? "." : "",
+		 c->own.rec_name, old ? ".tmp" : "");
+	return p;
+}
+
+/* The record reads, and says what the owner's table holds: every entry
+ * held is recorded, with its state and inode; the record may say more
+ * (a drop not yet written, an entry a snapshot found gone), but only of
+ * names that no longer hold the recorded object. */
+static void expect_record_is_table(shmk_ctx *c, const char *when)
+{
+	struct shmk_record r;
+	char why[256];
+	int fd = nsdir();
+	int rc = shmk__owner_record_load(fd, c->own.id, T.ns, geteuid(), &r, why,
+					 sizeof why);
+	size_t held = 0;
+
+	close(fd);
+	cr_assert_eq(rc, 0, "%s: %s", when, why);
+	for (size_t i = 0; i < r.n_segs; i++) {
+		struct shmk_rec_seg *t =
+			shmk__table_get(&c->own.segs, r.segs[i]->name);
+		struct stat st;
+		char file[PATH_MAX];
+
+		cr_assert_eq(r.segs[i]->kind, SHMK_KIND_ADOPTED_SHM);
+		if (!t) {
+			snprintf(file, sizeof file, "%s%s", T.shm_dir,
+				 r.segs[i]->name);
+			cr_assert(stat(file, &st) < 0 ||
+					  st.st_ino != r.segs[i]->ino,
+				  "%s: %s recorded, not held, and still there",
+				  when, r.segs[i]->name);
+			continue;
+		}
+		held++;
+		cr_assert_eq(t->state, r.segs[i]->state, "%s: %s", when, t->name);
+		cr_assert_eq(t->ino, r.segs[i]->ino, "%s: %s", when, t->name);
+	}
+	cr_assert_eq(held, c->own.segs.used, "%s: %zu of %zu held recorded",
+		     when, held, c->own.segs.used);
+	shmk__record_free(&r);
+}
+
+/* Counts the hits of a failpoint, failing none. */
+static int hits_files, hits_publish;
+
+static int count_hit(const char *name, int *failnum, void **failinfo,
+		     unsigned *flags)
+{
+	(void)failnum; (void)failinfo; (void)flags;
+	if (strcmp(name, "shmk/sys/openat") == 0)
+		hits_files++;
+	else
+		hits_publish++;
+	return 0;
+}
+
+Test(jmap, the_record_says_what_the_owner_holds_through_every_rewrite)
+{
+	shmk_ctx *c = jopen();
+	struct stat st;
+
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(made(c, jname("keep", i), 100 + (uint64_t)i), 0,
+			     "%s", shmk_last_error());
+	expect_record_is_table(c, "after the first entries");
+	hits_files = hits_publish = 0;
+	fiu_enable_external("shmk/sys/openat", 1, NULL, 0, count_hit);
+	fiu_enable_external("shmk/crash/jmap/after_publish", 1, NULL, 0,
+			    count_hit);
+	for (int i = 0; i < 6000; i++) {
+		const char *n = jname("churn", i % 7);
+
+		cr_assert_eq(made(c, n, 1000 + (uint64_t)i), 0, "%s",
+			     shmk_last_error());
+		if (i % 3)
+			gone(c, n);
+		if (i % 500 == 499)
+			expect_record_is_table(c, "while churning");
+	}
+	fiu_disable("shmk/crash/jmap/after_publish");
+	fiu_disable("shmk/sys/openat");
+	/* Rewritten many times (6,000 x ~150 bytes of lines against a
+	 * reserve of at most 256 KiB), in two files that took turns: a file
+	 * was made for the second version only. */
+	cr_assert_geq(hits_publish, 4, "%d rewrites", hits_publish);
+	cr_assert_leq(hits_files, 1, "%d files made for %d rewrites: the old "
+				     "version was not rewritten in place",
+		      hits_files, hits_publish);
+	cr_assert_eq(stat(file_of(c, true), &st), 0,
+		     "the version before is kept under the temporary name");
+	cr_assert_eq(stat(file_of(c, false), &st), 0);
+	cr_assert_leq(st.st_size, (off_t)(256 << 10) + 64 * 1024,
+		      "a record of %lld bytes", (long long)st.st_size);
+	cr_assert_eq(shmk_close(c), 0, "%s", shmk_last_error());
+	cr_assert_eq(ns_files(NULL), 0, "close leaves no file, old version "
+					"included");
+}
+
+Test(jmap, the_reserve_is_spaces_that_both_parsers_take_for_a_torn_tail)
+{
+	shmk_ctx *c = jopen();
+	char *buf, why[256];
+	struct shmk_record f, s;
+	int fd;
+	struct stat st;
+	ssize_t n;
+
+	cr_assert_eq(made(c, jname("a", 0), 7), 0);
+	cr_assert_eq(made(c, jname("b", 0), 8), 0);
+	gone(c, jname("a", 0));
+	fd = open(file_of(c, false), O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	buf = malloc((size_t)st.st_size);
+	n = read(fd, buf, (size_t)st.st_size);
+	close(fd);
+	cr_assert_eq(n, st.st_size);
+	cr_assert_eq(st.st_size % getpagesize(), 0);
+	cr_assert_eq(buf[n - 1], ' ', "the file ends in its reserve");
+	cr_assert_eq(shmk__record_parse_fast(buf, (size_t)n, T.ns, &f, why,
+					     sizeof why),
+		     0, "fast path: %s", why);
+	cr_assert_eq(shmk__record_parse_slow(buf, (size_t)n, T.ns, &s, why,
+					     sizeof why),
+		     0, "slow path: %s", why);
+	cr_assert(f.torn && s.torn);
+	cr_assert_eq(f.n_segs, 1);
+	cr_assert_eq(s.n_segs, 1);
+	cr_assert_str_eq(f.segs[0]->name, jname("b", 0));
+	cr_assert_eq(f.segs[0]->ino, 8);
+	shmk__record_free(&f);
+	shmk__record_free(&s);
+	free(buf);
+	shmk_close(c);
+}
+
+/* Until the old version exists, and then once more. */
+static void churn_until_old(shmk_ctx *c)
+{
+	struct stat st;
+
+	for (int i = 0; i < 20000 && stat(file_of(c, true), &st) < 0; i++) {
+		cr_assert_eq(made(c, jname("u", 0), 5 + (uint64_t)i), 0);
+		gone(c, jname("u", 0));
+	}
+	cr_assert_eq(stat(file_of(c, true), &st), 0, "no old version");
+}
+
+Test(jmap, a_reader_of_the_old_version_is_never_written_under)
+{
+	struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+	shmk_ctx *c = jopen();
+	char *before, *after;
+	struct stat st;
+	int fd;
+
+	cr_assert_eq(made(c, jname("k", 0), 77), 0);
+	churn_until_old(c);
+	/* A reader that opened the record before the last swap holds what
+	 * is now the old version, read-locked, as record_load.c does. */
+	fd = open(file_of(c, true), O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	before = malloc((size_t)st.st_size);
+	after = malloc((size_t)st.st_size);
+	cr_assert_eq(pread(fd, before, (size_t)st.st_size, 0), st.st_size);
+	/* Three more rewrites at least: each finds the reader in the way. */
+	for (int i = 0; i < 6000; i++) {
+		cr_assert_eq(made(c, jname("v", i % 5), 900 + (uint64_t)i), 0,
+			     "%s", shmk_last_error());
+		gone(c, jname("v", i % 5));
+	}
+	cr_assert_eq(pread(fd, after, (size_t)st.st_size, 0), st.st_size);
+	cr_assert_eq(memcmp(before, after, (size_t)st.st_size), 0,
+		     "the version a reader holds was written under it");
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(st.st_nlink, 0, "its name went to a new file");
+	expect_record_is_table(c, "after the rewrites");
+	close(fd);
+	free(before);
+	free(after);
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert_eq(ns_files(NULL), 0);
+}
+
+Test(jmap, a_reader_finding_a_version_rewritten_opens_the_name_again)
+{
+	shmk_ctx *c = jopen();
+	struct shmk_record r;
+	char why[256];
+	int fd = nsdir(), rc;
+
+	cr_assert_eq(made(c, jname("r", 0), 3), 0);
+	fiu_enable("shmk/record/read_lock", 1, NULL, FIU_ONETIME);
+	rc = shmk__owner_record_load(fd, c->own.id, T.ns, geteuid(), &r, why,
+				     sizeof why);
+	fiu_disable("shmk/record/read_lock");
+	cr_assert_eq(rc, 0, "one refusal, then the name again: %s", why);
+	cr_assert_eq(r.n_segs, 1);
+	shmk__record_free(&r);
+	fiu_enable("shmk/record/read_lock", 1, NULL, 0);
+	rc = shmk__owner_record_load(fd, c->own.id, T.ns, geteuid(), &r, why,
+				     sizeof why);
+	fiu_disable("shmk/record/read_lock");
+	cr_assert_eq(rc, -EAGAIN, "rc %d", rc);
+	cr_assert_not_null(strstr(why, "being rewritten"), "%s", why);
+	close(fd);
+	shmk_close(c);
+}
+
+Test(jmap, without_a_name_exchange_each_version_is_renamed_into_place)
+{
+	shmk_ctx *c = jopen();
+	struct stat st;
+
+	fiu_enable("shmk/jmap/exchange", 1, NULL, 0);
+	cr_assert_eq(made(c, jname("k", 0), 11), 0);
+	for (int i = 0; i < 4000; i++) {
+		cr_assert_eq(made(c, jname("x", i % 3), 50 + (uint64_t)i), 0,
+			     "%s", shmk_last_error());
+		if (i % 2)
+			gone(c, jname("x", i % 3));
+		if (i % 800 == 0)
+			expect_record_is_table(c, "renamed versions");
+	}
+	fiu_disable("shmk/jmap/exchange");
+	expect_record_is_table(c, "at the end");
+	cr_assert_neq(stat(file_of(c, true), &st), 0,
+		      "no old version is kept without an exchange");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert_eq(ns_files(NULL), 0);
+}
+
+Test(jmap, a_record_that_cannot_be_mapped_is_appended_to)
+{
+	shmk_ctx *c = jopen();
+	struct stat st;
+	char last;
+	int fd;
+
+	fiu_enable("shmk/sys/mmap", 1, NULL, 0);
+	cr_assert_eq(made(c, jname("m", 0), 21), 0, "%s", shmk_last_error());
+	fiu_disable("shmk/sys/mmap");
+	cr_assert(c->own.write_only);
+	for (int i = 1; i < 300; i++) {
+		cr_assert_eq(made(c, jname("m", i), 21 + (uint64_t)i), 0);
+		if (i % 2)
+			gone(c, jname("m", i));
+	}
+	expect_record_is_table(c, "written, not mapped");
+	fd = open(file_of(c, false), O_RDONLY);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(pread(fd, &last, 1, st.st_size - 1), 1);
+	close(fd);
+	cr_assert_eq(last, '\n', "no reserve: the lines are appended");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert_eq(ns_files(NULL), 0);
+}
+
+Test(jmap, a_rewrite_that_fails_keeps_the_current_version_whole)
+{
+	shmk_ctx *c = jopen();
+	int i, rc = 0;
+
+	cr_assert_eq(made(c, jname("k", 0), 31), 0);
+	churn_until_old(c);
+	/* The old version refused (a reader), and no new file either. */
+	fiu_enable("shmk/jmap/reader", 1, NULL, 0);
+	fiu_enable("shmk/sys/openat", 1, (void *)(intptr_t)EMFILE, 0);
+	for (i = 0; i < 20000 && rc == 0; i++) {
+		rc = made(c, jname("f", i % 4), 300 + (uint64_t)i);
+		if (rc == 0)
+			gone(c, jname("f", i % 4));
+	}
+	fiu_disable("shmk/sys/openat");
+	fiu_disable("shmk/jmap/reader");
+	cr_assert_eq(rc, -EMFILE, "rc %d after %d operations", rc, i);
+	cr_assert_not_null(strstr(shmk_last_error(), "cannot create"), "%s",
+			   shmk_last_error());
+	expect_record_is_table(c, "after the failed rewrite");
+	cr_assert_eq(made(c, jname("g", 0), 999), 0, "%s", shmk_last_error());
+	expect_record_is_table(c, "after the next one");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert_eq(ns_files(NULL), 0);
+}
+
+/* A process that is not the owner's (here a raw clone, which runs no fork
+ * handler and so still takes itself for its parent) must not rewrite the
+ * record: its descriptors and mapping would exist only in it. */
+static int clone_snapshot(void *arg)
+{
+	shmk_ctx *c = arg;
+	long pid = syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+	int st;
+
+	if (pid == 0)
+		_exit(shmk__owner_snapshot(c) == -EDEADLK ? 0 : 1);
+	if (pid < 0 || waitpid((pid_t)pid, &st, 0) != (pid_t)pid)
+		return 2;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 3;
+}
+
+Test(jmap, a_snapshot_in_a_process_not_the_owners_is_refused)
+{
+	shmk_ctx *c = jopen();
+
+	cr_assert_eq(made(c, jname("s", 0), 1), 0);
+	cr_assert_eq(clone_snapshot(c), 0);
+	expect_record_is_table(c, "after the child");
+	shmk_close(c);
+}
+
+/* ---- SIGKILL anywhere in a rewrite ------------------------------------- */
+
+static int kill_k;
+
+static int kill_on_kth(const char *name, int *failnum, void **failinfo,
+		       unsigned *flags)
+{
+	(void)name; (void)failnum; (void)failinfo; (void)flags;
+	if (--kill_k <= 0)
+		kill(getpid(), SIGKILL);
+	return 0;
+}
+
+struct cut {
+	const char *point;
+	int k;
+};
+
+/* Real objects made and unlinked as the preload does, until killed. */
+static int cut_child(void *arg)
+{
+	struct cut *t = arg;
+	char fp[96], file[PATH_MAX];
+	shmk_ctx *c = jopen();
+
+	kill_k = t->k;
+	snprintf(fp, sizeof fp, "shmk/crash/%s", t->point);
+	fiu_enable_external(fp, 1, NULL, 0, kill_on_kth);
+	for (int i = 0;; i++) {
+		const char *n = jname("obj", i);
+		struct stat st;
+		int fd;
+		struct shmk_rec_seg prev, *e;
+
+		pthread_mutex_lock(&c->mu);
+		if (shmk__adopt_intent(c, n, SHMK_KIND_ADOPTED_SHM, &prev, &e) < 0)
+			return 1;
+		pthread_mutex_unlock(&c->mu);
+		snprintf(file, sizeof file, "%s%s", T.shm_dir, n);
+		fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || fstat(fd, &st) < 0)
+			return 2;
+		close(fd);
+		pthread_mutex_lock(&c->mu);
+		shmk__adopt_live(c, e, (uint64_t)st.st_ino);
+		pthread_mutex_unlock(&c->mu);
+		if (i % 16 != 15) { /* one object in 16 stays */
+			if (unlink(file) < 0)
+				return 3;
+			gone(c, n);
+		}
+		if (i > 200000)
+			return 4; /* the point was never reached */
+	}
+}
+
+static size_t my_objects(void)
+{
+	char pre[64];
+	DIR *d = opendir(T.shm_dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	snprintf(pre, sizeof pre, "%s_obj", T.ns);
+	while (d && (e = readdir(d)))
+		n += strncmp(e->d_name, pre, strlen(pre)) == 0;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+Test(jmap, a_sigkill_anywhere_in_a_rewrite_leaves_what_a_reaper_finishes,
+     .timeout = 120)
+{
+	static const char *points[] = {"jmap/after_rewrite", "jmap/after_publish"};
+	static const int ks[] = {2, 3, 5, 8}; /* the first is at creation */
+
+	for (size_t p = 0; p < 2; p++)
+		for (size_t k = 0; k < sizeof ks / sizeof *ks; k++) {
+			struct cut t = {points[p], ks[k]};
+			struct shmk_reap_options o = {.dir = T.dir, .ns = T.ns,
+						      .flags = SHMK_REAP_NO_STRAYS};
+			struct shmk_reap_report *rep = NULL;
+			int st = reap_child(spawn(cut_child, &t));
+
+			cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+				  "%s #%d: status %x", t.point, t.k, st);
+			cr_assert_gt(my_objects(), 0);
+			cr_assert_eq(shmk_reap(&o, &rep), 0, "%s",
+				     shmk_last_error());
+			cr_assert_eq(rep->errors, 0, "%s #%d", t.point, t.k);
+			shmk_reap_report_free(rep);
+			cr_assert_eq(my_objects(), 0,
+				     "%s #%d: objects left after the reap",
+				     t.point, t.k);
+			cr_assert_eq(ns_files(NULL), 0,
+				     "%s #%d: owner files left", t.point, t.k);
+		}
+}
