@@ -11,7 +11,32 @@
 /* This process's stake in a namespace: its lock file, its record and the
  * segments it owns.  Created at the first shmk_segment_create(). */
 struct shmk_owner {
+	/* What every create and unlink touches comes first (two cache
+	 * lines: under the preload a program pays for each miss). */
 	pid_t pid; /* process the owner belongs to; 0 = no owner yet */
+	bool must_rewrite;      /* an append failed: file may end torn */
+	bool write_only; /* the first version could not be mapped */
+	struct shmk_table segs; /* name -> struct shmk_rec_seg (owned) */
+	/* The mapped journal (journal_map.c): the record (rec_fd) mapped,
+	 * lines stored from wpos; the version before it, kept under the
+	 * record's temporary name for the next snapshot.  map NULL: lines
+	 * are appended with write(). */
+	char *map;
+	size_t map_size;
+	size_t wpos;
+	/* A dropped entry kept for the next intent (adopt.c): a program that
+	 * makes and unlinks objects all its life reuses it. */
+	struct shmk_rec_seg *free_ent;
+	size_t ops;             /* journal lines since the last snapshot */
+	size_t jbytes;          /* journal bytes since the last snapshot */
+	size_t pending_len;     /* bytes in pending[] */
+	int old_fd;
+	char *old_map;
+	size_t old_size;
+	size_t old_used; /* bytes of it that may not be spaces */
+	size_t reserve;  /* the spaces the last snapshot left (grows) */
+	size_t snap_bytes;      /* size of the last snapshot line */
+
 	char id[SHMK_ID_MAX];
 	char lock_name[SHMK_ID_MAX + 8];
 	char rec_name[SHMK_ID_MAX + 8];
@@ -20,33 +45,11 @@ struct shmk_owner {
 	int rec_fd;  /* O_APPEND fd of the current record version */
 	struct shmk_ident ident;
 	int64_t created;
-	struct shmk_table segs; /* name -> struct shmk_rec_seg (owned) */
-	size_t ops;             /* journal lines since the last snapshot */
-	size_t jbytes;          /* journal bytes since the last snapshot */
-	size_t snap_bytes;      /* size of the last snapshot line */
-	bool must_rewrite;      /* an append failed: file may end torn */
 	/* "live" (and, for adopted names, "drop") lines waiting to go out
 	 * with the next append (one write instead of several); until then
 	 * the record says "intent" (enough to reap the segment) or names an
 	 * object that is gone (which the reaper shrugs off).  Two lines. */
 	char pending[2 * (SHMK_SHM_NAME_MAX + 128)];
-	size_t pending_len;
-	/* The mapped journal (journal_map.c): the record (rec_fd) mapped,
-	 * lines stored from wpos; the version before it, kept under the
-	 * record's temporary name for the next snapshot.  map NULL: lines
-	 * are appended with write(). */
-	char *map;
-	size_t map_size;
-	size_t wpos;
-	int old_fd;
-	char *old_map;
-	size_t old_size;
-	size_t old_used; /* bytes of it that may not be spaces */
-	size_t reserve;  /* the spaces the last snapshot left (grows) */
-	bool write_only; /* the first version could not be mapped */
-	/* A dropped entry kept for the next intent (adopt.c): a program that
-	 * makes and unlinks objects all its life reuses it. */
-	struct shmk_rec_seg *free_ent;
 };
 
 struct shmk_ctx {

@@ -124,6 +124,9 @@ enum shmk_seg_kind {
 	SHMK_KIND_ADOPTED_SEM,
 };
 #define SHMK_ADOPTED_FILE_MAX 255 /* NAME_MAX */
+/* The bytes of an adopted file name: printable ASCII but space, '"',
+ * '/' and '\\'. */
+extern const bool shmk__adopted_ch[256];
 /* Is full ("/<file>") an adopted name of that kind (SHM: any adopted file
  * name, a semaphore's included, since both live in the shm directory)? */
 bool shmk__adopted_name_ok(const char *full, enum shmk_seg_kind kind);

@@ -376,24 +376,35 @@ static shmk_ctx *tracking(void)
 }
 
 /* "/<file>" of name as glibc names it in the shm directory (leading
- * slashes dropped; "sem." before a semaphore's), if we adopt it. */
+ * slashes dropped; "sem." before a semaphore's), if we adopt it: the bytes
+ * shmk__adopted_name_ok() takes, judged as they are copied (every call
+ * with O_CREAT, and every unlink, comes through here). */
 static bool adopt_name(const char *name, enum shmk_seg_kind kind,
 		       char full[SHMK_SHM_NAME_MAX])
 {
-	const char *pre = kind == SHMK_KIND_ADOPTED_SEM ? "sem." : "";
+	bool sem = kind == SHMK_KIND_ADOPTED_SEM;
+	char *p = full + 1;
 	size_t n;
 
 	if (!name)
 		return false;
 	while (*name == '/')
 		name++;
-	n = strnlen(name, SHMK_SHM_NAME_MAX);
-	if (1 + strlen(pre) + n >= SHMK_SHM_NAME_MAX)
-		return false;
 	full[0] = '/';
-	memcpy(full + 1, pre, strlen(pre));
-	memcpy(full + 1 + strlen(pre), name, n + 1);
-	return shmk__adopted_name_ok(full, kind);
+	if (sem) {
+		memcpy(p, "sem.", 4);
+		p += 4;
+	}
+	if (name[0] == '\0' || (!sem && name[0] == '.'))
+		return false;
+	for (n = 0; name[n]; n++) {
+		if (n >= SHMK_ADOPTED_FILE_MAX - (sem ? 4 : 0) ||
+		    !shmk__adopted_ch[(unsigned char)name[n]])
+			return false;
+		p[n] = name[n];
+	}
+	p[n] = '\0';
+	return true;
 }
 
 /* ---- creating ------------------------------------------------------------ */
