@@ -46,20 +46,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define RESERVE_MIN 4096u
 #define RESERVE_MAX (256u << 10)
 
-/* Not ftruncate(): the preload interposes it. */
-static int resize(int fd, size_t size)
+/* Spaces written to [from, to) of fd: the pages are allocated now, so
+ * that a full file system says ENOSPC here, not SIGBUS at a store into the
+ * mapping later (a file grown by ftruncate is a hole).  0 or -errno. */
+static int fill_spaces(int fd, size_t from, size_t to)
 {
-	if (fiu_fail("shmk/sys/ftruncate")) {
+	static const char spaces[16384] = {[0 ... 16383] = ' '};
+	size_t n;
+	ssize_t w;
+
+	if (fiu_fail("shmk/jmap/fill")) {
 		errno = shmk__fiu_errno();
 		return -errno;
 	}
-	return syscall(SYS_ftruncate, fd, (off_t)size) < 0 ? -errno : 0;
+	for (; from < to; from += (size_t)w) {
+		n = to - from < sizeof spaces ? to - from : sizeof spaces;
+		w = pwrite(fd, spaces, n, (off_t)from);
+		if (w < 0 && errno == EINTR) {
+			w = 0;
+			continue;
+		}
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+	}
+	return 0;
 }
 
 static char *map_file(int fd, size_t size)
@@ -130,6 +145,10 @@ static size_t version_size(struct shmk_owner *o, size_t len)
 		r = RESERVE_MAX;
 	if (r < len)
 		r = len;
+	/* Readers refuse a file over SHMK_RECORD_MAX: a huge document gets
+	 * what room is left under it (a page at least). */
+	if (len + r > SHMK_RECORD_MAX)
+		r = len + pg <= SHMK_RECORD_MAX ? SHMK_RECORD_MAX - len : pg;
 	return (len + r + pg - 1) / pg * pg;
 }
 
@@ -149,19 +168,22 @@ static int reuse_old(struct shmk_owner *o, size_t size)
 		return -errno;
 	if (o->old_size >= size)
 		return 0;
-	/* Grown: the new bytes are zeros until written below. */
-	if ((rc = resize(o->old_fd, size)) < 0)
+	/* Grown: the new bytes allocated (spaces) before they are mapped. */
+	if ((rc = fill_spaces(o->old_fd, o->old_size, size)) < 0 ||
+	    !(m = map_file(o->old_fd, size))) {
+		struct flock un = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+
+		rc = rc < 0 ? rc : -errno;
+		(void)fcntl(o->old_fd, F_OFD_SETLK, &un);
 		return rc;
-	if (!(m = map_file(o->old_fd, size)))
-		return -errno;
+	}
 	unmap(&o->old_map, &o->old_size);
 	o->old_map = m;
 	o->old_size = size;
-	o->old_used = size;
 	return 0;
 }
 
-/* A new file under the temporary name, size bytes of zeros, mapped, as
+/* A new file under the temporary name, size bytes of spaces, mapped, as
  * the old version (the one it replaces, if any, is left to its readers). */
 static int make_old(shmk_ctx *c, const char *tmp, size_t size)
 {
@@ -178,7 +200,7 @@ static int make_old(shmk_ctx *c, const char *tmp, size_t size)
 					0600));
 	if (fd < 0)
 		return -errno;
-	if ((rc = resize(fd, size)) < 0 || !(m = map_file(fd, size))) {
+	if ((rc = fill_spaces(fd, 0, size)) < 0 || !(m = map_file(fd, size))) {
 		rc = rc < 0 ? rc : -errno;
 		(void)unlinkat(c->ns_fd, tmp, 0);
 		close(fd);
@@ -188,7 +210,7 @@ static int make_old(shmk_ctx *c, const char *tmp, size_t size)
 	o->old_fd = fd;
 	o->old_map = m;
 	o->old_size = size;
-	o->old_used = size; /* zeros: all of it to be written */
+	o->old_used = 0; /* spaces already */
 	return 0;
 }
 

@@ -253,8 +253,10 @@ int shmk__owner_snapshot(shmk_ctx *c)
 	len += 3;
 	if (shmk__jmap_wanted(c) && !o->write_only) {
 		rc = shmk__jmap_publish(c, buf, len);
-		if (rc < 0 && !o->map) /* never mapped: lines are written */
+		if (rc < 0 && !o->map) { /* never mapped: lines are written */
+			shmk__jmap_remove_old(c);
 			o->write_only = true;
+		}
 		else if (rc < 0)
 			goto out;
 		else

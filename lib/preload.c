@@ -61,6 +61,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdarg.h>
@@ -125,9 +126,11 @@ static _Atomic int *_Atomic mine;
 #define VFORK_HOOK 1
 #define STR_(x) #x
 #define STR(x) STR_(x)
-/* vforks in progress in this process: a call made while there is one may
- * be the child's (which runs in our memory), and asks getpid(). */
-__attribute__((visibility("hidden"), used)) _Atomic int shmk__vforking;
+/* Children that may run in our memory: vforks in progress, and children
+ * made by clone(CLONE_VM) without CLONE_THREAD (counted for good: when
+ * such a child ends is not known).  A call made while there is one may be
+ * a child's, and asks getpid(). */
+__attribute__((visibility("hidden"), used)) _Atomic int shmk__sharers;
 
 __attribute__((visibility("hidden"), used)) long shmk__vfork_failed(long neg)
 {
@@ -148,7 +151,7 @@ __asm__(".text\n"
 #ifdef __CET__
 	"	endbr64\n"
 #endif
-	"	lock incl shmk__vforking(%rip)\n"
+	"	lock incl shmk__sharers(%rip)\n"
 	"	popq %rdi\n"
 	"	.cfi_adjust_cfa_offset -8\n"
 	"	.cfi_register %rip, %rdi\n"
@@ -158,7 +161,7 @@ __asm__(".text\n"
 	"	.cfi_adjust_cfa_offset 8\n"
 	"	testl %eax, %eax\n"
 	"	jz 2f\n"
-	"	lock decl shmk__vforking(%rip)\n"
+	"	lock decl shmk__sharers(%rip)\n"
 	"	cmpl $-4095, %eax\n"
 	"	jae 3f\n"
 	"	ret\n"
@@ -177,6 +180,39 @@ __asm__(".text\n"
 	".set __vfork, vfork\n");
 #endif
 
+#ifdef VFORK_HOOK
+typedef int (*clone_fn)(int (*)(void *), void *, int, void *, ...);
+static void *_Atomic r_clone;
+
+/* glibc's clone(), counted when the child shares our memory as another
+ * process (a thread, CLONE_THREAD, is this process).  The optional
+ * arguments are passed on as they came; clone reads only those its flags
+ * name. */
+EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+	clone_fn f = (clone_fn)next_sym(&r_clone, "clone");
+	bool shares = (flags & CLONE_VM) && !(flags & CLONE_THREAD);
+	pid_t *ptid, *ctid;
+	void *tls;
+	va_list ap;
+	int rc;
+
+	va_start(ap, arg);
+	ptid = va_arg(ap, pid_t *);
+	tls = va_arg(ap, void *);
+	ctid = va_arg(ap, pid_t *);
+	va_end(ap);
+	if (!f)
+		return errno = ENOSYS, -1;
+	if (shares)
+		atomic_fetch_add(&shmk__sharers, 1);
+	rc = f(fn, stack, flags, arg, ptid, tls, ctid);
+	if (shares && (rc < 0 || (flags & CLONE_VFORK)))
+		atomic_fetch_sub(&shmk__sharers, 1); /* none, or done */
+	return rc;
+}
+#endif
+
 /* Is the process calling the one this memory belongs to?  Not in a vfork
  * child nor in a raw clone: those go through untracked. */
 static inline bool ours(void)
@@ -185,7 +221,7 @@ static inline bool ours(void)
 	_Atomic int *m = atomic_load_explicit(&mine, memory_order_acquire);
 
 	if (m && atomic_load_explicit(m, memory_order_relaxed) &&
-	    !atomic_load_explicit(&shmk__vforking, memory_order_acquire))
+	    !atomic_load_explicit(&shmk__sharers, memory_order_acquire))
 		return true;
 #endif
 	return getpid() == atomic_load(&mem_pid);
@@ -543,8 +579,10 @@ static bool create(struct call *k, int oflag)
 	struct shmk_rec_seg prev, *ent;
 	uint64_t ino;
 
-	if ((rc = ready()) == 0)
+	if ((rc = ready()) == 0) {
+		errno = saved; /* a failed init() set it */
 		return call_real(k, oflag);
+	}
 	if (rc < 0) {
 		errno = -rc;
 		return false;
@@ -589,6 +627,7 @@ static bool create(struct call *k, int oflag)
 	}
 untracked:
 	pthread_mutex_unlock(&ctx->mu);
+	errno = saved;
 	return call_real(k, oflag);
 done:
 	pthread_mutex_unlock(&ctx->mu);

@@ -74,6 +74,9 @@ struct reap {
 	struct timespec claims_at; /* when the live owners' records were read */
 	bool volatile_shm; /* the shm dir is tmpfs: it held nothing before boot */
 	bool claims_loaded;
+	/* A live or unknown owner's record exists and could not be read: the
+	 * names it claims are not known, so no intent is judged unclaimed. */
+	bool claims_incomplete;
 	bool records_unreadable; /* some record could not be read: no strays */
 	struct shmk_table *strays;
 	struct shmk_holders **holders; /* one scan per shmk_reap(); NULL: none */
@@ -457,6 +460,7 @@ static void load_claims_ex(struct reap *r, bool reload)
 				o->state = SHMK_LIVE_ALIVE;
 	}
 	r->claims_loaded = true;
+	r->claims_incomplete = false;
 	clock_gettime(CLOCK_REALTIME_COARSE, &r->claims_at);
 	for (size_t it = 0; (o = shmk__table_next(&r->owners, &it));) {
 		if (o->state == SHMK_LIVE_DEAD || o->state == SHMK_LIVE_GONE)
@@ -466,8 +470,10 @@ static void load_claims_ex(struct reap *r, bool reload)
 			o->loaded = o->load_tried = false;
 		}
 		load(r, o, false);
-		if (!o->loaded)
+		if (!o->loaded) {
+			r->claims_incomplete |= o->load_err || o->rec_bad;
 			continue;
+		}
 		for (size_t i = 0; i < o->rec.n_segs; i++)
 			shmk__table_put(&r->claims, o->rec.segs[i]->name, o);
 	}
@@ -488,6 +494,8 @@ static int intent_claimed(struct reap *r, const char *name)
 	load_claims(r);
 	if (shmk__table_get(&r->claims, name))
 		return 1;
+	if (r->claims_incomplete)
+		return -EIO;
 	if (fstatat(r->shmfd, name + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (st.st_ctim.tv_sec < r->claims_at.tv_sec ||
@@ -495,7 +503,9 @@ static int intent_claimed(struct reap *r, const char *name)
 	     st.st_ctim.tv_nsec < r->claims_at.tv_nsec))
 		return 0;
 	load_claims_ex(r, true);
-	return shmk__table_get(&r->claims, name) ? 1 : 0;
+	if (shmk__table_get(&r->claims, name))
+		return 1;
+	return r->claims_incomplete ? -EIO : 0;
 }
 
 struct seg_drop {

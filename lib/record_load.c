@@ -45,6 +45,104 @@ static int read_lock(int fd)
 	return errno == EAGAIN || errno == EACCES ? -EAGAIN : 0;
 }
 
+/* The file from offset 0 to its end (capped at SHMK_RECORD_MAX) into
+ * *buf (malloc'd, *got bytes).  0 or -errno with why. */
+static int read_all(int fd, size_t size, char **buf, size_t *got, char *why,
+		    size_t whylen)
+{
+	/* The owner may be appending while we read: read to EOF, capped. */
+	size_t cap = size + 4096, n = 0;
+	char *b = malloc(cap + 1);
+
+	if (!b) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t k = pread(fd, b + n, cap - n, (off_t)n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			int rc = -errno;
+			snprintf(why, whylen, "cannot read: %s", strerror(-rc));
+			free(b);
+			return rc;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+		if (n == cap) {
+			char *nb;
+
+			if (cap >= SHMK_RECORD_MAX) {
+				snprintf(why, whylen, "too large (limit %u)",
+					 SHMK_RECORD_MAX);
+				free(b);
+				return -EFBIG;
+			}
+			if (!(nb = realloc(b, cap * 2 + 1))) {
+				snprintf(why, whylen, "out of memory");
+				free(b);
+				return -ENOMEM;
+			}
+			b = nb;
+			cap *= 2;
+		}
+	}
+	*buf = b;
+	*got = n;
+	return 0;
+}
+
+/* A record that ends in a torn tail may be a mapped one (journal_map.c)
+ * whose owner is storing a line right now: its size is not what publishes
+ * a line, and a read that overtakes the store can see the line's '\n'
+ * with what was there before the line (spaces) in front of it.  So such a
+ * record is read again, and the first reading taken only if the second
+ * has the same bytes up to the first one's last '\n': a line whose '\n'
+ * was seen had all its bytes stored before the second reading began.  A
+ * record without a torn tail is published by its size (write()), and read
+ * once.  Tries a few times, then says the record keeps changing. */
+#define REREADS 16
+
+static int read_stable(int fd, size_t size, char **buf, size_t *got,
+		       char *why, size_t whylen)
+{
+	char *a = NULL, *b = NULL;
+	size_t na = 0, nb = 0, keep;
+	const char *nl;
+	int rc;
+
+	if ((rc = read_all(fd, size, &a, &na, why, whylen)) < 0)
+		return rc;
+	for (int i = 0;; i++) {
+		nl = na ? memrchr(a, '\n', na) : NULL;
+		keep = nl ? (size_t)(nl + 1 - a) : 0;
+		if (keep == na && !fiu_fail("shmk/record/unstable"))
+			break; /* no torn tail */
+		if (i == REREADS) {
+			free(a);
+			snprintf(why, whylen, "changed under %d readings", i + 1);
+			return -EAGAIN;
+		}
+		if ((rc = read_all(fd, size, &b, &nb, why, whylen)) < 0) {
+			free(a);
+			return rc;
+		}
+		if (nb >= keep && memcmp(a, b, keep) == 0 &&
+		    !fiu_fail("shmk/record/unstable")) {
+			free(b);
+			break;
+		}
+		free(a); /* changed: the newer reading is checked in turn */
+		a = b;
+		na = nb;
+	}
+	*buf = a;
+	*got = na;
+	return 0;
+}
+
 static int record_load_as(int dirfd, const char *name, const char *expect_ns,
 			  uid_t uid, struct shmk_record *r, char *why,
 			  size_t whylen)
@@ -97,41 +195,9 @@ again:
 			 (long long)st.st_size, SHMK_RECORD_MAX);
 		goto out;
 	}
-	/* The owner may be appending while we read: read to EOF, capped. */
-	size_t cap = (size_t)st.st_size + 4096;
-	if (!(buf = malloc(cap + 1))) {
-		rc = -ENOMEM;
-		snprintf(why, whylen, "out of memory");
+	if ((rc = read_stable(fd, (size_t)st.st_size, &buf, &got, why,
+			      whylen)) < 0)
 		goto out;
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf + got, cap - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			snprintf(why, whylen, "cannot read: %s", strerror(-rc));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		if (got == cap) {
-			if (cap >= SHMK_RECORD_MAX) {
-				rc = -EFBIG;
-				snprintf(why, whylen, "too large (limit %u)",
-					 SHMK_RECORD_MAX);
-				goto out;
-			}
-			char *nb = realloc(buf, cap * 2 + 1);
-			if (!nb) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
 	rc = shmk__record_parse(buf, got, expect_ns, r, why, whylen);
 out:
 	free(buf);

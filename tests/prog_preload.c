@@ -19,6 +19,9 @@
  *            _exits; the parent prints it (what vfork is used for)
  *   Q        vfork refused by the kernel (a seccomp filter makes it fail
  *            with EAGAIN): print what vfork returned and errno
+ *   L:name   a child made by clone(CLONE_VM) (our memory, another
+ *            process) calls shm_open(name, O_CREAT|O_EXCL) and returns;
+ *            the parent prints its status
  *   R:name   a child made by the clone system call itself (no fork
  *            handlers run: a raw clone) calls shm_open(name, O_CREAT|
  *            O_EXCL) and _exits; the parent prints its status
@@ -44,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,6 +64,13 @@
 #include <unistd.h>
 
 static int last_fd = -1;
+
+/* The child of step L: runs in its parent's memory, on a stack of its
+ * own, as another process. */
+static int vm_child(void *name)
+{
+	return shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600) >= 0 ? 0 : 1;
+}
 
 static void say_int(const char *step, int rc)
 {
@@ -199,6 +210,19 @@ int main(int argc, char **argv)
 			if ((pid = vfork()) == 0)
 				_exit(0);
 			say_int(a, pid);
+			break;
+		}
+		case 'L': {
+			static char stack[64 * 1024];
+			int st;
+			pid_t pid = clone(vm_child, stack + sizeof stack,
+					  CLONE_VM | SIGCHLD, (void *)arg);
+			if (pid < 0) {
+				say_int(a, -1);
+				break;
+			}
+			waitpid(pid, &st, __WALL);
+			printf("%s = child exit %d\n", a, WEXITSTATUS(st));
 			break;
 		}
 		case 'R': {

@@ -11,11 +11,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fiu-control.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -491,4 +493,284 @@ Test(jmap, a_sigkill_anywhere_in_a_rewrite_leaves_what_a_reaper_finishes,
 			cr_assert_eq(ns_files(NULL), 0,
 				     "%s #%d: owner files left", t.point, t.k);
 		}
+}
+
+/* ---- a full file system, a record read while it is stored into --------- */
+
+/* The registry's namespace directory on a tmpfs of a few pages, in a
+ * private mount namespace (a child of the test): the owner's first
+ * version fits, then a filler takes every free block.  A rewrite must
+ * then fail with ENOSPC: never a SIGBUS at a store into a page that was
+ * never allocated. */
+static int full_child(void *arg)
+{
+	char filler[PATH_MAX];
+	shmk_ctx *c;
+	int fd, rc = 0;
+
+	(void)arg;
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", T.ns_dir, "tmpfs", 0, "size=64k,mode=0700") < 0)
+		return 10;
+	c = jopen();
+	if (made(c, jname("f", 0), 1) < 0)
+		return 11;
+	snprintf(filler, sizeof filler, "%s/filler", T.ns_dir);
+	if ((fd = open(filler, O_RDWR | O_CREAT, 0600)) < 0)
+		return 12;
+	for (off_t at = 0; posix_fallocate(fd, at, 4096) == 0; at += 4096)
+		;
+	for (int i = 0; i < 100000 && rc == 0; i++) {
+		rc = made(c, jname("g", 0), 2 + (uint64_t)i);
+		if (rc == 0)
+			gone(c, jname("g", 0));
+	}
+	close(fd);
+	unlink(filler);
+	shmk_close(c);
+	return rc == -ENOSPC ? 0 : 13;
+}
+
+Test(jmap, a_full_file_system_is_enospc_at_the_rewrite_not_sigbus)
+{
+	int st;
+
+	cr_assert_eq(mkdir(T.ns_dir, 0700) == 0 || errno == EEXIST, 1);
+	st = reap_child(spawn(full_child, NULL));
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 10)
+		cr_skip_test("cannot mount a tmpfs here (needs root)");
+	cr_assert(WIFEXITED(st), "killed by signal %d", WTERMSIG(st));
+	cr_assert_eq(WEXITSTATUS(st), 0, "status %d", WEXITSTATUS(st));
+}
+
+Test(jmap, a_record_that_changes_while_read_is_read_again)
+{
+	shmk_ctx *c = jopen();
+	struct shmk_record r;
+	char why[256];
+	int fd = nsdir(), rc;
+
+	cr_assert_eq(made(c, jname("s", 0), 4), 0);
+	/* One reading that differs from the next: a third is taken. */
+	fiu_enable("shmk/record/unstable", 1, NULL, FIU_ONETIME);
+	rc = shmk__owner_record_load(fd, c->own.id, T.ns, geteuid(), &r, why,
+				     sizeof why);
+	fiu_disable("shmk/record/unstable");
+	cr_assert_eq(rc, 0, "%s", why);
+	cr_assert_eq(r.n_segs, 1);
+	shmk__record_free(&r);
+	/* Never the same twice: the record is said to keep changing. */
+	fiu_enable("shmk/record/unstable", 1, NULL, 0);
+	rc = shmk__owner_record_load(fd, c->own.id, T.ns, geteuid(), &r, why,
+				     sizeof why);
+	fiu_disable("shmk/record/unstable");
+	cr_assert_eq(rc, -EAGAIN, "rc %d", rc);
+	cr_assert_not_null(strstr(why, "changed under"), "%s", why);
+	close(fd);
+	shmk_close(c);
+}
+
+/* A reader racing a live owner's stores: every load reads, and holds the
+ * object the owner keeps (a line read with its '\n' but not its bytes
+ * would have been refused, or read wrong). */
+struct racer {
+	int ready[2], stop[2];
+};
+
+static int racing_owner(void *arg)
+{
+	struct racer *rc = arg;
+	shmk_ctx *c = jopen();
+	char b, file[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	close(rc->ready[0]);
+	close(rc->stop[1]);
+	/* A real object: a rewrite forgets entries whose name is empty. */
+	snprintf(file, sizeof file, "%s%s", T.shm_dir, jname("held", 0));
+	if ((fd = open(file, O_RDWR | O_CREAT | O_EXCL, 0600)) < 0 ||
+	    fstat(fd, &st) < 0 || made(c, jname("held", 0), st.st_ino) < 0 ||
+	    write(rc->ready[1], &st.st_ino, sizeof st.st_ino) !=
+		    sizeof st.st_ino)
+		return 1;
+	close(fd);
+	fcntl(rc->stop[0], F_SETFL, O_NONBLOCK);
+	for (int i = 0; read(rc->stop[0], &b, 1) < 0; i++) {
+		if (made(c, jname("race", i % 3), 10 + (uint64_t)i) < 0)
+			return 2;
+		gone(c, jname("race", i % 3));
+	}
+	unlink(file);
+	gone(c, jname("held", 0));
+	return shmk_close(c) == 0 ? 0 : 3;
+}
+
+Test(jmap, a_reader_racing_the_owners_stores_reads_every_time, .timeout = 90)
+{
+	struct racer rc;
+	char id[SHMK_ID_MAX + 16] = "";
+	ino_t ino;
+	int fd, loads = 0;
+	pid_t pid;
+	DIR *d;
+	struct dirent *e;
+
+	cr_assert_eq(pipe(rc.ready), 0);
+	cr_assert_eq(pipe(rc.stop), 0);
+	pid = spawn(racing_owner, &rc);
+	close(rc.ready[1]);
+	close(rc.stop[0]);
+	cr_assert_eq(read(rc.ready[0], &ino, sizeof ino), sizeof ino);
+	d = opendir(T.ns_dir);
+	while ((e = readdir(d)))
+		if (e->d_name[0] == 'p' && strstr(e->d_name, ".jsonl"))
+			snprintf(id, sizeof id, "%.*s",
+				 (int)(strstr(e->d_name, ".jsonl") - e->d_name),
+				 e->d_name);
+	closedir(d);
+	cr_assert_neq(id[0], '\0');
+	fd = nsdir();
+	for (time_t t0 = time(NULL); time(NULL) - t0 < 3; loads++) {
+		struct shmk_record r;
+		char why[256];
+		bool held = false;
+		int k = shmk__owner_record_load(fd, id, T.ns, geteuid(), &r, why,
+						sizeof why);
+
+		cr_assert_eq(k, 0, "load %d: %s", loads, why);
+		for (size_t i = 0; i < r.n_segs; i++)
+			held |= strcmp(r.segs[i]->name, jname("held", 0)) == 0 &&
+				r.segs[i]->ino == (uint64_t)ino;
+		cr_assert(held, "load %d: the held object is not in the record",
+			  loads);
+		shmk__record_free(&r);
+	}
+	close(fd);
+	close(rc.stop[1]);
+	cr_assert_eq(reap_child(pid), 0);
+	cr_assert_gt(loads, 100);
+}
+
+/* ---- a live owner's record that cannot be read ----------------------- */
+
+/* A dead owner's adopted intent names an object; a live owner's record
+ * cannot be read.  That owner may claim the name (its intent, and then
+ * the object, can be newer than anything we read), so the reaper cannot
+ * tell the object is the dead owner's: it keeps it and says so. */
+static int dies_after_create(void *arg)
+{
+	shmk_ctx *c = jopen();
+	struct shmk_rec_seg prev, *e;
+	char file[PATH_MAX];
+
+	(void)arg;
+	pthread_mutex_lock(&c->mu);
+	if (shmk__adopt_intent(c, jname("x", 0), SHMK_KIND_ADOPTED_SHM, &prev,
+			       &e) < 0)
+		return 1;
+	snprintf(file, sizeof file, "%s%s", T.shm_dir, jname("x", 0));
+	if (close(open(file, O_RDWR | O_CREAT | O_EXCL, 0600)) < 0)
+		return 2;
+	kill(getpid(), SIGKILL); /* between the create and its live line */
+	return 3;
+}
+
+static int lives_until_told(void *arg)
+{
+	struct racer *rc = arg;
+	shmk_ctx *c = jopen();
+	char b;
+
+	close(rc->ready[0]);
+	close(rc->stop[1]);
+	if (made(c, jname("y", 0), 77) < 0 || write(rc->ready[1], "r", 1) != 1)
+		return 1;
+	while (read(rc->stop[0], &b, 1) < 0 && errno == EINTR)
+		;
+	shmk_close(c);
+	return 0;
+}
+
+Test(jmap, an_intent_is_kept_while_a_live_owners_record_cannot_be_read)
+{
+	struct shmk_reap_options o = {.dir = T.dir, .ns = T.ns,
+				      .flags = SHMK_REAP_NO_STRAYS};
+	struct shmk_reap_report *rep = NULL;
+	char file[PATH_MAX], b;
+	struct racer rc;
+	DIR *d;
+	struct dirent *e;
+	pid_t live;
+	int st;
+
+	cr_assert_eq(pipe(rc.ready), 0);
+	cr_assert_eq(pipe(rc.stop), 0);
+	live = spawn(lives_until_told, &rc);
+	close(rc.ready[1]);
+	close(rc.stop[0]);
+	cr_assert_eq(read(rc.ready[0], &b, 1), 1);
+	/* The live owner's record, garbled (as by a disk error). */
+	d = opendir(T.ns_dir);
+	while ((e = readdir(d)))
+		if (e->d_name[0] == 'p' && strstr(e->d_name, ".jsonl")) {
+			int fd;
+			snprintf(file, sizeof file, "%s/%s", T.ns_dir, e->d_name);
+			fd = open(file, O_WRONLY);
+			cr_assert_eq(pwrite(fd, "#garbled#", 9, 0), 9);
+			close(fd);
+		}
+	closedir(d);
+	st = reap_child(spawn(dies_after_create, NULL));
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status %x", st);
+
+	cr_assert_eq(shmk_reap(&o, &rep), -EIO, "%s", shmk_last_error());
+	snprintf(file, sizeof file, "%s%s", T.shm_dir, jname("x", 0));
+	cr_assert_eq(access(file, F_OK), 0,
+		     "a reaper unlinked an object a live owner may hold");
+	cr_assert_geq(rep->errors, 1);
+	shmk_reap_report_free(rep);
+
+	close(rc.stop[1]);
+	cr_assert_eq(reap_child(live), 0);
+	unlink(file);
+	rep = NULL;
+	cr_assert_eq(shmk_reap(&o, &rep), 0, "%s", shmk_last_error());
+	shmk_reap_report_free(rep);
+	cr_assert_eq(ns_files(NULL), 0);
+}
+
+Test(jmap, a_version_that_cannot_be_allocated_is_an_error_not_a_mapping)
+{
+	shmk_ctx *c = jopen();
+	int rc = 0, i;
+
+	/* The first version: lines are written instead. */
+	fiu_enable("shmk/jmap/fill", 1, (void *)(intptr_t)ENOSPC, 0);
+	cr_assert_eq(made(c, jname("a", 0), 1), 0, "%s", shmk_last_error());
+	fiu_disable("shmk/jmap/fill");
+	cr_assert(c->own.write_only);
+	cr_assert_null(c->own.map);
+	cr_assert_eq(ns_files(".tmp"), 0, "the unplaced version is removed");
+	expect_record_is_table(c, "written");
+	shmk_close(c);
+
+	/* A later version: ENOSPC, the current one kept whole. */
+	c = jopen();
+	cr_assert_eq(made(c, jname("b", 0), 2), 0);
+	cr_assert_not_null(c->own.map);
+	fiu_enable("shmk/jmap/fill", 1, (void *)(intptr_t)ENOSPC, 0);
+	fiu_enable("shmk/jmap/reader", 1, NULL, 0);
+	for (i = 0; i < 20000 && rc == 0; i++) {
+		rc = made(c, jname("c", i % 2), 3 + (uint64_t)i);
+		if (rc == 0)
+			gone(c, jname("c", i % 2));
+	}
+	fiu_disable("shmk/jmap/reader");
+	fiu_disable("shmk/jmap/fill");
+	cr_assert_eq(rc, -ENOSPC, "rc %d after %d", rc, i);
+	expect_record_is_table(c, "after ENOSPC");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert_eq(ns_files(NULL), 0);
 }
