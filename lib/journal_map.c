@@ -49,7 +49,7 @@
 #include <unistd.h>
 
 #define RESERVE_MIN 4096u
-#define RESERVE_MAX (256u << 10)
+#define RESERVE_MAX (64u << 10)
 
 /* Spaces written to [from, to) of fd: the pages are allocated now, so
  * that a full file system says ENOSPC here, not SIGBUS at a store into the
