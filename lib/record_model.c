@@ -150,8 +150,7 @@ static char *put_u64(char *p, uint64_t v)
 		*(p)++ = '"';                                      \
 	} while (0)
 
-/* The line's length, or -ENOBUFS if the name or the line does not fit
- * (as snprintf: room for a NUL too, which is written). */
+/* The line's length (as snprintf: room for a NUL too, which is written). */
 static inline int op_end(char *buf, char *p)
 {
 	p = PUT(p, "}\n");
@@ -159,83 +158,56 @@ static inline int op_end(char *buf, char *p)
 	return (int)(p - buf);
 }
 
-static inline bool op_room(size_t sz, size_t nl)
-{
-	return nl < SHMK_SHM_NAME_MAX && sz >= nl + OP_FIXED;
-}
+enum op { OP_INTENT, OP_LIVE, OP_DROP };
 
-/* A line with a buffer too small to build in place: built in one that
- * is large enough, then copied if it fits. */
-static int op_small(char *buf, size_t sz, int (*fmt)(char *, size_t, const char *,
-						    uint64_t, int64_t, int),
-		    const char *name, uint64_t a, int64_t b, int k)
+/* One operation line: a is the size (intent) or the inode (live), created
+ * and kind are the intent's.  -ENOBUFS if the name or the line does not
+ * fit in sz. */
+static int op_line(char *buf, size_t sz, enum op op, const char *name,
+		   uint64_t a, int64_t created, int kind)
 {
-	char tmp[SHMK_SHM_NAME_MAX + OP_FIXED];
-	int n = fmt(tmp, sizeof tmp, name, a, b, k);
+	char tmp[SHMK_SHM_NAME_MAX + OP_FIXED], *p = buf;
+	size_t nl = strlen(name);
+	int n;
 
-	if (n < 0 || (size_t)n >= sz)
+	if (nl >= SHMK_SHM_NAME_MAX)
 		return -ENOBUFS;
-	memcpy(buf, tmp, (size_t)n + 1);
-	return n;
-}
-
-static int intent_line(char *buf, size_t sz, const char *name, uint64_t size,
-		       int64_t created, int kind)
-{
-	size_t nl = strlen(name);
-	char *p = buf;
-
-	if (!op_room(sz, nl))
-		return nl < SHMK_SHM_NAME_MAX
-			       ? op_small(buf, sz, intent_line, name, size,
-					  created, kind)
-			       : -ENOBUFS;
-	OP_HEAD(p, "intent", name, nl);
-	p = PUT(p, ",\"size\":");
-	p = put_u64(p, size);
-	p = PUT(p, ",\"created\":");
-	p = put_u64(p, (uint64_t)(created < 0 ? 0 : created));
-	if (kind == SHMK_KIND_ADOPTED_SEM)
-		p = PUT(p, ",\"kind\":\"adopted-sem\"");
-	else if (kind == SHMK_KIND_ADOPTED_SHM)
-		p = PUT(p, ",\"kind\":\"adopted-shm\"");
-	return op_end(buf, p);
-}
-
-static int live_line(char *buf, size_t sz, const char *name, uint64_t ino,
-		     int64_t unused, int unused2)
-{
-	size_t nl = strlen(name);
-	char *p = buf;
-
-	if (!op_room(sz, nl))
-		return nl < SHMK_SHM_NAME_MAX
-			       ? op_small(buf, sz, live_line, name, ino, 0, 0)
-			       : -ENOBUFS;
-	OP_HEAD(p, "live", name, nl);
-	p = PUT(p, ",\"ino\":");
-	p = put_u64(p, ino);
-	return op_end(buf, p);
-}
-
-static int drop_line(char *buf, size_t sz, const char *name, uint64_t unused,
-		     int64_t unused2, int unused3)
-{
-	size_t nl = strlen(name);
-	char *p = buf;
-
-	if (!op_room(sz, nl))
-		return nl < SHMK_SHM_NAME_MAX
-			       ? op_small(buf, sz, drop_line, name, 0, 0, 0)
-			       : -ENOBUFS;
-	OP_HEAD(p, "drop", name, nl);
+	if (sz < nl + OP_FIXED) { /* built where it fits, then copied */
+		n = op_line(tmp, sizeof tmp, op, name, a, created, kind);
+		if (n < 0 || (size_t)n >= sz)
+			return -ENOBUFS;
+		memcpy(buf, tmp, (size_t)n + 1);
+		return n;
+	}
+	switch (op) {
+	case OP_INTENT:
+		OP_HEAD(p, "intent", name, nl);
+		p = PUT(p, ",\"size\":");
+		p = put_u64(p, a);
+		p = PUT(p, ",\"created\":");
+		p = put_u64(p, (uint64_t)(created < 0 ? 0 : created));
+		if (kind == SHMK_KIND_ADOPTED_SEM)
+			p = PUT(p, ",\"kind\":\"adopted-sem\"");
+		else if (kind == SHMK_KIND_ADOPTED_SHM)
+			p = PUT(p, ",\"kind\":\"adopted-shm\"");
+		break;
+	case OP_LIVE:
+		OP_HEAD(p, "live", name, nl);
+		p = PUT(p, ",\"ino\":");
+		p = put_u64(p, a);
+		break;
+	case OP_DROP:
+		OP_HEAD(p, "drop", name, nl);
+		break;
+	}
 	return op_end(buf, p);
 }
 
 int shmk__fmt_op_intent(char *buf, size_t sz, const char *name, uint64_t size,
 			int64_t created)
 {
-	return intent_line(buf, sz, name, size, created, SHMK_KIND_SEGMENT);
+	return op_line(buf, sz, OP_INTENT, name, size, created,
+		       SHMK_KIND_SEGMENT);
 }
 
 int shmk__fmt_op_adopt(char *buf, size_t sz, const char *name, uint64_t size,
@@ -243,17 +215,17 @@ int shmk__fmt_op_adopt(char *buf, size_t sz, const char *name, uint64_t size,
 {
 	if (kind == SHMK_KIND_SEGMENT)
 		return -EINVAL;
-	return intent_line(buf, sz, name, size, created, (int)kind);
+	return op_line(buf, sz, OP_INTENT, name, size, created, (int)kind);
 }
 
 int shmk__fmt_op_live(char *buf, size_t sz, const char *name, uint64_t ino)
 {
-	return live_line(buf, sz, name, ino, 0, 0);
+	return op_line(buf, sz, OP_LIVE, name, ino, 0, 0);
 }
 
 int shmk__fmt_op_drop(char *buf, size_t sz, const char *name)
 {
-	return drop_line(buf, sz, name, 0, 0, 0);
+	return op_line(buf, sz, OP_DROP, name, 0, 0, 0);
 }
 
 void shmk__record_free(struct shmk_record *r)

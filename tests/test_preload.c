@@ -422,10 +422,26 @@ Test(preload, an_exec_keeps_the_owner_alive_for_a_concurrent_reaper)
 	shmk_reap_report_free(rep);
 }
 
+/* The namespace holds one record, whose one entry is an(name); a reap
+ * takes it. */
+static void expect_only_recorded(const char *name)
+{
+	struct shmk_record rec[2];
+	struct shmk_reap_report *rep;
+	int rc;
+
+	cr_assert_eq(records(rec, 2), 1);
+	cr_assert_eq(rec[0].n_segs, 1);
+	cr_assert_str_eq(rec[0].segs[0]->name, an(name));
+	shmk__record_free(&rec[0]);
+	rep = reap_ns(&rc);
+	cr_assert_eq(rep->segments_reaped, 1);
+	shmk_reap_report_free(rep);
+}
+
 Test(preload, a_vfork_child_is_let_through_untracked)
 {
 	char v[160], c[160];
-	struct shmk_record rec[2];
 	struct out o;
 
 	snprintf(v, sizeof v, "V:%s", an("vfork"));
@@ -435,16 +451,7 @@ Test(preload, a_vfork_child_is_let_through_untracked)
 	cr_assert(shm_file_exists(an("vfork")));
 	out_free(&o);
 	/* Only the parent's own create is in the parent's record. */
-	cr_assert_eq(records(rec, 2), 1);
-	cr_assert_eq(rec[0].n_segs, 1);
-	cr_assert_str_eq(rec[0].segs[0]->name, an("after"));
-	shmk__record_free(&rec[0]);
-	{
-		int rc;
-		struct shmk_reap_report *rep = reap_ns(&rc);
-		cr_assert_eq(rep->segments_reaped, 1);
-		shmk_reap_report_free(rep);
-	}
+	expect_only_recorded("after");
 	{
 		char p[PATH_MAX];
 		snprintf(p, sizeof p, "/dev/shm%s", an("vfork"));
@@ -458,7 +465,6 @@ Test(preload, a_vfork_child_is_let_through_untracked)
 Test(preload, vfork_is_interposed_and_answers_as_glibcs)
 {
 	char c[160];
-	struct shmk_record rec[2];
 	struct out bare, pre;
 
 	snprintf(c, sizeof c, "C:%s", an("after"));
@@ -474,16 +480,7 @@ Test(preload, vfork_is_interposed_and_answers_as_glibcs)
 	/* And the parent goes on tracking once its vfork returned. */
 	pre = run(true, NULL, (const char *[]){"G", c, "K", NULL});
 	out_free(&pre);
-	cr_assert_eq(records(rec, 2), 1);
-	cr_assert_eq(rec[0].n_segs, 1);
-	cr_assert_str_eq(rec[0].segs[0]->name, an("after"));
-	shmk__record_free(&rec[0]);
-	{
-		int rc;
-		struct shmk_reap_report *rep = reap_ns(&rc);
-		cr_assert_eq(rep->segments_reaped, 1);
-		shmk_reap_report_free(rep);
-	}
+	expect_only_recorded("after");
 }
 
 /* A child made by the clone system call runs none of the fork handlers:
@@ -498,7 +495,6 @@ Test(preload, vfork_is_interposed_and_answers_as_glibcs)
 static void expect_child_untracked(char letter)
 {
 	char a[160], r[160];
-	struct shmk_record rec[2];
 	struct out o;
 
 	snprintf(a, sizeof a, "C:%s", an("before"));
@@ -508,16 +504,7 @@ static void expect_child_untracked(char letter)
 	cr_assert_str_eq(o.err, "");
 	out_free(&o);
 	cr_assert(shm_file_exists(an("clone")));
-	cr_assert_eq(records(rec, 2), 1, "the child made no owner");
-	cr_assert_eq(rec[0].n_segs, 1, "the child's object is in the record");
-	cr_assert_str_eq(rec[0].segs[0]->name, an("before"));
-	shmk__record_free(&rec[0]);
-	{
-		int rc;
-		struct shmk_reap_report *rep = reap_ns(&rc);
-		cr_assert_eq(rep->segments_reaped, 1);
-		shmk_reap_report_free(rep);
-	}
+	expect_only_recorded("before"); /* the child's is not in it */
 	cr_assert(shm_file_exists(an("clone")), "not ours: never reaped");
 	{
 		char p[PATH_MAX];
