@@ -43,10 +43,13 @@
  *    (a vfork child, or a raw clone) goes through untracked, touching
  *    nothing.  Telling costs no system call in the common case (ours()):
  *    a page advised MADV_WIPEONFORK reads zero in any child not made by
- *    fork() (which the fork handler marks), and vfork is interposed to
- *    count the vforks in progress; while there is one, every call asks
- *    getpid().  Where vfork is not interposed (other than x86-64), every
- *    call asks getpid().
+ *    fork() (which the fork handler marks), and vfork and clone are
+ *    interposed to count the children that run in our memory (vforks in
+ *    progress; clone(CLONE_VM) children, for good); while there is one,
+ *    every call asks getpid().  Where they are not interposed (other than
+ *    x86-64), every call asks getpid().  A CLONE_VM child made by the
+ *    system call itself is not seen: it must not call us (nor most of
+ *    libc).
  *  - exec: the owner's lock descriptor is left open across exec (owner.c,
  *    c->adopt), so the exec'd image - the same process, using the same
  *    objects - keeps the owner alive for reapers; the new image makes an
