@@ -324,6 +324,275 @@ Test(jmap, a_reader_finding_a_version_rewritten_opens_the_name_again)
 }
 
 /* Two readings differ: the newer is checked against a third. */
+/* Two readings differ: the newer is checked against a third. */
+Test(jmap, a_record_that_changes_while_read_is_read_again)
+{
+	expect_load_tries_again("shmk/record/unstable", "changed under");
+}
+
+Test(jmap, without_a_name_exchange_each_version_is_renamed_into_place)
+{
+	shmk_ctx *c = jopen();
+	struct stat st;
+
+	fiu_enable("shmk/jmap/exchange", 1, NULL, 0);
+	cr_assert_eq(made(c, jname("k", 0), 11), 0);
+	for (int i = 0; i < 4000; i++) {
+		cr_assert_eq(made(c, jname("x", i % 3), 50 + (uint64_t)i), 0,
+			     "%s", shmk_last_error());
+		if (i % 2)
+			gone(c, jname("x", i % 3));
+		if (i % 800 == 0)
+			expect_record_is_table(c, "renamed versions");
+	}
+	fiu_disable("shmk/jmap/exchange");
+	expect_record_is_table(c, "at the end");
+	cr_assert_neq(stat(file_of(c, true), &st), 0,
+		      "no old version is kept without an exchange");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert_eq(ns_files(NULL), 0);
+}
+
+Test(jmap, a_record_that_cannot_be_mapped_is_appended_to)
+{
+	shmk_ctx *c = jopen();
+	struct stat st;
+	char last;
+	int fd;
+
+	fiu_enable("shmk/sys/mmap", 1, NULL, 0);
+	cr_assert_eq(made(c, jname("m", 0), 21), 0, "%s", shmk_last_error());
+	fiu_disable("shmk/sys/mmap");
+	cr_assert(c->own.write_only);
+	for (int i = 1; i < 300; i++) {
+		cr_assert_eq(made(c, jname("m", i), 21 + (uint64_t)i), 0);
+		if (i % 2)
+			gone(c, jname("m", i));
+	}
+	expect_record_is_table(c, "written, not mapped");
+	fd = open(file_of(c, false), O_RDONLY);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(pread(fd, &last, 1, st.st_size - 1), 1);
+	close(fd);
+	cr_assert_eq(last, '\n', "no reserve: the lines are appended");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert_eq(ns_files(NULL), 0);
+}
+
+/* Makes and drops objects with the old version refused (as by a reader)
+ * and failpoint fp failing with err, until an operation fails (its -errno)
+ * or 20,000 went through (0); *ops says how many were tried. */
+static int churn_until_error(shmk_ctx *c, const char *fp, int err, int *ops)
+{
+	int rc = 0, i;
+
+	fiu_enable("shmk/jmap/reader", 1, NULL, 0);
+	fiu_enable(fp, 1, (void *)(intptr_t)err, 0);
+	for (i = 0; i < 20000 && rc == 0; i++) {
+		rc = made(c, jname("e", i % 4), 300 + (uint64_t)i);
+		if (rc == 0)
+			gone(c, jname("e", i % 4));
+	}
+	fiu_disable(fp);
+	fiu_disable("shmk/jmap/reader");
+	*ops = i;
+	return rc;
+}
+
+Test(jmap, a_rewrite_that_fails_keeps_the_current_version_whole)
+{
+	shmk_ctx *c = jopen();
+	int i, rc = 0;
+
+	cr_assert_eq(made(c, jname("k", 0), 31), 0);
+	churn_until_old(c);
+	/* The old version refused (a reader), and no new file either. */
+	rc = churn_until_error(c, "shmk/sys/openat", EMFILE, &i);
+	cr_assert_eq(rc, -EMFILE, "rc %d after %d operations", rc, i);
+	cr_assert_not_null(strstr(shmk_last_error(), "cannot create"), "%s",
+			   shmk_last_error());
+	expect_record_is_table(c, "after the failed rewrite");
+	cr_assert_eq(made(c, jname("g", 0), 999), 0, "%s", shmk_last_error());
+	expect_record_is_table(c, "after the next one");
+	cr_assert_eq(shmk_close(c), 0);
+	cr_assert_eq(ns_files(NULL), 0);
+}
+
+/* A process that is not the owner's (here a raw clone, which runs no fork
+ * handler and so still takes itself for its parent) must not rewrite the
+ * record: its descriptors and mapping would exist only in it. */
+static int clone_snapshot(void *arg)
+{
+	shmk_ctx *c = arg;
+	long pid = syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+	int st;
+
+	if (pid == 0)
+		_exit(shmk__owner_snapshot(c) == -EDEADLK ? 0 : 1);
+	if (pid < 0 || waitpid((pid_t)pid, &st, 0) != (pid_t)pid)
+		return 2;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 3;
+}
+
+Test(jmap, a_snapshot_in_a_process_not_the_owners_is_refused)
+{
+	shmk_ctx *c = jopen();
+
+	cr_assert_eq(made(c, jname("s", 0), 1), 0);
+	cr_assert_eq(clone_snapshot(c), 0);
+	expect_record_is_table(c, "after the child");
+	shmk_close(c);
+}
+
+/* ---- SIGKILL anywhere in a rewrite ------------------------------------- */
+
+static int kill_k;
+
+static int kill_on_kth(const char *name, int *failnum, void **failinfo,
+		       unsigned *flags)
+{
+	(void)name; (void)failnum; (void)failinfo; (void)flags;
+	if (--kill_k <= 0)
+		kill(getpid(), SIGKILL);
+	return 0;
+}
+
+struct cut {
+	const char *point;
+	int k;
+};
+
+/* Real objects made and unlinked as the preload does, until killed. */
+static int cut_child(void *arg)
+{
+	struct cut *t = arg;
+	char fp[96], file[PATH_MAX];
+	shmk_ctx *c = jopen();
+
+	kill_k = t->k;
+	snprintf(fp, sizeof fp, "shmk/crash/%s", t->point);
+	fiu_enable_external(fp, 1, NULL, 0, kill_on_kth);
+	for (int i = 0;; i++) {
+		const char *n = jname("obj", i);
+		struct stat st;
+		int fd;
+		struct shmk_rec_seg prev, *e;
+
+		pthread_mutex_lock(&c->mu);
+		if (shmk__adopt_intent(c, n, SHMK_KIND_ADOPTED_SHM, &prev, &e) < 0)
+			return 1;
+		pthread_mutex_unlock(&c->mu);
+		snprintf(file, sizeof file, "%s%s", T.shm_dir, n);
+		fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || fstat(fd, &st) < 0)
+			return 2;
+		close(fd);
+		pthread_mutex_lock(&c->mu);
+		shmk__adopt_live(c, e, (uint64_t)st.st_ino);
+		pthread_mutex_unlock(&c->mu);
+		if (i % 16 != 15) { /* one object in 16 stays */
+			if (unlink(file) < 0)
+				return 3;
+			gone(c, n);
+		}
+		if (i > 200000)
+			return 4; /* the point was never reached */
+	}
+}
+
+static size_t my_objects(void)
+{
+	char pre[64];
+	DIR *d = opendir(T.shm_dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	snprintf(pre, sizeof pre, "%s_obj", T.ns);
+	while (d && (e = readdir(d)))
+		n += strncmp(e->d_name, pre, strlen(pre)) == 0;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+Test(jmap, a_sigkill_anywhere_in_a_rewrite_leaves_what_a_reaper_finishes,
+     .timeout = 120)
+{
+	static const char *points[] = {"jmap/after_rewrite", "jmap/after_publish"};
+	static const int ks[] = {2, 3, 5, 8}; /* the first is at creation */
+
+	for (size_t p = 0; p < 2; p++)
+		for (size_t k = 0; k < sizeof ks / sizeof *ks; k++) {
+			struct cut t = {points[p], ks[k]};
+			struct shmk_reap_options o = {.dir = T.dir, .ns = T.ns,
+						      .flags = SHMK_REAP_NO_STRAYS};
+			struct shmk_reap_report *rep = NULL;
+			int st = reap_child(spawn(cut_child, &t));
+
+			cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+				  "%s #%d: status %x", t.point, t.k, st);
+			cr_assert_gt(my_objects(), 0);
+			cr_assert_eq(shmk_reap(&o, &rep), 0, "%s",
+				     shmk_last_error());
+			cr_assert_eq(rep->errors, 0, "%s #%d", t.point, t.k);
+			shmk_reap_report_free(rep);
+			cr_assert_eq(my_objects(), 0,
+				     "%s #%d: objects left after the reap",
+				     t.point, t.k);
+			cr_assert_eq(ns_files(NULL), 0,
+				     "%s #%d: owner files left", t.point, t.k);
+		}
+}
+
+/* ---- a full file system, a record read while it is stored into --------- */
+
+/* The registry's namespace directory on a tmpfs of a few pages, in a
+ * private mount namespace (a child of the test): the owner's first
+ * version fits, then a filler takes every free block.  A rewrite must
+ * then fail with ENOSPC: never a SIGBUS at a store into a page that was
+ * never allocated. */
+static int full_child(void *arg)
+{
+	char filler[PATH_MAX];
+	shmk_ctx *c;
+	int fd, rc = 0;
+
+	(void)arg;
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", T.ns_dir, "tmpfs", 0, "size=64k,mode=0700") < 0)
+		return 10;
+	c = jopen();
+	if (made(c, jname("f", 0), 1) < 0)
+		return 11;
+	snprintf(filler, sizeof filler, "%s/filler", T.ns_dir);
+	if ((fd = open(filler, O_RDWR | O_CREAT, 0600)) < 0)
+		return 12;
+	for (off_t at = 0; posix_fallocate(fd, at, 4096) == 0; at += 4096)
+		;
+	for (int i = 0; i < 100000 && rc == 0; i++) {
+		rc = made(c, jname("g", 0), 2 + (uint64_t)i);
+		if (rc == 0)
+			gone(c, jname("g", 0));
+	}
+	close(fd);
+	unlink(filler);
+	shmk_close(c);
+	return rc == -ENOSPC ? 0 : 13;
+}
+
+Test(jmap, a_full_file_system_is_enospc_at_the_rewrite_not_sigbus)
+{
+	int st;
+
+	cr_assert_eq(mkdir(T.ns_dir, 0700) == 0 || errno == EEXIST, 1);
+	st = reap_child(spawn(full_child, NULL));
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 10)
+		cr_skip_test("cannot mount a tmpfs here (needs root)");
+	cr_assert(WIFEXITED(st), "killed by signal %d", WTERMSIG(st));
+	cr_assert_eq(WEXITSTATUS(st), 0, "status %d", WEXITSTATUS(st));
+}
+
 /* A reader racing a live owner's stores: every load reads, and holds the
  * object the owner keeps (a line read with its '\n' but not its bytes
  * would have been refused, or read wrong). */
@@ -376,6 +645,7 @@ Test(jmap, a_reader_racing_the_owners_stores_reads_every_time, .timeout = 90)
 	close(rc.ready[1]);
 	close(rc.stop[0]);
 	cr_assert_eq(read(rc.ready[0], &ino, sizeof ino), sizeof ino);
+	close(rc.ready[0]);
 	d = opendir(T.ns_dir);
 	while ((e = readdir(d)))
 		if (e->d_name[0] == 'p' && strstr(e->d_name, ".jsonl"))
@@ -464,6 +734,7 @@ Test(jmap, an_intent_is_kept_while_a_live_owners_record_cannot_be_read)
 	close(rc.ready[1]);
 	close(rc.stop[0]);
 	cr_assert_eq(read(rc.ready[0], &b, 1), 1);
+	close(rc.ready[0]);
 	/* The live owner's record, garbled (as by a disk error). */
 	d = opendir(T.ns_dir);
 	while ((e = readdir(d)))
@@ -513,15 +784,7 @@ Test(jmap, a_version_that_cannot_be_allocated_is_an_error_not_a_mapping)
 	c = jopen();
 	cr_assert_eq(made(c, jname("b", 0), 2), 0);
 	cr_assert_not_null(c->own.map);
-	fiu_enable("shmk/jmap/fill", 1, (void *)(intptr_t)ENOSPC, 0);
-	fiu_enable("shmk/jmap/reader", 1, NULL, 0);
-	for (i = 0; i < 20000 && rc == 0; i++) {
-		rc = made(c, jname("c", i % 2), 3 + (uint64_t)i);
-		if (rc == 0)
-			gone(c, jname("c", i % 2));
-	}
-	fiu_disable("shmk/jmap/reader");
-	fiu_disable("shmk/jmap/fill");
+	rc = churn_until_error(c, "shmk/jmap/fill", ENOSPC, &i);
 	cr_assert_eq(rc, -ENOSPC, "rc %d after %d", rc, i);
 	expect_record_is_table(c, "after ENOSPC");
 	cr_assert_eq(shmk_close(c), 0);
