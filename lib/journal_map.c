@@ -45,7 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #define RESERVE_MIN 4096u
@@ -94,9 +96,30 @@ static void unmap(char **map, size_t *size)
 	*size = 0;
 }
 
+/* Only where a store into a page already written needs no new block:
+ * tmpfs, ext2/3/4 and XFS write in place.  A copy-on-write file system
+ * (btrfs, ZFS, bcachefs) allocates at every store after writeback, and
+ * full it answers a store with SIGBUS: there, and anywhere unknown, lines
+ * are written. */
+static bool writes_in_place(int dirfd)
+{
+	struct statfs sf;
+
+	if (fiu_fail("shmk/jmap/cow") || fstatfs(dirfd, &sf) < 0)
+		return false;
+	switch ((unsigned long)sf.f_type) {
+	case TMPFS_MAGIC:
+	case EXT4_SUPER_MAGIC: /* ext2 and ext3 too */
+	case XFS_SUPER_MAGIC:
+		return true;
+	default:
+		return false;
+	}
+}
+
 bool shmk__jmap_wanted(const shmk_ctx *c)
 {
-	return c->adopt && !c->durable;
+	return c->adopt && !c->durable && writes_in_place(c->ns_fd);
 }
 
 void shmk__jmap_forget(struct shmk_owner *o)
@@ -120,9 +143,13 @@ void shmk__jmap_remove_old(shmk_ctx *c)
 	shmk__close(&o->old_fd);
 }
 
+/* Strictly less: a mapped record always ends in a space at least, so
+ * that a reader sees a torn tail and reads twice (record_load.c); a line
+ * ending exactly at the end of the file would look published by the size,
+ * as an append is, and be read once while it is being stored. */
 bool shmk__jmap_fits(const struct shmk_owner *o, size_t len)
 {
-	return len <= o->map_size - o->wpos;
+	return len < o->map_size - o->wpos;
 }
 
 void shmk__jmap_store(struct shmk_owner *o, const char *line, size_t len)
@@ -146,10 +173,10 @@ static size_t version_size(struct shmk_owner *o, size_t len)
 	if (r < len)
 		r = len;
 	/* Readers refuse a file over SHMK_RECORD_MAX: a huge document gets
-	 * what room is left under it (a page at least). */
+	 * what room is left under it (0: none, the caller fails). */
 	if (len + r > SHMK_RECORD_MAX)
-		r = len + pg <= SHMK_RECORD_MAX ? SHMK_RECORD_MAX - len : pg;
-	return (len + r + pg - 1) / pg * pg;
+		r = len + pg <= SHMK_RECORD_MAX ? SHMK_RECORD_MAX - len : 0;
+	return r ? (len + r + pg - 1) / pg * pg : 0;
 }
 
 /* The old version, write-locked for rewriting in place and at least size
@@ -226,6 +253,10 @@ int shmk__jmap_publish(shmk_ctx *c, const char *doc, size_t len)
 	if ((rc = shmk__ofile_name(o->id, SHMK_OFILE_RECORD_TMP, tmp,
 				   sizeof tmp)) < 0)
 		return rc;
+	if (!size)
+		return shmk__err(-ENOBUFS, "%s: a record of %zu bytes leaves no "
+					   "room under %u",
+				 o->rec_path, len, SHMK_RECORD_MAX);
 	locked = (rc = reuse_old(o, size)) == 0;
 	if (!locked && (rc = make_old(c, tmp, size)) < 0)
 		return shmk__err(rc, "%s/%s: cannot create: %s", c->ns_path, tmp,

@@ -467,7 +467,8 @@ static void load_claims_ex(struct reap *r, bool reload)
 			continue;
 		if (reload && !o->self) {
 			shmk__record_free(&o->rec);
-			o->loaded = o->load_tried = false;
+			o->loaded = o->load_tried = o->rec_bad = false;
+			o->load_err = 0;
 		}
 		load(r, o, false);
 		if (!o->loaded) {
@@ -487,17 +488,22 @@ static void load_claims(struct reap *r) { load_claims_ex(r, false); }
  * of them claims is not theirs.  An object as new as that reading (same
  * coarse clock as the kernel's ctime) may be one whose intent we have not
  * read: read the records again.  1 claimed, 0 not, -errno cannot tell. */
-static int intent_claimed(struct reap *r, const char *name)
+static int intent_claimed(struct reap *r, const char *name, uint64_t *seen)
 {
 	struct stat st;
 
+	*seen = 0;
 	load_claims(r);
 	if (shmk__table_get(&r->claims, name))
 		return 1;
-	if (r->claims_incomplete)
-		return -EIO;
+	/* What is judged is the object seen here, and only it is unlinked
+	 * (*seen): one a live owner makes under the name after this look
+	 * is another inode. */
 	if (fstatat(r->shmfd, name + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
+	*seen = (uint64_t)st.st_ino;
+	if (r->claims_incomplete)
+		return -EIO;
 	if (st.st_ctim.tv_sec < r->claims_at.tv_sec ||
 	    (st.st_ctim.tv_sec == r->claims_at.tv_sec &&
 	     st.st_ctim.tv_nsec < r->claims_at.tv_nsec))
@@ -553,7 +559,17 @@ static void reap_segment(struct reap *r, struct owner_ent *o,
 		return;
 	}
 	if (s->state == SHMK_SEG_INTENT) {
-		int c = intent_claimed(r, s->name);
+		uint64_t seen;
+		int c = intent_claimed(r, s->name, &seen);
+
+		SHMK_CRASHPOINT("reap/after_intent_look");
+		if (c == 0 && !seen) { /* nothing under the name: settled */
+			seg_settled(&d);
+			item_s(r, SHMK_REAP_SEGMENT_GONE, o->id, pid, s->name,
+			       s->size, 0, "already gone");
+			return;
+		}
+		q.ino = seen;
 		if (c != 0) {
 			if (c > 0)
 				seg_settled(&d);

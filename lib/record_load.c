@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The records the library writes take the fast path (record_fast.c);
@@ -182,8 +183,14 @@ again:
 	}
 	if ((rc = read_lock(fd)) < 0) {
 		shmk__close(&fd);
-		if (++tries < REOPENS)
+		if (++tries < REOPENS) {
+			/* The owner holds its lock for a copy of the document:
+			 * give it time, 50 us doubling (some 25 ms in all). */
+			struct timespec ts = {0, 50000L << (tries - 1)};
+
+			nanosleep(&ts, NULL);
 			goto again;
+		}
 		snprintf(why, whylen, "being rewritten by its owner (tried %d "
 				      "times)",
 			 tries);

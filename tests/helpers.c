@@ -15,7 +15,9 @@
 #include <fiu.h>
 #include <ftw.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -193,6 +195,20 @@ bool shm_exists(const char *name)
 
 	snprintf(p, sizeof p, "%s/%s.%s", T.shm_dir, T.ns, name);
 	return lstat(p, &st) == 0;
+}
+
+void tns_tmpfs(const char *size)
+{
+	char opts[64];
+
+	snprintf(opts, sizeof opts, "size=%s,mode=0700", size);
+	if (mkdir(T.ns_dir, 0700) < 0 && errno != EEXIST)
+		cr_assert_fail("%s: %s", T.ns_dir, strerror(errno));
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", T.ns_dir, "tmpfs", 0, opts) < 0)
+		cr_skip_test("cannot mount a tmpfs on %s (%s): needs root",
+			     T.ns_dir, strerror(errno));
 }
 
 size_t ns_files(const char *suffix)

@@ -58,6 +58,11 @@ bool shm_file_exists(const char *file);
 /* Files in T.ns_dir whose name ends with suffix (NULL: all but "." ".."
  * and the quarantine directory). */
 size_t ns_files(const char *suffix);
+/* T.ns_dir made a tmpfs of its own (size like "1m"), in a private mount
+ * namespace of the calling process (it goes with it): where a test needs
+ * what only tmpfs gives, whatever /tmp is.  Skips the test if it cannot
+ * (needs root). */
+void tns_tmpfs(const char *size);
 /* Files in T.ns_dir/quarantine. */
 size_t quarantined_files(void);
 /* Whole content of a file (malloc'd, NUL-terminated) or NULL. */

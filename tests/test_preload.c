@@ -539,6 +539,7 @@ Test(preload, a_program_that_churns_keeps_a_record_that_reads)
 	int rc;
 	struct shmk_reap_report *rep;
 
+	tns_tmpfs("16m"); /* a file system the record is mapped on */
 	snprintf(n, sizeof n, "N:4000:%s", an("churn"));
 	snprintf(k, sizeof k, "C:%s", an("kept"));
 	b = start((const char *[]){n, k, "W", NULL});
