@@ -205,7 +205,7 @@ void tns_tmpfs(const char *size)
 	if (mkdir(T.ns_dir, 0700) < 0 && errno != EEXIST)
 		cr_assert_fail("%s: %s", T.ns_dir, strerror(errno));
 	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount("tmpfs", T.ns_dir, "tmpfs", 0, opts) < 0)
 		cr_skip_test("cannot mount a tmpfs on %s (%s): needs root",
 			     T.ns_dir, strerror(errno));

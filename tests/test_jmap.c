@@ -567,7 +567,7 @@ static int full_child(void *arg)
 
 	(void)arg;
 	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount("tmpfs", T.ns_dir, "tmpfs", 0, "size=64k,mode=0700") < 0)
 		return 10;
 	c = jopen();
