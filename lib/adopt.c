@@ -143,7 +143,7 @@ void shmk__adopt_drop(shmk_ctx *c, const char *full)
 
 bool shmk__adopt_mine(shmk_ctx *c)
 {
-	return c->own.pid != 0 && c->own.pid == shmk__pid();
+	return c->own.pid == shmk__pid(); /* 0 (no owner) is no pid */
 }
 
 void shmk__adopt_retire(shmk_ctx *c)

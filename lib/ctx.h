@@ -15,7 +15,8 @@ struct shmk_owner {
 	 * lines: under the preload a program pays for each miss). */
 	pid_t pid; /* process the owner belongs to; 0 = no owner yet */
 	bool must_rewrite;      /* an append failed: file may end torn */
-	bool write_only; /* the first version could not be mapped */
+	bool write_only; /* lines are written, never stored: settled at the
+			  * first version (not wanted, or not mapped) */
 	struct shmk_table segs; /* name -> struct shmk_rec_seg (owned) */
 	/* The mapped journal (journal_map.c): the record (rec_fd) mapped,
 	 * lines stored from wpos; the version before it, kept under the
@@ -27,7 +28,6 @@ struct shmk_owner {
 	/* A dropped entry kept for the next intent (adopt.c): a program that
 	 * makes and unlinks objects all its life reuses it. */
 	struct shmk_rec_seg *free_ent;
-	size_t ops;             /* journal lines since the last snapshot */
 	size_t jbytes;          /* journal bytes since the last snapshot */
 	size_t pending_len;     /* bytes in pending[] */
 	int old_fd;

@@ -65,7 +65,7 @@ bool shmk__fullname_in_ns(const char *full, const char *ns)
  * and a plain file name: printable ASCII but '"', '\\' and '/', no leading
  * '.' (so never ".", "..", a hidden name or the namespace claim).  A name
  * outside it is not adopted: the preload leaves the call alone. */
-const bool shmk__adopted_ch[256] = {
+const bool shmk__adopted_ch[256] = { /* the alphabet, but space */
 	[0x21] = true,
 	[0x23 ... 0x2e] = true,
 	[0x30 ... 0x5b] = true,
@@ -80,7 +80,8 @@ bool shmk__adopted_name_ok(const char *full, enum shmk_seg_kind kind)
 	if (full[0] != '/' || f[0] == '.' || f[0] == '\0')
 		return false;
 	for (n = 0; f[n]; n++)
-		if (n >= SHMK_ADOPTED_FILE_MAX || !shmk__adopted_ch[(unsigned char)f[n]])
+		if (n >= SHMK_ADOPTED_FILE_MAX ||
+		    !shmk__adopted_ch[(unsigned char)f[n]])
 			return false;
 	switch (kind) {
 	case SHMK_KIND_ADOPTED_SHM:

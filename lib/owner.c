@@ -59,7 +59,7 @@ void shmk__owner_forget(struct shmk_owner *o)
 		free(v);
 	shmk__table_free(&o->segs);
 	o->pid = 0;
-	o->ops = o->jbytes = o->snap_bytes = o->pending_len = 0;
+	o->jbytes = o->snap_bytes = o->pending_len = 0;
 	o->must_rewrite = false;
 }
 
@@ -251,16 +251,18 @@ int shmk__owner_snapshot(shmk_ctx *c)
 		goto nobuf;
 	memcpy(buf + len, "]}\n", 3);
 	len += 3;
-	if (shmk__jmap_wanted(c) && !o->write_only) {
+	/* Whether lines are stored or written is settled at the first
+	 * version (the file system does not change under an owner). */
+	if (!o->write_only && !o->map && !shmk__jmap_wanted(c))
+		o->write_only = true;
+	if (!o->write_only) {
 		rc = shmk__jmap_publish(c, buf, len);
-		if (rc < 0 && !o->map) { /* never mapped: lines are written */
-			shmk__jmap_remove_old(c);
-			o->write_only = true;
-		}
-		else if (rc < 0)
-			goto out;
-		else
+		if (rc == 0)
 			goto done;
+		if (o->map)
+			goto out; /* the current version stays */
+		shmk__jmap_remove_old(c); /* never mapped: lines are written */
+		o->write_only = true;
 	}
 	rc = shmk__replace(c->ns_fd, c->ns_path, o->rec_name, buf, len,
 			   c->durable, &fd);
@@ -272,7 +274,6 @@ int shmk__owner_snapshot(shmk_ctx *c)
 done:
 	free(buf);
 	o->must_rewrite = false;
-	o->ops = 0;
 	o->jbytes = 0;
 	o->snap_bytes = len;
 	o->pending_len = 0; /* the snapshot states it */
@@ -297,8 +298,6 @@ int shmk__owner_log(shmk_ctx *c, const char *line, size_t len)
 			return rc; /* the current version, whole, stays */
 		if (len)
 			shmk__jmap_store(o, line, len);
-		o->ops++;
-		o->jbytes += len;
 		return 0;
 	}
 	if (o->must_rewrite && (rc = shmk__owner_snapshot(c)) < 0)
@@ -308,7 +307,6 @@ int shmk__owner_log(shmk_ctx *c, const char *line, size_t len)
 		memcpy(both + o->pending_len, line, len);
 		line = both;
 		len += o->pending_len;
-		o->ops++;
 	}
 	o->pending_len = 0;
 	if ((rc = shmk__append(o->rec_fd, o->rec_path, line, len,
@@ -316,7 +314,6 @@ int shmk__owner_log(shmk_ctx *c, const char *line, size_t len)
 		o->must_rewrite = true;
 		return rc;
 	}
-	o->ops++;
 	o->jbytes += len;
 	/* A failed rewrite leaves the old, complete file: try again later. */
 	if (o->jbytes > COMPACT_SLACK_BYTES + 2 * o->snap_bytes)

@@ -193,7 +193,7 @@ static void *_Atomic r_clone;
  * name. */
 EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 {
-	clone_fn f = (clone_fn)next_sym(&r_clone, "clone");
+	clone_fn f = REAL(r_clone, clone_fn, "clone");
 	bool shares = (flags & CLONE_VM) && !(flags & CLONE_THREAD);
 	pid_t *ptid, *ctid;
 	void *tls;

@@ -141,7 +141,7 @@ static char *put_u64(char *p, uint64_t v)
 #define OP_FIXED 128
 
 /* '{"op":"<op>","name":"<name>"' into buf, which has room for the name
- * and OP_FIXED (checked by the callers).  The end of it. */
+ * and OP_FIXED (op_line() checks).  The end of it. */
 #define OP_HEAD(p, op, name, nl)                                   \
 	do {                                                       \
 		(p) = PUT(p, "{\"op\":\"" op "\",\"name\":\""); \
